@@ -1,0 +1,17 @@
+//! # hgn — Hamiltonian Generative Networks in Rust
+//!
+//! An implementation of Toth, Rezende, Jaegle, Racanière, Botev & Higgins, *Hamiltonian
+//! Generative Networks* (ICLR 2020) on burn 0.22.
+//!
+//! Crate map (see `ARCHITECTURE.md` for the invariants):
+//!
+//! - [`physics`]: f64 Hamiltonian systems, ground-truth integration and the soft-disc renderer
+//!   (no burn, no I/O);
+//! - [`data`]: the dataset format (`.npy` + `meta.json`), `hgn generate` and `hgn inspect`;
+//! - [`device`]: the `--device` flag → burn device;
+//! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
+
+pub mod cli;
+pub mod data;
+pub mod device;
+pub mod physics;
