@@ -15,7 +15,7 @@ use crate::physics::{SYSTEMS, find_system, system_names};
 
 /// Hamiltonian Generative Networks: physics datasets, models and evaluation.
 #[derive(Debug, Parser)]
-#[command(name = "hgn", version, about, long_about = None)]
+#[command(name = "hgn", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

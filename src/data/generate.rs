@@ -357,10 +357,9 @@ fn write_split(
         })
         .collect::<Result<Vec<_>>>()?;
 
-    let mut first = Vec::new();
-    for block_start in (0..n).step_by(BLOCK) {
+    let generate_block = |block_start: usize| -> Result<Vec<Trajectory>> {
         let block_end = (block_start + BLOCK).min(n);
-        let block: Vec<Trajectory> = (block_start..block_end)
+        (block_start..block_end)
             .into_par_iter()
             .map(|i| {
                 let mut rng = trajectory_rng(opts.seed, split.stream_id(), i as u64);
@@ -368,17 +367,29 @@ fn write_split(
                 bar.inc(1);
                 trajectory.with_context(|| format!("{} sequence {i}", split.name()))
             })
-            .collect::<Result<_>>()?;
-        for trajectory in &block {
+            .collect()
+    };
+    let write_block = |writers: &mut [NpyWriter], block: &[Trajectory]| -> Result<()> {
+        for trajectory in block {
             writers[0].write_u8(&trajectory.frames)?;
             writers[1].write_f64(&trajectory.states)?;
             writers[2].write_f64(&trajectory.observed_states)?;
             writers[3].write_f64(&trajectory.params)?;
         }
-        if first.is_empty() {
-            first = block.into_iter().take(PREVIEW_ROWS).collect();
-        }
+        Ok(())
+    };
+    // Block k is written while block k + 1 is generated, so disk I/O overlaps the simulation.
+    let mut pending = generate_block(0)?;
+    let first: Vec<Trajectory> = pending.iter().take(PREVIEW_ROWS).cloned().collect();
+    for block_start in (BLOCK..n).step_by(BLOCK) {
+        let (written, next) = rayon::join(
+            || write_block(&mut writers, &pending),
+            || generate_block(block_start),
+        );
+        written?;
+        pending = next?;
     }
+    write_block(&mut writers, &pending)?;
     let mut files = BTreeMap::new();
     for ((name, (dtype, shape)), writer) in ARRAYS.iter().zip(shapes).zip(writers) {
         let written = writer.finish()?;

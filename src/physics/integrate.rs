@@ -142,7 +142,7 @@ impl<'a> Dopri5<'a> {
             grad: vec![0.0; dim],
         };
         let mut k0 = std::mem::take(&mut solver.k[0]);
-        solver.rhs(&y0.to_vec(), &mut k0);
+        solver.rhs(y0, &mut k0);
         solver.k[0] = k0;
         solver
     }
