@@ -14,4 +14,5 @@
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod model;
 pub mod physics;

@@ -1,0 +1,323 @@
+//! Exactness of the explicit Hamiltonian gradients and of the latent integrators, in f64 on the
+//! CPU backend. A separate test binary, so configuring the device for f64 affects nothing else.
+
+use burn::module::Param;
+use burn::tensor::{DType, Device, Distribution, FloatDType, Tensor, TensorData};
+use hgn::model::{
+    ConvEnergyConfig, HamiltonianNet, HamiltonianNetConfig, IntegratorKind, LatentHamiltonian,
+    rollout,
+};
+
+/// The CPU device, switched to f64 once for the whole process (burn allows it only once).
+fn f64_device() -> Device {
+    static CONFIGURED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CONFIGURED.get_or_init(|| {
+        Device::flex()
+            .configure(FloatDType::F64)
+            .expect("flex computes in f64");
+        Device::flex().seed(7);
+    });
+    Device::flex()
+}
+
+fn values(t: Tensor<4>) -> Vec<f64> {
+    t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
+}
+
+fn relative_error(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
+fn normal(shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+#[test]
+fn the_device_really_computes_in_f64() {
+    let device = f64_device().autodiff();
+    let x = normal([1, 1, 2, 2], &device);
+    assert_eq!(x.dtype(), DType::F64);
+    let one = Tensor::<1>::from_data(TensorData::new(vec![1.0f64 + 1e-12], [1]), &device);
+    let v = scalar(one.sub_scalar(1.0));
+    assert!((v - 1e-12).abs() < 1e-15, "not f64: {v}");
+}
+
+#[test]
+fn explicit_energy_gradient_matches_autodiff() {
+    let device = f64_device().autodiff();
+    for (channels, size) in [(16, 4), (3, 5), (32, 4)] {
+        let net = ConvEnergyConfig::paper(channels, size).init(&device);
+        let x = normal([3, channels, size, size], &device).require_grad();
+        let (energy, explicit) = net.energy_and_grad(x.clone());
+        let grads = energy.sum().backward();
+        let auto = x.grad(&grads).expect("x is tracked");
+        let err = relative_error(&values(explicit), &values(auto));
+        assert!(
+            err <= 1e-10,
+            "{channels}×{size}×{size}: relative error {err:e}"
+        );
+    }
+}
+
+#[test]
+fn joint_hamiltonian_gradients_match_autodiff() {
+    let device = f64_device().autodiff();
+    for separable in [true, false] {
+        let h = HamiltonianNetConfig::new(16, 4)
+            .with_separable(separable)
+            .init(&device);
+        let q = normal([2, 16, 4, 4], &device).require_grad();
+        let p = normal([2, 16, 4, 4], &device).require_grad();
+        let grads = h.energy(q.clone(), p.clone()).sum().backward();
+        let auto_q = values(q.grad(&grads).unwrap());
+        let auto_p = values(p.grad(&grads).unwrap());
+        let err_q = relative_error(&values(h.dh_dq(q.clone(), p.clone())), &auto_q);
+        let err_p = relative_error(&values(h.dh_dp(q, p)), &auto_p);
+        assert!(
+            err_q <= 1e-10 && err_p <= 1e-10,
+            "separable {separable}: {err_q:e}, {err_p:e}"
+        );
+    }
+}
+
+#[test]
+fn paper_hamiltonian_has_the_published_parameter_count() {
+    let device = f64_device();
+    let net = ConvEnergyConfig::paper(16, 4).init(&device);
+    assert_eq!(net.num_parameters(), 46_049);
+}
+
+/// Selects one energy net of a Hamiltonian, mutably.
+type PickNet = fn(&mut HamiltonianNet) -> &mut hgn::model::ConvEnergy;
+
+/// A loss through a 3-step rollout: squared distance of every state from a fixed target.
+fn rollout_loss(
+    h: &HamiltonianNet,
+    kind: IntegratorKind,
+    q0: &Tensor<4>,
+    p0: &Tensor<4>,
+) -> Tensor<1> {
+    let r = rollout(h, kind, q0.clone(), p0.clone(), 0.125, 3);
+    let mut loss = Tensor::<1>::zeros([1], &q0.device());
+    for (t, (q, p)) in r.q.into_iter().zip(r.p).enumerate() {
+        let target = q0.clone().mul_scalar(0.3 * t as f64).sin();
+        loss =
+            loss + (q - target).powf_scalar(2.0).sum() + p.powf_scalar(2.0).sum().mul_scalar(0.1);
+    }
+    loss
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()[0]
+}
+
+#[test]
+fn rollout_parameter_gradients_match_central_finite_differences() {
+    let device = f64_device().autodiff();
+    for (separable, kind) in [
+        (true, IntegratorKind::Leapfrog),
+        (false, IntegratorKind::Leapfrog),
+        (true, IntegratorKind::Euler),
+    ] {
+        let h = HamiltonianNetConfig::new(4, 4)
+            .with_separable(separable)
+            .init(&device);
+        let q0 = normal([2, 4, 4, 4], &device).mul_scalar(0.5);
+        let p0 = normal([2, 4, 4, 4], &device).mul_scalar(0.5);
+        let grads = rollout_loss(&h, kind, &q0, &p0).backward();
+        let nets: Vec<(&str, PickNet)> = if separable {
+            vec![
+                ("U", |h| h.potential.as_mut().unwrap()),
+                ("K", |h| h.kinetic.as_mut().unwrap()),
+            ]
+        } else {
+            vec![("joint", |h| h.joint.as_mut().unwrap())]
+        };
+        for (name, pick) in nets {
+            for layer in 0..5 {
+                let mut probe = h.clone();
+                let weight = pick(&mut probe).layers[layer].weight.val();
+                let analytic = values(weight.grad(&grads).expect("weights are tracked"));
+                let shape = weight.dims();
+                let numel: usize = shape.iter().product();
+                // Probe a few entries spread over the tensor.
+                for index in [0, numel / 3, numel - 1] {
+                    let eps = 1e-3;
+                    let perturbed = |sign: f64| {
+                        let mut copy = h.clone();
+                        let mut w = values(pick(&mut copy).layers[layer].weight.val());
+                        w[index] += sign * eps;
+                        let w = Tensor::<4>::from_data(TensorData::new(w, shape), &device);
+                        pick(&mut copy).layers[layer].weight = Param::from_tensor(w);
+                        scalar(rollout_loss(&copy, kind, &q0, &p0))
+                    };
+                    let fd = (perturbed(1.0) - perturbed(-1.0)) / (2.0 * eps);
+                    let err = (fd - analytic[index]).abs() / analytic[index].abs().max(1e-6);
+                    assert!(
+                        err <= 1e-4,
+                        "{kind:?} {name} layer {layer} entry {index}: autodiff {} vs finite difference {fd}",
+                        analytic[index]
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `H = ½‖p‖² + ½k‖q‖²`, solved exactly by a rotation with `ω = √k`.
+struct Oscillator {
+    k: f64,
+}
+
+impl LatentHamiltonian for Oscillator {
+    fn energy(&self, q: Tensor<4>, p: Tensor<4>) -> Tensor<1> {
+        let b = q.dims()[0];
+        (p.powf_scalar(2.0) + q.powf_scalar(2.0).mul_scalar(self.k))
+            .mul_scalar(0.5)
+            .sum_dims(&[1, 2, 3])
+            .reshape([b])
+    }
+    fn dh_dq(&self, q: Tensor<4>, _p: Tensor<4>) -> Tensor<4> {
+        q.mul_scalar(self.k)
+    }
+    fn dh_dp(&self, _q: Tensor<4>, p: Tensor<4>) -> Tensor<4> {
+        p
+    }
+    fn is_separable(&self) -> bool {
+        true
+    }
+}
+
+/// `H = ½‖p‖² + Σ(1 − cos q)`: a field of independent pendulums.
+struct Pendulums;
+
+impl LatentHamiltonian for Pendulums {
+    fn energy(&self, q: Tensor<4>, p: Tensor<4>) -> Tensor<1> {
+        let b = q.dims()[0];
+        (p.powf_scalar(2.0).mul_scalar(0.5) - q.cos().add_scalar(-1.0))
+            .sum_dims(&[1, 2, 3])
+            .reshape([b])
+    }
+    fn dh_dq(&self, q: Tensor<4>, _p: Tensor<4>) -> Tensor<4> {
+        q.sin()
+    }
+    fn dh_dp(&self, _q: Tensor<4>, p: Tensor<4>) -> Tensor<4> {
+        p
+    }
+    fn is_separable(&self) -> bool {
+        true
+    }
+}
+
+fn state(values: &[f64], device: &Device) -> Tensor<4> {
+    Tensor::from_data(
+        TensorData::new(values.to_vec(), [1, 1, 1, values.len()]),
+        device,
+    )
+}
+
+#[test]
+fn integrators_converge_at_their_order() {
+    let device = f64_device();
+    let h = Oscillator { k: 2.0 };
+    let (q0, p0) = ([1.0, -0.3, 0.5], [0.5, 0.8, -1.1]);
+    let w = 2f64.sqrt();
+    let total_time = 2.0;
+    let error = |kind: IntegratorKind, steps: usize| {
+        let r = rollout(
+            &h,
+            kind,
+            state(&q0, &device),
+            state(&p0, &device),
+            total_time / steps as f64,
+            steps,
+        );
+        let (q, p) = (values(r.q[steps].clone()), values(r.p[steps].clone()));
+        let (s, c) = (w * total_time).sin_cos();
+        (0..3)
+            .map(|i| {
+                let qe = q0[i] * c + p0[i] / w * s;
+                let pe = -q0[i] * w * s + p0[i] * c;
+                (q[i] - qe).abs().max((p[i] - pe).abs())
+            })
+            .fold(0.0, f64::max)
+    };
+    for kind in IntegratorKind::ALL {
+        let (coarse, fine) = (error(kind, 40), error(kind, 80));
+        let observed = (coarse / fine).log2();
+        let expected = kind.order() as f64;
+        assert!(
+            (observed - expected).abs() < 0.3,
+            "{kind:?}: observed order {observed:.2}, expected {expected}"
+        );
+    }
+}
+
+#[test]
+fn leapfrog_forward_then_backward_returns_to_the_start() {
+    let device = f64_device();
+    let (q0, p0) = (
+        state(&[2.0, -0.4, 1.0], &device),
+        state(&[0.3, 1.5, -0.7], &device),
+    );
+    for kind in [IntegratorKind::Leapfrog, IntegratorKind::Yoshida4] {
+        let fwd = rollout(&Pendulums, kind, q0.clone(), p0.clone(), 0.125, 200);
+        let back = rollout(
+            &Pendulums,
+            kind,
+            fwd.q[200].clone(),
+            fwd.p[200].clone(),
+            -0.125,
+            200,
+        );
+        let err_q = relative_error(&values(back.q[200].clone()), &values(q0.clone()));
+        let err_p = relative_error(&values(back.p[200].clone()), &values(p0.clone()));
+        assert!(
+            err_q < 1e-12 && err_p < 1e-12,
+            "{kind:?}: {err_q:e}, {err_p:e}"
+        );
+        // And it really went somewhere.
+        assert!(relative_error(&values(fwd.q[100].clone()), &values(q0.clone())) > 0.1);
+    }
+}
+
+#[test]
+fn symplectic_integrators_keep_the_energy_error_bounded_over_10000_steps() {
+    let device = f64_device();
+    let (q0, p0) = (
+        state(&[2.0, -0.4, 1.0], &device),
+        state(&[0.3, 1.5, -0.7], &device),
+    );
+    let energy = |q: &Tensor<4>, p: &Tensor<4>| scalar(Pendulums.energy(q.clone(), p.clone()));
+    let h0 = energy(&q0, &p0);
+    for kind in [IntegratorKind::Leapfrog, IntegratorKind::Yoshida4] {
+        let r = rollout(&Pendulums, kind, q0.clone(), p0.clone(), 0.1, 10_000);
+        let errors: Vec<f64> =
+            r.q.iter()
+                .zip(&r.p)
+                .map(|(q, p)| (energy(q, p) - h0).abs() / h0)
+                .collect();
+        let early = errors[..1000].iter().cloned().fold(0.0, f64::max);
+        let late = errors[9000..].iter().cloned().fold(0.0, f64::max);
+        assert!(late < 1e-2, "{kind:?}: energy error {late:e}");
+        assert!(
+            late <= 1.5 * early + 1e-12,
+            "{kind:?}: energy error grows from {early:e} to {late:e}"
+        );
+    }
+    // Euler, by contrast, drifts.
+    let r = rollout(
+        &Pendulums,
+        IntegratorKind::Euler,
+        q0.clone(),
+        p0.clone(),
+        0.1,
+        2000,
+    );
+    let last = (energy(&r.q[2000], &r.p[2000]) - h0).abs() / h0;
+    assert!(last > 0.1, "Euler should visibly drift, got {last:e}");
+}
