@@ -34,6 +34,79 @@ pub enum Command {
     },
     /// List the systems `generate` knows, with their Hamiltonians and parameters.
     Systems,
+    /// Train an HGN on a dataset (generating the default pendulum dataset if it is missing).
+    Train(TrainArgs),
+    /// Time full training steps (rollout, backward, Adam) of a preset on synthetic frames.
+    Bench {
+        /// Model preset: tiny or paper.
+        #[arg(long, default_value = "paper")]
+        preset: String,
+        /// Sequences per step.
+        #[arg(long, default_value = "16", value_parser = parse_count)]
+        batch_size: usize,
+        /// Timed steps (after 2 untimed warm-up steps).
+        #[arg(long, default_value = "5", value_parser = parse_count)]
+        steps: usize,
+        /// Device: cpu, wgpu[:N] or vulkan[:N].
+        #[arg(long, default_value = "cpu")]
+        device: crate::device::DeviceArg,
+    },
+    /// Write a run's weights as SafeTensors, with stable tensor names (see ARCHITECTURE.md).
+    Export {
+        /// The run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output file (.safetensors).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Flags of `hgn train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset folder; the default pendulum dataset is generated there if it does not exist.
+    #[arg(long, default_value = "data/pendulum")]
+    pub data: PathBuf,
+    /// Run folder for config.json, metrics.jsonl and the checkpoint [default: runs/DATA-PRESET].
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Model preset: tiny (quick, CPU) or paper (DeepMind's hgn_paper_config).
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    /// A run config file (JSON, as written to RUN/config.json) instead of a preset.
+    #[arg(long, conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// Optimisation steps [default: the preset's].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub steps: Option<usize>,
+    /// Sequences per batch [default: 16].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub batch_size: Option<usize>,
+    /// Seed of the weights, batches and noise [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Adam learning rate [default: the preset's; 1.5e-4 for paper].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Latent integrator: leapfrog, euler, rk4 or yoshida4.
+    #[arg(long)]
+    pub integrator: Option<String>,
+    /// The paper's "deterministic" ablation: z = encoder mean, no KL.
+    #[arg(long)]
+    pub deterministic: bool,
+    /// The paper's "no f_ψ" ablation: the encoder output is split into q and p directly.
+    #[arg(long)]
+    pub no_f_psi: bool,
+    /// Device: cpu, wgpu[:N] or vulkan[:N] (GPU devices need --features gpu).
+    #[arg(long, default_value = "cpu")]
+    pub device: crate::device::DeviceArg,
+    /// Continue the run in --run from its checkpoint (with --steps: up to that many steps).
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Flags of `hgn generate`. Defaults follow the paper, except the number of sequences.
@@ -139,7 +212,139 @@ pub fn run(cli: Cli) -> Result<()> {
             print_systems();
             Ok(())
         }
+        Command::Train(args) => run_train(args),
+        Command::Bench {
+            preset,
+            batch_size,
+            steps,
+            device,
+        } => {
+            let mut config = crate::train::RunConfig::preset(&preset)?;
+            config.train.batch_size = batch_size;
+            anyhow::ensure!(
+                batch_size >= 1 && steps >= 1,
+                "--batch-size and --steps must be at least 1"
+            );
+            let report = crate::bench::bench(&config, device, 2, steps)?;
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            println!(
+                "hgn bench: preset {}, batch {}, {} rollout steps, device {device}, {threads} threads",
+                report.preset, report.batch_size, report.rollout_steps
+            );
+            println!(
+                "median {:.1} ms/step, {:.2} sequences/s, peak memory {}",
+                report.median_ms,
+                report.batch_size as f64 * 1e3 / report.median_ms,
+                report
+                    .peak_mib
+                    .map(|m| format!("{m:.0} MiB"))
+                    .unwrap_or_else(|| "unknown".into())
+            );
+            Ok(())
+        }
+        Command::Export { run, out } => {
+            let count = crate::export::export(&run, &out)?;
+            println!("wrote {count} tensors to {}", out.display());
+            Ok(())
+        }
     }
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    use crate::model::IntegratorKind;
+    use crate::train::{RunConfig, TrainOptions, train};
+    let mut config = match &args.config {
+        Some(path) => RunConfig::load(path)?,
+        None => RunConfig::preset(&args.preset)?,
+    };
+    if let Some(steps) = args.steps {
+        config.train.steps = steps;
+    }
+    if let Some(b) = args.batch_size {
+        config.train.batch_size = b;
+    }
+    if let Some(seed) = args.seed {
+        config.train.seed = seed;
+    }
+    if let Some(lr) = args.lr {
+        config.train.learning_rate = lr;
+    }
+    if let Some(name) = &args.integrator {
+        config.model.integrator = IntegratorKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name.to_ascii_lowercase())
+            .with_context(|| {
+                format!("unknown integrator '{name}' (known: leapfrog, euler, rk4, yoshida4)")
+            })?;
+    }
+    if args.deterministic {
+        config.model.variational = false;
+    }
+    if args.no_f_psi {
+        config.model.latent_transform = false;
+    }
+    let changed_by_flags = args.batch_size.is_some()
+        || args.seed.is_some()
+        || args.lr.is_some()
+        || args.integrator.is_some()
+        || args.deterministic
+        || args.no_f_psi
+        || args.config.is_some();
+    if args.resume && changed_by_flags {
+        anyhow::bail!(
+            "--resume continues a run with its saved config.json; only --steps may change"
+        );
+    }
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    if !args.data.join(crate::data::format::META_FILE).exists() && !args.resume {
+        let is_default = args.data == std::path::Path::new("data/pendulum");
+        anyhow::ensure!(
+            is_default,
+            "{} is not a dataset (no meta.json); create one with hgn generate --out {}",
+            args.data.display(),
+            args.data.display()
+        );
+        eprintln!(
+            "no dataset at {}: generating the default pendulum dataset first",
+            args.data.display()
+        );
+        let mut opts = GenerateOptions::new(
+            find_system("pendulum").expect("built in"),
+            args.data.clone(),
+        );
+        opts.progress = progress;
+        generate(&opts)?;
+    }
+    let run = args.run.clone().unwrap_or_else(|| {
+        let data_name = args
+            .data
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into());
+        PathBuf::from("runs").join(format!("{data_name}-{}", config.preset))
+    });
+    let opts = TrainOptions {
+        data: args.data.clone(),
+        run: run.clone(),
+        config,
+        device: args.device,
+        resume: args.resume,
+        steps_override: if args.resume { args.steps } else { None },
+        progress,
+    };
+    let summary = train(&opts)?;
+    println!(
+        "trained {} steps in {:.0} s; test pixel MSE {:.3e} vs mean-frame baseline {:.3e} ({:.1}× lower); run: {}",
+        summary.steps,
+        summary.seconds,
+        summary.test_mse,
+        summary.baseline_mse,
+        summary.baseline_mse / summary.test_mse,
+        run.display()
+    );
+    Ok(())
 }
 
 fn run_generate(args: GenerateArgs) -> Result<()> {

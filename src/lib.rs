@@ -11,8 +11,11 @@
 //! - [`device`]: the `--device` flag → burn device;
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod export;
 pub mod model;
 pub mod physics;
+pub mod train;

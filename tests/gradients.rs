@@ -321,3 +321,47 @@ fn symplectic_integrators_keep_the_energy_error_bounded_over_10000_steps() {
     let last = (energy(&r.q[2000], &r.p[2000]) - h0).abs() / h0;
     assert!(last > 0.1, "Euler should visibly drift, got {last:e}");
 }
+
+#[test]
+fn paper_preset_matches_deepminds_parameter_counts() {
+    // DeepMind's hgn_paper_config sees 31 frames (93 input channels); reference §4.5.
+    let device = f64_device();
+    let model = hgn::model::HgnConfig::paper()
+        .with_num_inference_frames(31)
+        .init(&device);
+    use burn::module::Module;
+    assert_eq!(model.encoder.num_params(), 208_864);
+    assert_eq!(model.transform.as_ref().unwrap().num_params(), 147_744);
+    assert_eq!(
+        model.hamiltonian.kinetic.as_ref().unwrap().num_params(),
+        46_049
+    );
+    assert_eq!(
+        model.hamiltonian.potential.as_ref().unwrap().num_params(),
+        46_049
+    );
+    assert_eq!(model.decoder.num_params(), 196_835);
+    assert_eq!(model.num_params(), 645_542);
+}
+
+#[test]
+fn decoder_and_encoder_produce_the_documented_shapes() {
+    let device = f64_device();
+    let model = hgn::model::HgnConfig::paper().init(&device);
+    let frames = Tensor::<5>::random([2, 5, 3, 32, 32], Distribution::Default, &device);
+    let out = model.forward(frames, None, 0.125, 3);
+    assert_eq!(out.mean.dims(), [2, 32, 4, 4]);
+    assert_eq!(out.rollout.q.len(), 4);
+    assert_eq!(out.rollout.q[0].dims(), [2, 16, 4, 4]);
+    assert_eq!(out.reconstruction.dims(), [2, 4, 3, 32, 32]);
+    let values = out
+        .reconstruction
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .unwrap();
+    assert!(
+        values.iter().all(|v| *v > 0.0 && *v < 1.0),
+        "decoder output must be in (0, 1)"
+    );
+}

@@ -4,11 +4,13 @@
 //! [`crate::physics`]; [`format`] defines and validates its layout; [`inspect`] verifies a
 //! folder and summarises it. Training reads the same files through [`npy`].
 
+pub mod dataset;
 pub mod format;
 pub mod generate;
 pub mod inspect;
 pub mod npy;
 
+pub use dataset::{SequenceDataset, batch_tensor};
 pub use format::{DatasetMeta, FORMAT_VERSION, Split};
 pub use generate::{GenerateOptions, GenerateSummary, generate};
 pub use inspect::{InspectReport, inspect};

@@ -55,11 +55,16 @@ impl ConvEnergyConfig {
     /// kernels [3, 2, 2, 2, 2], strides [1, 2, 1, 2, 1], SAME/VALID alternating; 46,049
     /// parameters for a 16×4×4 input.
     pub fn paper(channels_in: usize, input_size: usize) -> Self {
+        Self::paper_with_width(channels_in, input_size, 64)
+    }
+
+    /// The paper's layer stack with `width` channels instead of 64 (the first layer has half).
+    pub fn paper_with_width(channels_in: usize, input_size: usize, width: usize) -> Self {
         use Padding::{Same, Valid};
         Self::new(
             channels_in,
             input_size,
-            vec![32, 64, 64, 64, 1],
+            vec![width / 2, width, width, width, 1],
             vec![3, 2, 2, 2, 2],
             vec![1, 2, 1, 2, 1],
             vec![Same, Valid, Same, Valid, Same],
@@ -186,22 +191,34 @@ pub struct HamiltonianNetConfig {
     /// (CampusAI, `campusai` preset).
     #[config(default = true)]
     pub separable: bool,
+    /// Channel width of each energy net (DeepMind: 64).
+    #[config(default = 64)]
+    pub width: usize,
 }
 
 impl HamiltonianNetConfig {
-    /// Builds the network with the `paper` layer stack for each energy net.
+    /// Builds the network with the paper's layer stack for each energy net.
     pub fn init(&self, device: &Device) -> HamiltonianNet {
         if self.separable {
             HamiltonianNet {
-                kinetic: Some(ConvEnergyConfig::paper(self.channels, self.size).init(device)),
-                potential: Some(ConvEnergyConfig::paper(self.channels, self.size).init(device)),
+                kinetic: Some(
+                    ConvEnergyConfig::paper_with_width(self.channels, self.size, self.width)
+                        .init(device),
+                ),
+                potential: Some(
+                    ConvEnergyConfig::paper_with_width(self.channels, self.size, self.width)
+                        .init(device),
+                ),
                 joint: None,
             }
         } else {
             HamiltonianNet {
                 kinetic: None,
                 potential: None,
-                joint: Some(ConvEnergyConfig::paper(2 * self.channels, self.size).init(device)),
+                joint: Some(
+                    ConvEnergyConfig::paper_with_width(2 * self.channels, self.size, self.width)
+                        .init(device),
+                ),
             }
         }
     }

@@ -5,7 +5,10 @@
 //! - [`hamiltonian`]: the learned Hamiltonian `H_γ(q, p)` (the `paper` preset's separable
 //!   `K(p) + U(q)` conv nets and the `campusai` preset's net on `concat(q, p)`) with exact,
 //!   explicit `∂H/∂q` and `∂H/∂p`;
-//! - [`integrator`]: leapfrog, Euler, RK4 and 4th-order symplectic rollouts of the latent state.
+//! - [`integrator`]: leapfrog, Euler, RK4 and 4th-order symplectic rollouts of the latent state;
+//! - [`networks`]: encoder, latent transform f_ψ and decoder;
+//! - [`hgn`]: the assembled model and its config presets;
+//! - [`loss`]: reconstruction + KL balanced by GECO (or β-ELBO).
 //!
 //! burn's autodiff is first-order only, and training differentiates through `∂H/∂q` and `∂H/∂p`.
 //! So those gradients are not taken by autodiff: they are written out as ordinary tensor
@@ -14,10 +17,15 @@
 //! `tests/gradients.rs` pins this in f64 against burn's autodiff and finite differences.
 
 pub mod hamiltonian;
+pub mod hgn;
 pub mod integrator;
 pub mod layers;
+pub mod loss;
+pub mod networks;
 
 pub use hamiltonian::{
     ConvEnergy, ConvEnergyConfig, HamiltonianNet, HamiltonianNetConfig, LatentHamiltonian,
 };
+pub use hgn::{Hgn, HgnConfig, HgnOutput};
 pub use integrator::{IntegratorKind, Rollout, rollout};
+pub use loss::{LossParts, Objective, loss};

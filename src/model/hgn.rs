@@ -1,0 +1,252 @@
+//! The Hamiltonian Generative Network: encoder → f_ψ → (q, p) → H_γ + integrator → decoder.
+//!
+//! Frame window (reference D3, the default): the encoder sees the first `K` frames of a window,
+//! the state is inferred at frame `K − 1`, and the rollout runs `rollout_steps` steps forward;
+//! the reconstruction targets are frames `K − 1 ..= K − 1 + rollout_steps` (the authors: 5 of 34
+//! frames, 29 steps, 30 targets).
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+
+use super::hamiltonian::{HamiltonianNet, HamiltonianNetConfig, softplus};
+use super::integrator::{IntegratorKind, Rollout, rollout};
+use super::networks::{Decoder, DecoderConfig, Encoder, EncoderConfig, Transform, TransformConfig};
+
+/// Architecture and dynamics of an HGN. Defaults are DeepMind's `hgn_paper_config` (D1).
+#[derive(Config, Debug, PartialEq)]
+pub struct HgnConfig {
+    /// Image height and width (a multiple of 8, at least 32).
+    #[config(default = 32)]
+    pub image_size: usize,
+    /// Frames the encoder sees (`K`).
+    #[config(default = 5)]
+    pub num_inference_frames: usize,
+    /// Integration steps after the inferred state; targets are `rollout_steps + 1` frames.
+    #[config(default = 29)]
+    pub rollout_steps: usize,
+    /// Hidden channels of encoder, transform and decoder.
+    #[config(default = 64)]
+    pub hidden: usize,
+    /// Channels of `q` and of `p` each (DeepMind: 16, so `z` has 32).
+    #[config(default = 16)]
+    pub latent_channels: usize,
+    /// Channel width of the Hamiltonian's energy nets.
+    #[config(default = 64)]
+    pub hamiltonian_width: usize,
+    /// `H = K(p) + U(q)` (true) or one net on `concat(q, p)`.
+    #[config(default = true)]
+    pub separable: bool,
+    /// Use the latent transform f_ψ; false is the paper's "no f_ψ" ablation.
+    #[config(default = true)]
+    pub latent_transform: bool,
+    /// Sample `z` from q_φ and pay a KL; false is the paper's "deterministic" ablation.
+    #[config(default = true)]
+    pub variational: bool,
+    /// Integrator of the latent dynamics.
+    #[config(default = "IntegratorKind::Leapfrog")]
+    pub integrator: IntegratorKind,
+    /// Time step of the latent dynamics (DeepMind and CampusAI: 0.125).
+    #[config(default = 0.125)]
+    pub dt: f64,
+}
+
+impl HgnConfig {
+    /// DeepMind's `hgn_paper_config` architecture (≈ 645 k parameters with 31 input frames).
+    pub fn paper() -> Self {
+        Self::new()
+    }
+
+    /// A small model for tests and the quick start: same structure, 16 channels, 4+4 latent
+    /// channels.
+    pub fn tiny() -> Self {
+        Self::new()
+            .with_hidden(16)
+            .with_latent_channels(4)
+            .with_hamiltonian_width(16)
+    }
+
+    /// Frames of one training window.
+    pub fn window_len(&self) -> usize {
+        self.num_inference_frames + self.rollout_steps
+    }
+
+    /// Spatial size of the latent maps.
+    pub fn latent_size(&self) -> usize {
+        self.image_size / 8
+    }
+
+    /// Checks the settings; messages name the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        // Three stride-2 encoder blocks, then the Hamiltonian's two stride-2 layers need a 4×4 map.
+        anyhow::ensure!(
+            self.image_size >= 32 && self.image_size.is_multiple_of(8),
+            "model.image_size must be a multiple of 8 and at least 32 (got {})",
+            self.image_size
+        );
+        anyhow::ensure!(
+            self.num_inference_frames >= 1,
+            "model.num_inference_frames must be at least 1"
+        );
+        anyhow::ensure!(
+            self.hidden >= 2 && self.hamiltonian_width >= 2,
+            "model widths must be at least 2"
+        );
+        anyhow::ensure!(
+            self.latent_channels >= 1,
+            "model.latent_channels must be at least 1"
+        );
+        anyhow::ensure!(
+            self.dt.is_finite() && self.dt != 0.0,
+            "model.dt must be a non-zero number"
+        );
+        Ok(())
+    }
+
+    /// Builds the model with freshly initialised weights.
+    pub fn init(&self, device: &Device) -> Hgn {
+        let z_channels = 2 * self.latent_channels;
+        let size = self.latent_size();
+        Hgn {
+            encoder: EncoderConfig::new(
+                3 * self.num_inference_frames,
+                self.image_size,
+                self.hidden,
+                z_channels,
+            )
+            .init(device),
+            transform: self
+                .latent_transform
+                .then(|| TransformConfig::new(z_channels, size, self.hidden).init(device)),
+            hamiltonian: HamiltonianNetConfig::new(self.latent_channels, size)
+                .with_separable(self.separable)
+                .with_width(self.hamiltonian_width)
+                .init(device),
+            decoder: DecoderConfig::new(self.latent_channels, size, self.hidden).init(device),
+            // softplus(log(e − 1)) = 1: GECO's λ starts at 1.
+            geco_lambda: Param::from_tensor(Tensor::from_floats(
+                [(std::f64::consts::E - 1.0).ln()],
+                device,
+            )),
+            integrator: self.integrator,
+            variational: self.variational,
+        }
+    }
+}
+
+/// A Hamiltonian Generative Network.
+#[derive(Module, Debug)]
+pub struct Hgn {
+    /// q_φ(z | x₀…x_{K−1}).
+    pub encoder: Encoder,
+    /// f_ψ; absent in the "no f_ψ" ablation.
+    pub transform: Option<Transform>,
+    /// H_γ(q, p).
+    pub hamiltonian: HamiltonianNet,
+    /// p_θ(x | q).
+    pub decoder: Decoder,
+    /// GECO's Lagrange multiplier before the softplus (λ = softplus of it), trained by the same
+    /// optimiser by gradient ascent on the constraint.
+    pub geco_lambda: Param<Tensor<1>>,
+    /// Integrator of the latent dynamics.
+    #[module(skip)]
+    pub integrator: IntegratorKind,
+    /// Whether `z` is sampled.
+    #[module(skip)]
+    pub variational: bool,
+}
+
+/// What [`Hgn::forward`] produces.
+#[derive(Debug, Clone)]
+pub struct HgnOutput {
+    /// Decoded frames along the rollout, `[batch, steps + 1, 3, S, S]`.
+    pub reconstruction: Tensor<5>,
+    /// Posterior mean of `z`, `[batch, 2L, s, s]`.
+    pub mean: Tensor<4>,
+    /// Posterior log-scale of `z`, same shape.
+    pub log_scale: Tensor<4>,
+    /// The latent trajectory.
+    pub rollout: Rollout,
+}
+
+impl Hgn {
+    /// The initial state `(q, p)` from inference frames; `noise` (standard normal, shaped like
+    /// `z`) draws `z = mean + exp(log_scale)·noise`, `None` takes the mean.
+    ///
+    /// # Shapes
+    /// - `frames`: `[batch, K, 3, S, S]`
+    /// - returns: (`q`, `p`, mean, log-scale), `q` and `p` `[batch, L, s, s]`
+    pub fn infer(
+        &self,
+        frames: Tensor<5>,
+        noise: Option<Tensor<4>>,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4>) {
+        let [b, k, c, h, w] = frames.dims();
+        let (mean, log_scale) = self.encoder.forward(frames.reshape([b, k * c, h, w]));
+        let z = match noise {
+            Some(eps) if self.variational => mean.clone() + log_scale.clone().exp() * eps,
+            _ => mean.clone(),
+        };
+        let s = match &self.transform {
+            Some(t) => t.forward(z),
+            None => z,
+        };
+        let half = s.dims()[1] / 2;
+        let mut parts = s.split(half, 1);
+        let p = parts.pop().expect("two halves");
+        let q = parts.pop().expect("two halves");
+        (q, p, mean, log_scale)
+    }
+
+    /// Decodes every state of a rollout in one batch.
+    ///
+    /// # Shapes
+    /// - returns: `[batch, T, 3, S, S]` for `T` states of `[batch, L, s, s]`
+    pub fn decode_all(&self, qs: &[Tensor<4>]) -> Tensor<5> {
+        let t = qs.len();
+        let [b, _, _, _] = qs[0].dims();
+        let frames = self.decoder.forward(Tensor::cat(qs.to_vec(), 0));
+        let [_, c, h, w] = frames.dims();
+        frames.reshape([t, b, c, h, w]).swap_dims(0, 1)
+    }
+
+    /// Infers the state from `frames`, rolls it out `steps` steps of `dt` and decodes every state.
+    pub fn forward(
+        &self,
+        frames: Tensor<5>,
+        noise: Option<Tensor<4>>,
+        dt: f64,
+        steps: usize,
+    ) -> HgnOutput {
+        let all: Vec<usize> = (0..=steps).collect();
+        self.forward_decoding(frames, noise, dt, steps, &all)
+    }
+
+    /// As [`Self::forward`], but decodes only the rollout states at `decode` (indices into
+    /// `0..=steps`, in order); the reconstruction then has `decode.len()` frames.
+    pub fn forward_decoding(
+        &self,
+        frames: Tensor<5>,
+        noise: Option<Tensor<4>>,
+        dt: f64,
+        steps: usize,
+        decode: &[usize],
+    ) -> HgnOutput {
+        let (q, p, mean, log_scale) = self.infer(frames, noise);
+        let trajectory = rollout(&self.hamiltonian, self.integrator, q, p, dt, steps);
+        let chosen: Vec<Tensor<4>> = decode.iter().map(|&i| trajectory.q[i].clone()).collect();
+        let reconstruction = self.decode_all(&chosen);
+        HgnOutput {
+            reconstruction,
+            mean,
+            log_scale,
+            rollout: trajectory,
+        }
+    }
+
+    /// GECO's current λ = softplus(λ_var).
+    pub fn geco_multiplier(&self) -> Tensor<1> {
+        let v = self.geco_lambda.val();
+        softplus(v.reshape([1, 1, 1, 1])).reshape([1])
+    }
+}

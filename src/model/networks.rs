@@ -1,0 +1,222 @@
+//! The encoder q_φ(z | frames), the latent transform f_ψ(z) → (q, p), and the decoder q → frame,
+//! after DeepMind's `hgn_paper_config` (reference D1, §4.2).
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::conv::Conv2d;
+use burn::tensor::activation::{leaky_relu, relu};
+use burn::tensor::{Device, Tensor};
+
+use super::hamiltonian::sigmoid;
+use super::layers::{Padding, conv};
+
+/// Encoder layout: three blocks, each `conv k2 s2 VALID` then `conv k4 s1 SAME`, ReLU between.
+#[derive(Config, Debug)]
+pub struct EncoderConfig {
+    /// Input channels: 3 × the number of inference frames.
+    pub channels_in: usize,
+    /// Image height and width (a multiple of 8).
+    pub image_size: usize,
+    /// Hidden channels (DeepMind: 64; the first conv has half).
+    pub hidden: usize,
+    /// Channels of the latent `z` (DeepMind: 32). The encoder outputs twice as many: mean and
+    /// log-scale.
+    pub z_channels: usize,
+}
+
+impl EncoderConfig {
+    /// Builds the encoder.
+    pub fn init(&self, device: &Device) -> Encoder {
+        let h = self.hidden;
+        let s = self.image_size;
+        let specs = [
+            (self.channels_in, h / 2, 2, 2, Padding::Valid, s),
+            (h / 2, h, 4, 1, Padding::Same, s / 2),
+            (h, h, 2, 2, Padding::Valid, s / 2),
+            (h, h, 4, 1, Padding::Same, s / 4),
+            (h, h, 2, 2, Padding::Valid, s / 4),
+            (h, 2 * self.z_channels, 4, 1, Padding::Same, s / 8),
+        ];
+        let layers = specs
+            .iter()
+            .map(|&(ci, co, k, st, pad, size)| conv(ci, co, k, st, pad, size, device))
+            .collect();
+        Encoder { layers }
+    }
+}
+
+/// q_φ(z | x): stacked frames to the mean and log-scale of a diagonal Gaussian over `z`.
+#[derive(Module, Debug)]
+pub struct Encoder {
+    /// Six convolutions, ReLU after all but the last.
+    pub layers: Vec<Conv2d>,
+}
+
+impl Encoder {
+    /// # Shapes
+    /// - `x`: `[batch, 3·K, S, S]`, frames stacked frame-major along channels
+    /// - returns: (mean, log-scale), each `[batch, z_channels, S/8, S/8]`
+    pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let last = self.layers.len() - 1;
+        let mut h = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(h);
+            if i < last {
+                h = relu(h);
+            }
+        }
+        let z_channels = h.dims()[1] / 2;
+        let mut halves = h.split(z_channels, 1);
+        let log_scale = halves.pop().expect("two halves");
+        let mean = halves.pop().expect("two halves");
+        (mean, log_scale)
+    }
+}
+
+/// The latent transform f_ψ: `depth` convs `k3 s1 SAME`, ReLU between, none at the end.
+#[derive(Config, Debug)]
+pub struct TransformConfig {
+    /// Channels of `z` in and of `(q, p)` out.
+    pub channels: usize,
+    /// Spatial size of the latent map.
+    pub size: usize,
+    /// Hidden channels (DeepMind: 64).
+    pub hidden: usize,
+    /// Number of convolutions (DeepMind: 5).
+    #[config(default = 5)]
+    pub depth: usize,
+}
+
+impl TransformConfig {
+    /// Builds the transform.
+    pub fn init(&self, device: &Device) -> Transform {
+        let layers = (0..self.depth)
+            .map(|i| {
+                let ci = if i == 0 { self.channels } else { self.hidden };
+                let co = if i + 1 == self.depth {
+                    self.channels
+                } else {
+                    self.hidden
+                };
+                conv(ci, co, 3, 1, Padding::Same, self.size, device)
+            })
+            .collect();
+        Transform { layers }
+    }
+}
+
+/// f_ψ(z) → s = (q, p).
+#[derive(Module, Debug)]
+pub struct Transform {
+    /// The convolutions.
+    pub layers: Vec<Conv2d>,
+}
+
+impl Transform {
+    /// # Shapes
+    /// - `z`: `[batch, C, s, s]`; returns the same shape (first half of channels is `q`).
+    pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
+        let last = self.layers.len() - 1;
+        let mut h = z;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(h);
+            if i < last {
+                h = relu(h);
+            }
+        }
+        h
+    }
+}
+
+/// Decoder layout: a learned constant concatenated to `q`, then three blocks of nearest ×2
+/// upsampling and `depth` 3×3 convs with leaky ReLU (slope 0.2), no residuals, final sigmoid.
+#[derive(Config, Debug)]
+pub struct DecoderConfig {
+    /// Channels of `q`.
+    pub q_channels: usize,
+    /// Spatial size of `q`.
+    pub size: usize,
+    /// Hidden channels (DeepMind: 64).
+    pub hidden: usize,
+    /// Channels of the learned constant (DeepMind: 2).
+    #[config(default = 2)]
+    pub constant_channels: usize,
+    /// Convs per upsampling block (DeepMind: 2).
+    #[config(default = 2)]
+    pub depth: usize,
+}
+
+impl DecoderConfig {
+    /// Builds the decoder.
+    pub fn init(&self, device: &Device) -> Decoder {
+        let mut blocks = Vec::new();
+        let mut channels = self.q_channels + self.constant_channels;
+        let mut size = self.size;
+        for block in 0..3 {
+            size *= 2;
+            let mut layers = Vec::new();
+            for _ in 0..self.depth {
+                layers.push(conv(
+                    channels,
+                    self.hidden,
+                    3,
+                    1,
+                    Padding::Same,
+                    size,
+                    device,
+                ));
+                channels = self.hidden;
+            }
+            if block == 2 {
+                layers.push(conv(channels, 3, 3, 1, Padding::Same, size, device));
+            }
+            blocks.push(layers);
+        }
+        let constant = Tensor::ones([1, self.constant_channels, self.size, self.size], device);
+        Decoder {
+            constant: Param::from_tensor(constant),
+            blocks,
+        }
+    }
+}
+
+/// The decoder p_θ(x | q): renders a frame from the positions `q` only.
+#[derive(Module, Debug)]
+pub struct Decoder {
+    /// Learned constant channels, `[1, c, s, s]`, initialised to 1.
+    pub constant: Param<Tensor<4>>,
+    /// Convolutions of each upsampling block.
+    pub blocks: Vec<Vec<Conv2d>>,
+}
+
+/// Nearest-neighbour ×2 upsampling. `[b, c, h, w]` → `[b, c, 2h, 2w]`.
+pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1])
+        .expand([b, c, h, 2, w, 2])
+        .reshape([b, c, 2 * h, 2 * w])
+}
+
+impl Decoder {
+    /// # Shapes
+    /// - `q`: `[batch, q_channels, s, s]`
+    /// - returns: `[batch, 3, 8s, 8s]` in (0, 1)
+    pub fn forward(&self, q: Tensor<4>) -> Tensor<4> {
+        let [b, _, s, _] = q.dims();
+        let constant = self.constant.val();
+        let c = constant.dims()[1];
+        let mut h = Tensor::cat(vec![q, constant.expand([b, c, s, s])], 1);
+        let num_blocks = self.blocks.len();
+        for (bi, block) in self.blocks.iter().enumerate() {
+            h = upsample2(h);
+            let last = block.len() - 1;
+            for (li, layer) in block.iter().enumerate() {
+                h = layer.forward(h);
+                if !(bi + 1 == num_blocks && li == last) {
+                    h = leaky_relu(h, 0.2);
+                }
+            }
+        }
+        sigmoid(h)
+    }
+}

@@ -1,0 +1,569 @@
+//! `hgn train`: the training loop, run folders, checkpoints and exact resumption.
+//!
+//! Reads top to bottom like nanoGPT's `train.py`:
+//!
+//! 1. open the data and check the model's window fits its sequences;
+//! 2. create the run folder (or reopen it with `--resume`) and write `config.json` before step 0;
+//! 3. every step: draw a batch and the posterior noise from the step's own RNG stream
+//!    `(seed, step)`, forward, loss, one backward pass, Adam;
+//! 4. log to `metrics.jsonl`, evaluate the test split's pixel MSE next to the mean-frame
+//!    baseline, and write checkpoints atomically.
+//!
+//! Because every random draw of step `s` comes from `(seed, s)` and the checkpoint holds the
+//! weights, the optimiser state and the step, a resumed run repeats an uninterrupted one exactly.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use burn::config::Config;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{SequenceDataset, Split, batch_tensor};
+use crate::device::DeviceArg;
+use crate::model::{Hgn, HgnConfig, Objective, loss};
+use crate::physics::sampling::{standard_normal, trajectory_rng};
+
+/// Optimisation settings.
+#[derive(Config, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// Adam learning rate (paper, DeepMind and CampusAI: 1.5e-4).
+    #[config(default = 1.5e-4)]
+    pub learning_rate: f64,
+    /// Sequences per batch (paper/CampusAI: 16).
+    #[config(default = 16)]
+    pub batch_size: usize,
+    /// Total optimisation steps.
+    #[config(default = 2000)]
+    pub steps: usize,
+    /// Steps between metric lines.
+    #[config(default = 10)]
+    pub log_every: usize,
+    /// Steps between test-set evaluations.
+    #[config(default = 200)]
+    pub eval_every: usize,
+    /// Test sequences used by each evaluation.
+    #[config(default = 64)]
+    pub eval_sequences: usize,
+    /// Steps between checkpoints.
+    #[config(default = 200)]
+    pub checkpoint_every: usize,
+    /// Seed of the initial weights and of every batch and noise draw.
+    #[config(default = 0)]
+    pub seed: u64,
+    /// Decode and score only this many randomly chosen frames of each training rollout
+    /// (an unbiased estimate of the full reconstruction loss at a fraction of the decoder's
+    /// cost); `None` decodes every frame. Evaluation always decodes every frame.
+    #[config(default = "None")]
+    pub decoded_frames: Option<usize>,
+}
+
+/// Everything that defines a run; saved as `RUN/config.json` before step 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The preset the run started from (informational).
+    pub preset: String,
+    /// The model.
+    pub model: HgnConfig,
+    /// The objective.
+    pub objective: Objective,
+    /// The optimisation.
+    pub train: TrainConfig,
+}
+
+impl RunConfig {
+    /// A named preset: `paper` (DeepMind's `hgn_paper_config` architecture, GECO κ = 1e-3) or
+    /// `tiny` (the same structure with 16 channels, for tests and the quick start).
+    pub fn preset(name: &str) -> Result<Self> {
+        let model = match name {
+            "paper" => HgnConfig::paper(),
+            "tiny" => HgnConfig::tiny(),
+            other => bail!("unknown preset '{other}' (known: paper, tiny)"),
+        };
+        Ok(Self {
+            preset: name.to_string(),
+            model,
+            objective: Objective::default(),
+            train: TrainConfig::new(),
+        })
+    }
+
+    /// Reads a config file written by `hgn train` (or by hand in the same format).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a valid run config: {e}", path.display()))
+    }
+
+    /// Checks every setting.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        let t = &self.train;
+        ensure!(t.batch_size >= 1, "train.batch_size must be at least 1");
+        ensure!(t.steps >= 1, "train.steps must be at least 1");
+        ensure!(
+            t.learning_rate.is_finite() && t.learning_rate > 0.0,
+            "train.learning_rate must be positive"
+        );
+        ensure!(
+            t.log_every >= 1 && t.eval_every >= 1 && t.checkpoint_every >= 1,
+            "logging, evaluation and checkpoint intervals must be at least 1"
+        );
+        ensure!(
+            t.eval_sequences >= 1,
+            "train.eval_sequences must be at least 1"
+        );
+        ensure!(
+            t.decoded_frames != Some(0),
+            "train.decoded_frames must be at least 1 (or null for all)"
+        );
+        Ok(())
+    }
+}
+
+/// What `hgn train` needs besides the config.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Dataset folder.
+    pub data: PathBuf,
+    /// Run folder.
+    pub run: PathBuf,
+    /// The run's configuration (ignored on resume, where `RUN/config.json` rules).
+    pub config: RunConfig,
+    /// Device to train on.
+    pub device: DeviceArg,
+    /// Continue the run in `run` from its checkpoint.
+    pub resume: bool,
+    /// With `resume`, train up to this many steps instead of the saved total.
+    pub steps_override: Option<usize>,
+    /// Draw a progress bar.
+    pub progress: bool,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsLine {
+    /// Optimisation step the line describes (after `step` updates for eval lines).
+    pub step: usize,
+    /// `train` or `eval`.
+    pub kind: String,
+    /// Training objective (train lines).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub loss: Option<f64>,
+    /// Reconstruction MSE: of the batch (train) or of the test sequences (eval).
+    pub mse: f64,
+    /// Normalised KL (train lines).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub kl: Option<f64>,
+    /// GECO λ (train lines).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lambda: Option<f64>,
+    /// Mean-frame baseline MSE on the same test sequences (eval lines).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub baseline_mse: Option<f64>,
+    /// Training throughput (train lines).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub steps_per_second: Option<f64>,
+}
+
+/// The result of a training run.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// Steps completed in total.
+    pub steps: usize,
+    /// Test pixel MSE of the final model (posterior mean, one rollout per sequence).
+    pub test_mse: f64,
+    /// Test MSE of predicting the mean training frame everywhere.
+    pub baseline_mse: f64,
+    /// Wall-clock seconds of this invocation.
+    pub seconds: f64,
+}
+
+/// Checkpoint bookkeeping saved beside the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    step: usize,
+}
+
+const CHECKPOINT: &str = "checkpoint";
+
+/// Trains (or resumes) a run.
+pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
+    // 1. Run folder and configuration.
+    let config_path = opts.run.join("config.json");
+    let mut config = if opts.resume {
+        ensure!(
+            config_path.is_file(),
+            "{} holds no run to resume (no config.json)",
+            opts.run.display()
+        );
+        RunConfig::load(&config_path)?
+    } else {
+        if config_path.exists() {
+            bail!(
+                "{} already holds a run; pass --resume to continue it or choose another --run",
+                opts.run.display()
+            );
+        }
+        opts.config.clone()
+    };
+    if let Some(steps) = opts.steps_override {
+        config.train.steps = steps;
+    }
+    config.validate()?;
+    let model_cfg = &config.model;
+
+    // 2. Data.
+    let train_set = SequenceDataset::open(&opts.data, Split::Train)?;
+    let test_set = SequenceDataset::open(&opts.data, Split::Test)?;
+    let window = model_cfg.window_len();
+    for set in [&train_set, &test_set] {
+        ensure!(
+            set.image_size == model_cfg.image_size,
+            "the model expects {0}×{0} images but {1} has {2}×{2}",
+            model_cfg.image_size,
+            opts.data.display(),
+            set.image_size
+        );
+        ensure!(
+            set.seq_len >= window,
+            "the model needs windows of {window} frames ({} inference + {} steps) but {} has sequences of {} frames",
+            model_cfg.num_inference_frames,
+            model_cfg.rollout_steps,
+            opts.data.display(),
+            set.seq_len
+        );
+    }
+
+    // 3. Model, optimiser, and the checkpoint to continue from.
+    let device = opts.device.device()?;
+    device.seed(config.train.seed);
+    let train_device = device.clone().autodiff();
+    let mut model = model_cfg.init(&train_device);
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut start_step = 0;
+    let checkpoint_dir = opts.run.join(CHECKPOINT);
+    if opts.resume {
+        ensure!(
+            checkpoint_dir.is_dir(),
+            "{} has no checkpoint to resume from",
+            opts.run.display()
+        );
+        let state: CheckpointState = serde_json::from_str(
+            &std::fs::read_to_string(checkpoint_dir.join("state.json"))
+                .context("cannot read the checkpoint state")?,
+        )
+        .context("the checkpoint state is damaged")?;
+        let record = ModuleRecord::load(checkpoint_dir.join("model.bpk")).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot load {}: {e}",
+                checkpoint_dir.join("model.bpk").display()
+            )
+        })?;
+        model = model.load_record(record);
+        optim = optim.load(checkpoint_dir.join("optim.bpk")).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot load {}: {e}",
+                checkpoint_dir.join("optim.bpk").display()
+            )
+        })?;
+        start_step = state.step;
+        truncate_metrics(&opts.run.join("metrics.jsonl"), start_step)?;
+    } else {
+        std::fs::create_dir_all(&opts.run)
+            .with_context(|| format!("cannot create {}", opts.run.display()))?;
+    }
+    write_atomic(
+        &config_path,
+        &(serde_json::to_string_pretty(&config)? + "\n"),
+    )?;
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(opts.run.join("metrics.jsonl"))
+        .context("cannot open metrics.jsonl")?;
+
+    // 4. The loop.
+    let total = config.train.steps;
+    let bar = progress_bar(total as u64, start_step as u64, opts.progress);
+    let mean_frame = train_set.mean_frame(256)?;
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    let mut last_eval = None;
+    for step in start_step..total {
+        let (frames, noise, decode) = draw_batch(&train_set, &config, step, &train_device)?;
+        let k = model_cfg.num_inference_frames;
+        let [b, _, c, h, wd] = frames.dims();
+        let inference = frames.clone().slice([0..b, 0..k, 0..c, 0..h, 0..wd]);
+        let targets = Tensor::cat(
+            decode
+                .iter()
+                .map(|&i| {
+                    frames
+                        .clone()
+                        .slice([0..b, k - 1 + i..k + i, 0..c, 0..h, 0..wd])
+                })
+                .collect(),
+            1,
+        );
+        let output = model.forward_decoding(
+            inference,
+            Some(noise),
+            model_cfg.dt,
+            model_cfg.rollout_steps,
+            &decode,
+        );
+        let parts = loss(&model, &output, targets, config.objective);
+        let total_loss = scalar(parts.total.clone());
+        if !total_loss.is_finite() {
+            bar.abandon();
+            bail!(
+                "the loss became {total_loss} at step {step}; stopped. The last good checkpoint in {} is intact",
+                checkpoint_dir.display()
+            );
+        }
+        let grads = GradientsParams::from_grads(parts.total.backward(), &model);
+        model = optim.step(config.train.learning_rate, model, grads);
+        let done = step + 1;
+        bar.set_position(done as u64);
+
+        if step % config.train.log_every == 0 || done == total {
+            let elapsed = last_log.elapsed().as_secs_f64();
+            last_log = Instant::now();
+            let line = MetricsLine {
+                step: done,
+                kind: "train".into(),
+                loss: Some(total_loss),
+                mse: scalar(parts.reconstruction),
+                kl: Some(scalar(parts.kl)),
+                lambda: Some(scalar(parts.lambda)),
+                baseline_mse: None,
+                steps_per_second: Some(if step == start_step {
+                    0.0
+                } else {
+                    config.train.log_every as f64 / elapsed
+                }),
+            };
+            bar.set_message(format!(
+                "mse {:.2e}  kl {:.2e}  λ {:.3}  {:.2} steps/s",
+                line.mse,
+                line.kl.unwrap_or(0.0),
+                line.lambda.unwrap_or(1.0),
+                line.steps_per_second.unwrap_or(0.0)
+            ));
+            writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
+        }
+        if done % config.train.eval_every == 0 || done == total {
+            let (mse, baseline) =
+                evaluate(&model.valid(), &test_set, &config, &mean_frame, &device)?;
+            let line = MetricsLine {
+                step: done,
+                kind: "eval".into(),
+                loss: None,
+                mse,
+                kl: None,
+                lambda: None,
+                baseline_mse: Some(baseline),
+                steps_per_second: None,
+            };
+            writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
+            bar.println(format!(
+                "step {done}: test pixel MSE {mse:.3e} (mean-frame baseline {baseline:.3e})"
+            ));
+            last_eval = Some((mse, baseline));
+        }
+        if done % config.train.checkpoint_every == 0 || done == total {
+            metrics.flush()?;
+            save_checkpoint(&opts.run, &model, &optim, done)?;
+        }
+    }
+    bar.finish_and_clear();
+    let (test_mse, baseline_mse) = match last_eval {
+        Some(v) => v,
+        None => evaluate(&model.valid(), &test_set, &config, &mean_frame, &device)?,
+    };
+    Ok(TrainSummary {
+        steps: total,
+        test_mse,
+        baseline_mse,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The batch, the posterior noise and the rollout frames to decode at `step`, drawn from the
+/// step's own RNG stream.
+fn draw_batch(
+    set: &SequenceDataset,
+    config: &RunConfig,
+    step: usize,
+    device: &Device,
+) -> Result<(Tensor<5>, Tensor<4>, Vec<usize>)> {
+    let m = &config.model;
+    let window = m.window_len();
+    let mut rng = trajectory_rng(config.train.seed, 2, step as u64);
+    let mut windows = Vec::with_capacity(config.train.batch_size);
+    for _ in 0..config.train.batch_size {
+        let index = rng.random_range(0..set.num_sequences);
+        let start = rng.random_range(0..=set.seq_len - window);
+        windows.push(set.read_window(index, start, window)?);
+    }
+    let frames = batch_tensor(windows, window, set.image_size, device);
+    let s = m.latent_size();
+    let shape = [config.train.batch_size, 2 * m.latent_channels, s, s];
+    let noise: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| standard_normal(&mut rng) as f32)
+        .collect();
+    let states = m.rollout_steps + 1;
+    let decode = match config.train.decoded_frames {
+        Some(n) if n < states => {
+            let mut chosen = crate::physics::sampling::distinct_indices(&mut rng, states, n);
+            chosen.sort_unstable();
+            chosen
+        }
+        _ => (0..states).collect(),
+    };
+    Ok((
+        frames,
+        Tensor::from_data(TensorData::new(noise, shape), device),
+        decode,
+    ))
+}
+
+/// Test pixel MSE of the model (posterior mean, one rollout per sequence from its first frame)
+/// and of the mean-frame baseline, on the first `eval_sequences` test sequences.
+pub fn evaluate(
+    model: &Hgn,
+    test: &SequenceDataset,
+    config: &RunConfig,
+    mean_frame: &[f32],
+    device: &Device,
+) -> Result<(f64, f64)> {
+    let m = &config.model;
+    let window = m.window_len();
+    let k = m.num_inference_frames;
+    let n = test.num_sequences.min(config.train.eval_sequences);
+    let (mut model_sum, mut baseline_sum, mut count) = (0.0, 0.0, 0usize);
+    let mean = Tensor::<1>::from_data(
+        TensorData::new(mean_frame.to_vec(), [mean_frame.len()]),
+        device,
+    );
+    for chunk_start in (0..n).step_by(16) {
+        let ids: Vec<usize> = (chunk_start..(chunk_start + 16).min(n)).collect();
+        let windows = ids
+            .iter()
+            .map(|&i| test.read_window(i, 0, window))
+            .collect::<Result<Vec<_>>>()?;
+        let frames = batch_tensor(windows, window, test.image_size, device);
+        let [b, w, c, h, wd] = frames.dims();
+        let inference = frames.clone().slice([0..b, 0..k, 0..c, 0..h, 0..wd]);
+        let targets = frames.slice([0..b, k - 1..w, 0..c, 0..h, 0..wd]);
+        let output = model.forward(inference, None, m.dt, m.rollout_steps);
+        let elements = (b * (w - k + 1) * c * h * wd) as f64;
+        model_sum += scalar(
+            (output.reconstruction - targets.clone())
+                .powf_scalar(2.0)
+                .sum(),
+        );
+        let baseline = mean
+            .clone()
+            .reshape([1, 1, c, h, wd])
+            .expand([b, w - k + 1, c, h, wd]);
+        baseline_sum += scalar((baseline - targets).powf_scalar(2.0).sum());
+        count += elements as usize;
+    }
+    Ok((model_sum / count as f64, baseline_sum / count as f64))
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .map(|v| v[0])
+        .unwrap_or(f64::NAN)
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Keeps only the metric lines of steps before `step` (a resumed run rewrites the rest).
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<MetricsLine>(line)
+                .map(|m| m.step <= step)
+                .unwrap_or(false)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    write_atomic(path, &kept)
+}
+
+/// Writes the checkpoint into `RUN/checkpoint.partial`, then swaps it in for `RUN/checkpoint`.
+fn save_checkpoint(
+    run: &Path,
+    model: &Hgn,
+    optim: &burn::optim::ModuleOptimizer,
+    step: usize,
+) -> Result<()> {
+    let partial = run.join(format!("{CHECKPOINT}.partial"));
+    let final_dir = run.join(CHECKPOINT);
+    let old = run.join(format!("{CHECKPOINT}.old"));
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial)?;
+    model
+        .clone()
+        .into_record()
+        .save(partial.join("model.bpk"))
+        .map_err(|e| anyhow::anyhow!("cannot save the model: {e}"))?;
+    optim
+        .save(partial.join("optim.bpk"))
+        .map_err(|e| anyhow::anyhow!("cannot save the optimiser: {e}"))?;
+    std::fs::write(
+        partial.join("state.json"),
+        serde_json::to_string_pretty(&CheckpointState { step })?,
+    )?;
+    let _ = std::fs::remove_dir_all(&old);
+    if final_dir.exists() {
+        std::fs::rename(&final_dir, &old)?;
+    }
+    std::fs::rename(&partial, &final_dir)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn progress_bar(total: u64, start: u64, visible: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(total),
+        if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "training {bar:25.cyan/blue} {pos}/{len} steps  {msg}  eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_position(start);
+    bar
+}

@@ -1,0 +1,436 @@
+//! `hgn train` end to end on a micro model: checkpoints, exact resumption, evaluation lines,
+//! and one-line errors for bad runs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hgn::train::{MetricsLine, RunConfig};
+
+fn hgn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hgn"))
+        .args(args)
+        .output()
+        .expect("hgn runs")
+}
+
+fn assert_error(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line: {err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "'{needle}' not in: {err}"
+    );
+}
+
+/// A small 32×32 pendulum dataset with 8-frame sequences.
+fn dataset(dir: &Path) {
+    let out = hgn(&[
+        "generate",
+        "--out",
+        dir.to_str().unwrap(),
+        "--train",
+        "24",
+        "--test",
+        "8",
+        "--seq-len",
+        "8",
+        "--test-seq-len",
+        "8",
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A micro model: 2 inference frames, 4 rollout steps, 4 channels.
+fn micro_config(dir: &Path, steps: usize) -> std::path::PathBuf {
+    let mut config = RunConfig::preset("tiny").unwrap();
+    config.model = config
+        .model
+        .with_num_inference_frames(2)
+        .with_rollout_steps(4)
+        .with_hidden(4)
+        .with_latent_channels(2)
+        .with_hamiltonian_width(4);
+    config.train.steps = steps;
+    config.train.batch_size = 4;
+    config.train.log_every = 1;
+    config.train.eval_every = 2;
+    config.train.eval_sequences = 8;
+    config.train.checkpoint_every = 2;
+    let path = dir.join("micro.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    path
+}
+
+fn metrics(run: &Path) -> Vec<MetricsLine> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Metrics without the wall-clock throughput, which legitimately differs between runs.
+fn comparable(lines: Vec<MetricsLine>) -> Vec<MetricsLine> {
+    lines
+        .into_iter()
+        .map(|l| MetricsLine {
+            steps_per_second: None,
+            ..l
+        })
+        .collect()
+}
+
+#[test]
+fn an_interrupted_and_resumed_run_repeats_an_uninterrupted_one_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let config = micro_config(tmp.path(), 6);
+    let (straight, split) = (tmp.path().join("straight"), tmp.path().join("split"));
+    fn args<'a>(data: &'a Path, run: &'a Path) -> Vec<&'a str> {
+        vec![
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+            "-q",
+        ]
+    }
+
+    let out = hgn(&[
+        &args(&data, &straight)[..],
+        &["--config", config.to_str().unwrap()],
+    ]
+    .concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("test pixel MSE"), "{stdout}");
+
+    // Stop after 4 steps (a checkpoint), then resume to 6.
+    let out = hgn(&[
+        &args(&data, &split)[..],
+        &["--config", config.to_str().unwrap(), "--steps", "4"],
+    ]
+    .concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hgn(&[&args(&data, &split)[..], &["--resume", "--steps", "6"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (a, b) = (comparable(metrics(&straight)), comparable(metrics(&split)));
+    assert_eq!(a.len(), 6 + 3, "6 train lines and 3 eval lines");
+    assert_eq!(a, b, "the resumed run differs from the uninterrupted one");
+    assert!(a.iter().all(|l| l.mse.is_finite() && l.mse > 0.0));
+    // Evaluations report the mean-frame baseline beside the model.
+    assert!(
+        a.iter()
+            .filter(|l| l.kind == "eval")
+            .all(|l| l.baseline_mse.unwrap() > 0.0)
+    );
+    // The checkpoint is complete.
+    for file in ["model.bpk", "optim.bpk", "state.json"] {
+        assert!(
+            straight.join("checkpoint").join(file).is_file(),
+            "{file} missing"
+        );
+    }
+    let saved = RunConfig::load(&straight.join("config.json")).unwrap();
+    assert_eq!(saved.train.steps, 6);
+}
+
+#[test]
+fn training_reduces_the_reconstruction_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let config = micro_config(tmp.path(), 40);
+    let mut cfg = RunConfig::load(&config).unwrap();
+    cfg.train.learning_rate = 3e-3;
+    std::fs::write(&config, serde_json::to_string(&cfg).unwrap()).unwrap();
+    let run = tmp.path().join("run");
+    let out = hgn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<MetricsLine> = metrics(&run)
+        .into_iter()
+        .filter(|l| l.kind == "eval")
+        .collect();
+    let (first, last) = (lines.first().unwrap().mse, lines.last().unwrap().mse);
+    assert!(last < 0.7 * first, "test MSE went from {first} to {last}");
+}
+
+#[test]
+fn bad_training_requests_get_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let config = micro_config(tmp.path(), 2);
+    let d = data.to_str().unwrap();
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let c = config.to_str().unwrap();
+
+    assert_error(
+        &hgn(&["train", "--data", "/nonexistent/dataset", "--run", r, "-q"]),
+        "is not a dataset",
+    );
+    assert_error(
+        &hgn(&["train", "--data", d, "--run", r, "--preset", "huge", "-q"]),
+        "unknown preset 'huge'",
+    );
+    assert_error(
+        &hgn(&[
+            "train",
+            "--data",
+            d,
+            "--run",
+            r,
+            "--config",
+            c,
+            "--integrator",
+            "verlet",
+            "-q",
+        ]),
+        "unknown integrator 'verlet'",
+    );
+    assert_error(
+        &hgn(&[
+            "train", "--data", d, "--run", r, "--config", c, "--device", "tpu", "-q",
+        ]),
+        "unknown device 'tpu'",
+    );
+    assert_error(
+        &hgn(&["train", "--data", d, "--run", r, "--resume", "-q"]),
+        "holds no run to resume",
+    );
+    // The default preset wants 34-frame windows.
+    assert_error(
+        &hgn(&["train", "--data", d, "--run", r, "-q"]),
+        "needs windows of 34 frames",
+    );
+    for (size, needle) in [
+        (64, "expects 64×64 images"),
+        (16, "must be a multiple of 8 and at least 32"),
+    ] {
+        let mut cfg = RunConfig::load(&config).unwrap();
+        cfg.model.image_size = size;
+        let path = tmp.path().join(format!("size{size}.json"));
+        std::fs::write(&path, serde_json::to_string(&cfg).unwrap()).unwrap();
+        assert_error(
+            &hgn(&[
+                "train",
+                "--data",
+                d,
+                "--run",
+                r,
+                "--config",
+                path.to_str().unwrap(),
+                "-q",
+            ]),
+            needle,
+        );
+    }
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, "{\"preset\": 3}").unwrap();
+    assert_error(
+        &hgn(&[
+            "train",
+            "--data",
+            d,
+            "--run",
+            r,
+            "--config",
+            bad.to_str().unwrap(),
+            "-q",
+        ]),
+        "not a valid run config",
+    );
+    let mut long = RunConfig::load(&config).unwrap();
+    long.model.rollout_steps = 20;
+    let long_path = tmp.path().join("long.json");
+    std::fs::write(&long_path, serde_json::to_string(&long).unwrap()).unwrap();
+    assert_error(
+        &hgn(&[
+            "train",
+            "--data",
+            d,
+            "--run",
+            r,
+            "--config",
+            long_path.to_str().unwrap(),
+            "-q",
+        ]),
+        "needs windows of 22 frames",
+    );
+    assert!(
+        !run.join("config.json").exists(),
+        "a refused run left a config behind"
+    );
+
+    // A finished run is not silently overwritten, and --resume keeps its saved config.
+    assert!(
+        hgn(&["train", "--data", d, "--run", r, "--config", c, "-q"])
+            .status
+            .success()
+    );
+    assert_error(
+        &hgn(&["train", "--data", d, "--run", r, "--config", c, "-q"]),
+        "already holds a run",
+    );
+    assert_error(
+        &hgn(&[
+            "train", "--data", d, "--run", r, "--resume", "--seed", "3", "-q",
+        ]),
+        "only --steps may change",
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_with_the_step_named_and_keeps_its_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let path = micro_config(tmp.path(), 30);
+    let mut config = RunConfig::load(&path).unwrap();
+    config.train.learning_rate = 1e12;
+    config.train.checkpoint_every = 1;
+    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    let run = tmp.path().join("run");
+    let out = hgn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--config",
+        path.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_error(&out, "the loss became");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at step"), "{err}");
+    let state = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
+    assert!(state.contains("step"), "{state}");
+}
+
+#[test]
+fn export_writes_safetensors_with_stable_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let config = micro_config(tmp.path(), 2);
+    let run = tmp.path().join("run");
+    let out = hgn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = tmp.path().join("weights.safetensors");
+    let out = hgn(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bytes = std::fs::read(&file).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let data_len = bytes.len() - 8 - header_len;
+    let tensors = header.as_object().unwrap();
+    let mut total = 0;
+    for (name, info) in tensors.iter().filter(|(n, _)| *n != "__metadata__") {
+        assert_eq!(info["dtype"], "F32", "{name}");
+        let shape: Vec<u64> = serde_json::from_value(info["shape"].clone()).unwrap();
+        let offsets: Vec<usize> = serde_json::from_value(info["data_offsets"].clone()).unwrap();
+        assert_eq!(
+            (offsets[1] - offsets[0]) as u64,
+            4 * shape.iter().product::<u64>(),
+            "{name}"
+        );
+        total += offsets[1] - offsets[0];
+    }
+    assert_eq!(total, data_len);
+    for name in [
+        "encoder.layers.0.weight",
+        "encoder.layers.5.bias",
+        "transform.layers.4.weight",
+        "hamiltonian.kinetic.layers.0.weight",
+        "hamiltonian.potential.layers.4.bias",
+        "decoder.constant",
+        "decoder.blocks.2.2.weight",
+        "geco_lambda",
+    ] {
+        assert!(
+            tensors.contains_key(name),
+            "{name} missing from {:?}",
+            tensors.keys().collect::<Vec<_>>()
+        );
+    }
+    let meta = &header["__metadata__"];
+    assert!(
+        meta["config"]
+            .as_str()
+            .unwrap()
+            .contains("\"rollout_steps\":4")
+    );
+
+    assert_error(
+        &hgn(&[
+            "export",
+            "--run",
+            tmp.path().join("nothing").to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ]),
+        "is not a training run",
+    );
+}
