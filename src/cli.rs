@@ -65,10 +65,11 @@ pub enum Command {
 /// Flags of `hgn train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Dataset folder; the default pendulum dataset is generated there if it does not exist.
-    #[arg(long, default_value = "data/pendulum")]
-    pub data: PathBuf,
-    /// Run folder for config.json, metrics.jsonl and the checkpoint [default: runs/DATA-PRESET].
+    /// Dataset folder [default: data/pendulum, generated if missing; with --resume, the run's].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run folder for config.json, metrics.jsonl and the checkpoint [default: runs/DATA-PRESET,
+    /// or runs/DATA-PRESET-N if that exists].
     #[arg(long)]
     pub run: Option<PathBuf>,
     /// Model preset: tiny (quick, CPU) or paper (DeepMind's hgn_paper_config).
@@ -255,6 +256,15 @@ pub fn run(cli: Cli) -> Result<()> {
 fn run_train(args: TrainArgs) -> Result<()> {
     use crate::model::IntegratorKind;
     use crate::train::{RunConfig, TrainOptions, train};
+    let default_data = PathBuf::from("data/pendulum");
+    let data = match (&args.data, &args.run) {
+        (Some(data), _) => data.clone(),
+        (None, Some(run)) if args.resume => RunConfig::load(&run.join("config.json"))
+            .ok()
+            .and_then(|c| c.data)
+            .with_context(|| format!("{} records no dataset; pass --data", run.display()))?,
+        _ => default_data.clone(),
+    };
     let mut config = match &args.config {
         Some(path) => RunConfig::load(path)?,
         None => RunConfig::preset(&args.preset)?,
@@ -298,35 +308,50 @@ fn run_train(args: TrainArgs) -> Result<()> {
         );
     }
     let progress = !args.quiet && std::io::stderr().is_terminal();
-    if !args.data.join(crate::data::format::META_FILE).exists() && !args.resume {
-        let is_default = args.data == std::path::Path::new("data/pendulum");
+    if !data.join(crate::data::format::META_FILE).exists() && !args.resume {
         anyhow::ensure!(
-            is_default,
+            data == default_data,
             "{} is not a dataset (no meta.json); create one with hgn generate --out {}",
-            args.data.display(),
-            args.data.display()
+            data.display(),
+            data.display()
         );
         eprintln!(
             "no dataset at {}: generating the default pendulum dataset first",
-            args.data.display()
+            data.display()
         );
-        let mut opts = GenerateOptions::new(
-            find_system("pendulum").expect("built in"),
-            args.data.clone(),
-        );
+        let mut opts =
+            GenerateOptions::new(find_system("pendulum").expect("built in"), data.clone());
         opts.progress = progress;
         generate(&opts)?;
     }
-    let run = args.run.clone().unwrap_or_else(|| {
-        let data_name = args
-            .data
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "data".into());
-        PathBuf::from("runs").join(format!("{data_name}-{}", config.preset))
-    });
+    let run = match &args.run {
+        Some(run) => run.clone(),
+        None => {
+            // runs/DATA-PRESET, or the first free runs/DATA-PRESET-N, so the default command can
+            // be repeated without touching earlier runs.
+            let data_name = data
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "data".into());
+            let base = PathBuf::from("runs").join(format!("{data_name}-{}", config.preset));
+            anyhow::ensure!(
+                !args.resume,
+                "--resume needs --run (the run folder to continue)"
+            );
+            (1..)
+                .map(|n| {
+                    if n == 1 {
+                        base.clone()
+                    } else {
+                        PathBuf::from(format!("{}-{n}", base.display()))
+                    }
+                })
+                .find(|p| !p.exists())
+                .expect("an unused name exists")
+        }
+    };
     let opts = TrainOptions {
-        data: args.data.clone(),
+        data,
         run: run.clone(),
         config,
         device: args.device,

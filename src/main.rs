@@ -1,5 +1,11 @@
 //! The `hgn` binary: everything lives in the library; see [`hgn::cli`].
 
+/// mimalloc keeps freed pages for reuse instead of returning them to the kernel; a training step
+/// allocates and frees gigabytes of tensors, which with the system allocator become page faults
+/// (measured in the README's performance section).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     hgn::cli::main()
 }

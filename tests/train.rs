@@ -58,6 +58,7 @@ fn micro_config(dir: &Path, steps: usize) -> std::path::PathBuf {
         .with_hidden(4)
         .with_latent_channels(2)
         .with_hamiltonian_width(4);
+    config.model.variational = true;
     config.train.steps = steps;
     config.train.batch_size = 4;
     config.train.log_every = 1;
@@ -130,7 +131,16 @@ fn an_interrupted_and_resumed_run_repeats_an_uninterrupted_one_exactly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = hgn(&[&args(&data, &split)[..], &["--resume", "--steps", "6"]].concat());
+    // No --data: the run's recorded dataset is used.
+    let out = hgn(&[
+        "train",
+        "--run",
+        split.to_str().unwrap(),
+        "--resume",
+        "--steps",
+        "6",
+        "-q",
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -235,10 +245,10 @@ fn bad_training_requests_get_one_line_errors() {
         &hgn(&["train", "--data", d, "--run", r, "--resume", "-q"]),
         "holds no run to resume",
     );
-    // The default preset wants 34-frame windows.
+    // The default preset wants 14-frame windows.
     assert_error(
         &hgn(&["train", "--data", d, "--run", r, "-q"]),
-        "needs windows of 34 frames",
+        "needs windows of 14 frames",
     );
     for (size, needle) in [
         (64, "expects 64×64 images"),
