@@ -259,10 +259,17 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let default_data = PathBuf::from("data/pendulum");
     let data = match (&args.data, &args.run) {
         (Some(data), _) => data.clone(),
-        (None, Some(run)) if args.resume => RunConfig::load(&run.join("config.json"))
-            .ok()
-            .and_then(|c| c.data)
-            .with_context(|| format!("{} records no dataset; pass --data", run.display()))?,
+        (None, Some(run)) if args.resume => {
+            let saved = run.join("config.json");
+            anyhow::ensure!(
+                saved.is_file(),
+                "{} holds no run to resume (no config.json)",
+                run.display()
+            );
+            RunConfig::load(&saved)?
+                .data
+                .with_context(|| format!("{} records no dataset; pass --data", run.display()))?
+        }
         _ => default_data.clone(),
     };
     let mut config = match &args.config {

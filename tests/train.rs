@@ -245,6 +245,11 @@ fn bad_training_requests_get_one_line_errors() {
         &hgn(&["train", "--data", d, "--run", r, "--resume", "-q"]),
         "holds no run to resume",
     );
+    assert_error(
+        &hgn(&["train", "--run", r, "--resume", "-q"]),
+        "holds no run to resume",
+    );
+    assert_error(&hgn(&["train", "--resume", "-q"]), "--resume needs --run");
     // The default preset wants 14-frame windows.
     assert_error(
         &hgn(&["train", "--data", d, "--run", r, "-q"]),
