@@ -367,13 +367,18 @@ fn run_train(args: TrainArgs) -> Result<()> {
         progress,
     };
     let summary = train(&opts)?;
+    let ratio = summary.baseline_mse / summary.test_mse;
+    let comparison = if ratio >= 1.0 {
+        format!("{ratio:.1}× lower")
+    } else {
+        format!("{:.1}× higher: train longer", 1.0 / ratio)
+    };
     println!(
-        "trained {} steps in {:.0} s; test pixel MSE {:.3e} vs mean-frame baseline {:.3e} ({:.1}× lower); run: {}",
+        "trained {} steps in {:.0} s; test pixel MSE {:.3e} vs mean-frame baseline {:.3e} ({comparison}); run: {}",
         summary.steps,
         summary.seconds,
         summary.test_mse,
         summary.baseline_mse,
-        summary.baseline_mse / summary.test_mse,
         run.display()
     );
     Ok(())
