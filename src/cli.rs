@@ -442,13 +442,7 @@ fn print_systems() {
         let params: Vec<String> = spec
             .params
             .iter()
-            .map(|p| {
-                if p.low == p.high {
-                    format!("{} = {}", p.name, p.low)
-                } else {
-                    format!("{} ∈ [{}, {}]", p.name, p.low, p.high)
-                }
-            })
+            .map(|p| crate::physics::catalog::format_range(p.name, p.low, p.high))
             .collect();
         let mut extras = vec![
             format!(

@@ -18,4 +18,5 @@ pub mod device;
 pub mod export;
 pub mod model;
 pub mod physics;
+pub mod progress;
 pub mod train;

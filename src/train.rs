@@ -22,7 +22,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -561,20 +561,10 @@ fn save_checkpoint(
 }
 
 fn progress_bar(total: u64, start: u64, visible: bool) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        Some(total),
-        if visible {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template(
-            "training {bar:25.cyan/blue} {pos}/{len} steps  {msg}  eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+    let bar = crate::progress::bar(
+        total,
+        visible,
+        "training {bar:25.cyan/blue} {pos}/{len} steps  {msg}  eta {eta}",
     );
     bar.set_position(start);
     bar

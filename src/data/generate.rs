@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::format::{
@@ -307,20 +307,10 @@ fn commit(mut partial: PartialDir, out: &Path) -> Result<()> {
 }
 
 fn progress_bar(total: u64, visible: bool, system: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        Some(total),
-        if visible {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} {bar:30.cyan/blue} {pos}/{len} sequences  {per_sec}  eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+    let bar = crate::progress::bar(
+        total,
+        visible,
+        "{prefix} {bar:30.cyan/blue} {pos}/{len} sequences  {per_sec}  eta {eta}",
     );
     bar.set_prefix(format!("generating {system}"));
     bar

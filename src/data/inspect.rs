@@ -149,13 +149,7 @@ impl fmt::Display for InspectReport {
         let ranges: Vec<String> = m
             .param_ranges
             .iter()
-            .map(|r| {
-                if r.low == r.high {
-                    format!("{} = {}", r.name, r.low)
-                } else {
-                    format!("{} ∈ [{}, {}]", r.name, r.low, r.high)
-                }
-            })
+            .map(|r| crate::physics::catalog::format_range(&r.name, r.low, r.high))
             .collect();
         writeln!(f, "  parameters    {}", ranges.join(", "))?;
         writeln!(

@@ -47,6 +47,15 @@ pub struct ParamRange {
     pub high: f64,
 }
 
+/// `name = v` for a fixed parameter, `name ∈ [low, high]` for a sampled one.
+pub fn format_range(name: &str, low: f64, high: f64) -> String {
+    if low == high {
+        format!("{name} = {low}")
+    } else {
+        format!("{name} ∈ [{low}, {high}]")
+    }
+}
+
 const fn fixed(name: &'static str, value: f64) -> ParamRange {
     ParamRange {
         name,
@@ -735,6 +744,7 @@ fn circular_orbit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::physics::render::tests::centroid;
     use crate::physics::sampling::trajectory_rng;
 
     fn settings(seq_len: usize, dt: f64, noise_std: f64) -> RenderSettings {
@@ -920,25 +930,6 @@ mod tests {
             .sum::<f64>()
             / n;
         assert!((var.sqrt() - 0.1).abs() < 0.01, "noise std {}", var.sqrt());
-    }
-
-    /// Intensity-weighted centroid of a frame's difference from the background.
-    fn centroid(frame: &[u8], size: usize) -> [f64; 2] {
-        let bg: Vec<f64> = crate::physics::render::BACKGROUND
-            .iter()
-            .map(|b| (b * 255.0_f64).round())
-            .collect();
-        let (mut sw, mut sc, mut sr) = (0.0, 0.0, 0.0);
-        for row in 0..size {
-            for col in 0..size {
-                let base = (row * size + col) * 3;
-                let w: f64 = (0..3).map(|c| (frame[base + c] as f64 - bg[c]).abs()).sum();
-                sw += w;
-                sc += w * col as f64;
-                sr += w * row as f64;
-            }
-        }
-        [sc / sw, sr / sw]
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub fn render_frame(discs: &[Disc], canvas: &Canvas, size: usize, out: &mut [u8]
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Intensity-weighted centroid `(column, row)` of the difference from the background.
