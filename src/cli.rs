@@ -365,6 +365,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         resume: args.resume,
         steps_override: if args.resume { args.steps } else { None },
         progress,
+        report_evals: !args.quiet,
     };
     let summary = train(&opts)?;
     let ratio = summary.baseline_mse / summary.test_mse;

@@ -153,8 +153,10 @@ pub struct TrainOptions {
     pub resume: bool,
     /// With `resume`, train up to this many steps instead of the saved total.
     pub steps_override: Option<usize>,
-    /// Draw a progress bar.
+    /// Draw a progress bar (on a terminal).
     pub progress: bool,
+    /// Without a progress bar, still report each evaluation as a line on stderr.
+    pub report_evals: bool,
 }
 
 /// One line of `metrics.jsonl`.
@@ -387,9 +389,14 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
                 steps_per_second: None,
             };
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
-            bar.println(format!(
+            let message = format!(
                 "step {done}: test pixel MSE {mse:.3e} (mean-frame baseline {baseline:.3e})"
-            ));
+            );
+            if opts.progress {
+                bar.println(message);
+            } else if opts.report_evals {
+                eprintln!("{message}");
+            }
             last_eval = Some((mse, baseline));
         }
         if done % config.train.checkpoint_every == 0 || done == total {
