@@ -84,7 +84,17 @@ pub fn load_run(run: &Path) -> Result<(RunConfig, Hgn)> {
     let device = DeviceArg::Cpu.device()?;
     let record = ModuleRecord::load(&weights)
         .map_err(|e| anyhow::anyhow!("cannot load {}: {e}", weights.display()))?;
-    let model = config.model.init(&device).load_record(record);
+    config.validate()?;
+    let model = config
+        .model
+        .init(&device)
+        .try_load_record(record)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the checkpoint in {} does not match its config.json ({e})",
+                run.display()
+            )
+        })?;
     Ok((config, model))
 }
 

@@ -282,7 +282,12 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
                 checkpoint_dir.join("model.bpk").display()
             )
         })?;
-        model = model.load_record(record);
+        model = model.try_load_record(record).map_err(|e| {
+            anyhow::anyhow!(
+                "the checkpoint in {} does not match the run's config.json ({e})",
+                checkpoint_dir.display()
+            )
+        })?;
         optim = optim.load(checkpoint_dir.join("optim.bpk")).map_err(|e| {
             anyhow::anyhow!(
                 "cannot load {}: {e}",

@@ -330,6 +330,20 @@ fn bad_training_requests_get_one_line_errors() {
         ]),
         "only --steps may change",
     );
+    // A config edited by hand so that it contradicts the checkpoint is refused, not a panic.
+    let saved = run.join("config.json");
+    let mut edited = RunConfig::load(&saved).unwrap();
+    edited.model.hidden = 8;
+    std::fs::write(&saved, serde_json::to_string(&edited).unwrap()).unwrap();
+    assert_error(
+        &hgn(&["train", "--run", r, "--resume", "--steps", "4", "-q"]),
+        "does not match",
+    );
+    let file = tmp.path().join("w.safetensors");
+    assert_error(
+        &hgn(&["export", "--run", r, "--out", file.to_str().unwrap()]),
+        "does not match",
+    );
 }
 
 #[test]

@@ -36,6 +36,12 @@ impl SequenceDataset {
     pub fn open(dir: &Path, split: Split) -> Result<Self> {
         let meta = DatasetMeta::load(dir)?;
         let sm = meta.split(split);
+        ensure!(
+            sm.num_sequences >= 1 && sm.seq_len >= 1,
+            "{}: the {} split holds no frames",
+            dir.display(),
+            split.name()
+        );
         let path = dir.join(split.name()).join("frames.npy");
         ensure!(
             path.is_file(),
