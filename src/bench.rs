@@ -48,9 +48,9 @@ pub fn bench(
     let b = config.train.batch_size;
     let s = m.image_size;
     let frames = Tensor::<5>::random([b, m.window_len(), 3, s, s], Distribution::Default, &dev);
-    let latent = m.latent_size();
+    let (z_channels, z_size) = m.z_shape();
     let noise = Tensor::<4>::random(
-        [b, 2 * m.latent_channels, latent, latent],
+        [b, z_channels, z_size, z_size],
         Distribution::Normal(0.0, 1.0),
         &dev,
     );

@@ -38,7 +38,7 @@ pub enum Command {
     Train(TrainArgs),
     /// Time full training steps (rollout, backward, Adam) of a preset on synthetic frames.
     Bench {
-        /// Model preset: tiny or paper.
+        /// Model preset: paper, campusai or tiny.
         #[arg(long, default_value = "paper")]
         preset: String,
         /// Sequences per step.
@@ -72,7 +72,8 @@ pub struct TrainArgs {
     /// or runs/DATA-PRESET-N if that exists].
     #[arg(long)]
     pub run: Option<PathBuf>,
-    /// Model preset: tiny (quick, CPU) or paper (DeepMind's hgn_paper_config).
+    /// Model preset: tiny (quick, CPU), paper (DeepMind's hgn_paper_config) or campusai
+    /// (the CampusAI/ReScience layout).
     #[arg(long, default_value = "tiny")]
     pub preset: String,
     /// A run config file (JSON, as written to RUN/config.json) instead of a preset.

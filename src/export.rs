@@ -3,13 +3,15 @@
 //! Tensor names are the module paths of `Hgn`, joined by dots, and are stable:
 //!
 //! ```text
-//! encoder.layers.{0..5}.{weight,bias}            conv weights [out, in, kh, kw] (PyTorch OIHW)
-//! transform.layers.{0..4}.{weight,bias}          absent for the "no f_ψ" ablation
+//! encoder.layers.{i}.{weight,bias}              conv weights [out, in, kh, kw] (PyTorch OIHW)
+//! transform.layers.{i}.{weight,bias}            absent for the "no f_ψ" ablation
 //! hamiltonian.kinetic.layers.{0..4}.{weight,bias}    K(p) of a separable H
 //! hamiltonian.potential.layers.{0..4}.{weight,bias}  U(q) of a separable H
 //! hamiltonian.joint.layers.{0..4}.{weight,bias}      H(q, p) of a non-separable H
 //! decoder.constant                               learned constant channels [1, 2, s, s]
-//! decoder.blocks.{0..2}.{i}.{weight,bias}        upsampling blocks
+//! decoder.blocks.{0..2}.{i}.{weight,bias}        upsampling blocks (`paper` layout)
+//! residual_decoder.blocks.{0..2}.{0,1}.{weight,bias}, residual_decoder.skips.0.{weight,bias},
+//! residual_decoder.output.{weight,bias}          residual decoder (`campusai` layout)
 //! geco_lambda                                    GECO's λ before the softplus
 //! ```
 //!

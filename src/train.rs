@@ -83,17 +83,19 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// A named preset: `paper` (DeepMind's `hgn_paper_config` architecture, GECO κ = 1e-3,
-    /// Adam 1.5e-4, batch 16) or `tiny` (the quick start: see [`HgnConfig::tiny`]; Adam 1e-3,
+    /// Adam 1.5e-4, batch 16), `campusai` (the CampusAI/ReScience layout, same objective and
+    /// optimiser) or `tiny` (the quick start: see [`HgnConfig::tiny`]; Adam 1e-3,
     /// 1,200 steps).
     pub fn preset(name: &str) -> Result<Self> {
         let (model, train) = match name {
             "paper" => (HgnConfig::paper(), TrainConfig::new()),
+            "campusai" => (HgnConfig::campusai(), TrainConfig::new()),
             // About 9 minutes on 2 cores (≈ 2.4 steps/s).
             "tiny" => (
                 HgnConfig::tiny(),
                 TrainConfig::new().with_learning_rate(1e-3).with_steps(1200),
             ),
-            other => bail!("unknown preset '{other}' (known: paper, tiny)"),
+            other => bail!("unknown preset '{other}' (known: paper, campusai, tiny)"),
         };
         Ok(Self {
             preset: name.to_string(),
@@ -440,8 +442,8 @@ fn draw_batch(
         windows.push(set.read_window(index, start, window)?);
     }
     let frames = batch_tensor(windows, window, set.image_size, device);
-    let s = m.latent_size();
-    let shape = [config.train.batch_size, 2 * m.latent_channels, s, s];
+    let (z_channels, z_size) = m.z_shape();
+    let shape = [config.train.batch_size, z_channels, z_size, z_size];
     let noise: Vec<f32> = (0..shape.iter().product::<usize>())
         .map(|_| standard_normal(&mut rng) as f32)
         .collect();

@@ -340,7 +340,7 @@ fn paper_preset_matches_deepminds_parameter_counts() {
         model.hamiltonian.potential.as_ref().unwrap().num_params(),
         46_049
     );
-    assert_eq!(model.decoder.num_params(), 196_835);
+    assert_eq!(model.decoder.as_ref().unwrap().num_params(), 196_835);
     assert_eq!(model.num_params(), 645_542);
 }
 
@@ -364,4 +364,51 @@ fn decoder_and_encoder_produce_the_documented_shapes() {
         values.iter().all(|v| *v > 0.0 && *v < 1.0),
         "decoder output must be in (0, 1)"
     );
+}
+
+#[test]
+fn campusai_preset_matches_the_published_parameter_counts_and_shapes() {
+    // Reference §4.3/§4.5: encoder 262,880, transformer 83,104, H 50,657, decoder 196,739.
+    use burn::module::Module;
+    let device = f64_device();
+    let config = hgn::model::HgnConfig::campusai();
+    let model = config.init(&device);
+    assert_eq!(model.encoder.num_params(), 262_880);
+    assert_eq!(model.transform.as_ref().unwrap().num_params(), 83_104);
+    assert_eq!(
+        model.hamiltonian.joint.as_ref().unwrap().num_params(),
+        50_657
+    );
+    assert_eq!(
+        model.residual_decoder.as_ref().unwrap().num_params(),
+        196_739
+    );
+    assert_eq!(model.num_params(), 593_380 + 1, "plus GECO's λ");
+    let frames = Tensor::<5>::random([2, 5, 3, 32, 32], Distribution::Default, &device);
+    let noise = normal([2, 48, 32, 32], &device);
+    let out = model.forward(frames, Some(noise), 0.125, 2);
+    assert_eq!(out.mean.dims(), [2, 48, 32, 32]);
+    assert_eq!(out.rollout.q[0].dims(), [2, 16, 4, 4]);
+    assert_eq!(out.reconstruction.dims(), [2, 3, 3, 32, 32]);
+}
+
+#[test]
+fn campusai_hamiltonian_gradients_match_autodiff() {
+    let device = f64_device().autodiff();
+    let h = HamiltonianNetConfig::new(16, 4)
+        .with_separable(false)
+        .with_architecture(hgn::model::Architecture::CampusAi)
+        .init(&device);
+    let q = normal([3, 16, 4, 4], &device).require_grad();
+    let p = normal([3, 16, 4, 4], &device).require_grad();
+    let grads = h.energy(q.clone(), p.clone()).sum().backward();
+    let err_q = relative_error(
+        &values(h.dh_dq(q.clone(), p.clone())),
+        &values(q.grad(&grads).unwrap()),
+    );
+    let err_p = relative_error(
+        &values(h.dh_dp(q.clone(), p.clone())),
+        &values(p.grad(&grads).unwrap()),
+    );
+    assert!(err_q <= 1e-10 && err_p <= 1e-10, "{err_q:e}, {err_p:e}");
 }

@@ -19,6 +19,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{Padding, conv, conv_adjoint};
+use super::networks::Architecture;
 
 /// `softplus(x) = max(x, 0) + log(1 + exp(−|x|))`: finite for every input, and its derivative
 /// is exactly `sigmoid(x)` (unlike a thresholded softplus, whose derivative jumps to 1).
@@ -56,6 +57,22 @@ impl ConvEnergyConfig {
     /// parameters for a 16×4×4 input.
     pub fn paper(channels_in: usize, input_size: usize) -> Self {
         Self::paper_with_width(channels_in, input_size, 64)
+    }
+
+    /// CampusAI's `HamiltonianNet` stack (authors' e-mail, CampusAI issue #68): kernels
+    /// [3, 2, 2, 2, 2], strides [1, 2, 1, 1, 1], padding SAME, VALID, SAME, SAME, VALID;
+    /// 50,657 parameters on `concat(q, p)` of 32×4×4 with `width` 64. No softplus on the output
+    /// (that one is CampusAI's own, §4.4).
+    pub fn campusai_with_width(channels_in: usize, input_size: usize, width: usize) -> Self {
+        use Padding::{Same, Valid};
+        Self::new(
+            channels_in,
+            input_size,
+            vec![width / 2, width, width, width, 1],
+            vec![3, 2, 2, 2, 2],
+            vec![1, 2, 1, 1, 1],
+            vec![Same, Valid, Same, Same, Valid],
+        )
     }
 
     /// The paper's layer stack with `width` channels instead of 64 (the first layer has half).
@@ -194,31 +211,33 @@ pub struct HamiltonianNetConfig {
     /// Channel width of each energy net (DeepMind: 64).
     #[config(default = 64)]
     pub width: usize,
+    /// Layer stack of each energy net.
+    #[config(default = "Architecture::Paper")]
+    pub architecture: Architecture,
 }
 
 impl HamiltonianNetConfig {
-    /// Builds the network with the paper's layer stack for each energy net.
+    /// Builds the network; each energy net uses the layer stack of `architecture`.
     pub fn init(&self, device: &Device) -> HamiltonianNet {
+        let stack = |channels_in: usize| match self.architecture {
+            Architecture::Paper => {
+                ConvEnergyConfig::paper_with_width(channels_in, self.size, self.width)
+            }
+            Architecture::CampusAi => {
+                ConvEnergyConfig::campusai_with_width(channels_in, self.size, self.width)
+            }
+        };
         if self.separable {
             HamiltonianNet {
-                kinetic: Some(
-                    ConvEnergyConfig::paper_with_width(self.channels, self.size, self.width)
-                        .init(device),
-                ),
-                potential: Some(
-                    ConvEnergyConfig::paper_with_width(self.channels, self.size, self.width)
-                        .init(device),
-                ),
+                kinetic: Some(stack(self.channels).init(device)),
+                potential: Some(stack(self.channels).init(device)),
                 joint: None,
             }
         } else {
             HamiltonianNet {
                 kinetic: None,
                 potential: None,
-                joint: Some(
-                    ConvEnergyConfig::paper_with_width(2 * self.channels, self.size, self.width)
-                        .init(device),
-                ),
+                joint: Some(stack(2 * self.channels).init(device)),
             }
         }
     }

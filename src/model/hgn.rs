@@ -11,7 +11,10 @@ use burn::tensor::{Device, Tensor};
 
 use super::hamiltonian::{HamiltonianNet, HamiltonianNetConfig, softplus};
 use super::integrator::{IntegratorKind, Rollout, rollout};
-use super::networks::{Decoder, DecoderConfig, Encoder, EncoderConfig, Transform, TransformConfig};
+use super::networks::{
+    Architecture, Decoder, DecoderConfig, Encoder, EncoderConfig, ResidualDecoder, Transform,
+    TransformConfig,
+};
 
 /// Architecture and dynamics of an HGN. Defaults are DeepMind's `hgn_paper_config` (D1).
 #[derive(Config, Debug, PartialEq)]
@@ -49,6 +52,12 @@ pub struct HgnConfig {
     /// Time step of the latent dynamics (DeepMind and CampusAI: 0.125).
     #[config(default = 0.125)]
     pub dt: f64,
+    /// Network layout: DeepMind's `paper` or `campusai`.
+    #[config(default = "Architecture::Paper")]
+    pub architecture: Architecture,
+    /// Channels of `z` when they differ from `2 × latent_channels` (CampusAI: 48).
+    #[config(default = "None")]
+    pub z_channels: Option<usize>,
 }
 
 impl HgnConfig {
@@ -69,6 +78,26 @@ impl HgnConfig {
             .with_hamiltonian_width(16)
             .with_rollout_steps(9)
             .with_variational(false)
+    }
+
+    /// The CampusAI/ReScience layout (reference §4.3): stride-1 encoder to a 48×32×32 `z`,
+    /// stride-2 f_ψ to 4×4, a non-separable H on `concat(q, p)`, residual decoder; ≈ 593 k
+    /// parameters with 5 inference frames. Without CampusAI's ReLU on f_ψ's output and softplus
+    /// on H's output (§4.4, §5.5).
+    pub fn campusai() -> Self {
+        Self::new()
+            .with_architecture(Architecture::CampusAi)
+            .with_z_channels(Some(48))
+            .with_separable(false)
+    }
+
+    /// Channels and spatial size of `z` (and of the posterior noise).
+    pub fn z_shape(&self) -> (usize, usize) {
+        let channels = self.z_channels.unwrap_or(2 * self.latent_channels);
+        match self.architecture {
+            Architecture::Paper => (channels, self.latent_size()),
+            Architecture::CampusAi => (channels, self.image_size),
+        }
     }
 
     /// Frames of one training window.
@@ -110,8 +139,22 @@ impl HgnConfig {
 
     /// Builds the model with freshly initialised weights.
     pub fn init(&self, device: &Device) -> Hgn {
-        let z_channels = 2 * self.latent_channels;
+        let (z_channels, z_size) = self.z_shape();
         let size = self.latent_size();
+        let campusai = self.architecture == Architecture::CampusAi;
+        let transform = self.latent_transform.then(|| {
+            if campusai {
+                TransformConfig::campusai(
+                    z_channels,
+                    z_size,
+                    self.hidden,
+                    2 * self.latent_channels,
+                    device,
+                )
+            } else {
+                TransformConfig::new(z_channels, size, self.hidden).init(device)
+            }
+        });
         Hgn {
             encoder: EncoderConfig::new(
                 3 * self.num_inference_frames,
@@ -119,15 +162,18 @@ impl HgnConfig {
                 self.hidden,
                 z_channels,
             )
+            .with_architecture(self.architecture)
             .init(device),
-            transform: self
-                .latent_transform
-                .then(|| TransformConfig::new(z_channels, size, self.hidden).init(device)),
+            transform,
             hamiltonian: HamiltonianNetConfig::new(self.latent_channels, size)
                 .with_separable(self.separable)
                 .with_width(self.hamiltonian_width)
+                .with_architecture(self.architecture)
                 .init(device),
-            decoder: DecoderConfig::new(self.latent_channels, size, self.hidden).init(device),
+            decoder: (!campusai)
+                .then(|| DecoderConfig::new(self.latent_channels, size, self.hidden).init(device)),
+            residual_decoder: campusai
+                .then(|| ResidualDecoder::new(self.latent_channels, size, self.hidden, device)),
             // softplus(log(e − 1)) = 1: GECO's λ starts at 1.
             geco_lambda: Param::from_tensor(Tensor::from_floats(
                 [(std::f64::consts::E - 1.0).ln()],
@@ -148,8 +194,10 @@ pub struct Hgn {
     pub transform: Option<Transform>,
     /// H_γ(q, p).
     pub hamiltonian: HamiltonianNet,
-    /// p_θ(x | q).
-    pub decoder: Decoder,
+    /// p_θ(x | q), DeepMind's plain decoder (`paper` layout).
+    pub decoder: Option<Decoder>,
+    /// p_θ(x | q), CampusAI's residual decoder (`campusai` layout).
+    pub residual_decoder: Option<ResidualDecoder>,
     /// GECO's Lagrange multiplier before the softplus (λ = softplus of it), trained by the same
     /// optimiser by gradient ascent on the constraint.
     pub geco_lambda: Param<Tensor<1>>,
@@ -210,7 +258,12 @@ impl Hgn {
     pub fn decode_all(&self, qs: &[Tensor<4>]) -> Tensor<5> {
         let t = qs.len();
         let [b, _, _, _] = qs[0].dims();
-        let frames = self.decoder.forward(Tensor::cat(qs.to_vec(), 0));
+        let stacked = Tensor::cat(qs.to_vec(), 0);
+        let frames = match (&self.decoder, &self.residual_decoder) {
+            (Some(plain), _) => plain.forward(stacked),
+            (None, Some(residual)) => residual.forward(stacked),
+            (None, None) => unreachable!("an HGN has a decoder"),
+        };
         let [_, c, h, w] = frames.dims();
         frames.reshape([t, b, c, h, w]).swap_dims(0, 1)
     }

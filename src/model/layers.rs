@@ -7,13 +7,15 @@ use burn::tensor::ops::{ConvTransposeOptions, PadMode};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-/// TF/Haiku padding modes (DeepMind's networks are written with them).
+/// Padding modes: TF/Haiku's (DeepMind's networks are written with them) and PyTorch's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Padding {
     /// Output size `ceil(n / stride)`; for even kernels the extra zero goes after (right/bottom).
     Same,
     /// No padding.
     Valid,
+    /// PyTorch-style `padding = n` on both sides (CampusAI's stride-2 convs).
+    Symmetric(usize),
 }
 
 impl Padding {
@@ -21,6 +23,7 @@ impl Padding {
     pub fn pads(self, n: usize, kernel: usize, stride: usize) -> (usize, usize) {
         match self {
             Padding::Valid => (0, 0),
+            Padding::Symmetric(n) => (n, n),
             Padding::Same => {
                 let out = n.div_ceil(stride);
                 let total = ((out - 1) * stride + kernel).saturating_sub(n);

@@ -1,16 +1,33 @@
 //! The encoder q_φ(z | frames), the latent transform f_ψ(z) → (q, p), and the decoder q → frame,
-//! after DeepMind's `hgn_paper_config` (reference D1, §4.2).
+//! in two layouts: DeepMind's `hgn_paper_config` (reference D1, §4.2) and the CampusAI/ReScience
+//! one (§4.3), without CampusAI's ReLU on the transform's output (§5.5).
 
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 use super::hamiltonian::sigmoid;
 use super::layers::{Padding, conv};
 
-/// Encoder layout: three blocks, each `conv k2 s2 VALID` then `conv k4 s1 SAME`, ReLU between.
+/// Which published network layout to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// DeepMind's `hgn_paper_config`: strided encoder to a 4×4 latent, 5-conv f_ψ at 4×4, plain
+    /// decoder with learned constant channels.
+    #[default]
+    Paper,
+    /// CampusAI/ReScience: stride-1 encoder to a 48×32×32 latent, stride-2 f_ψ down to 4×4,
+    /// residual decoder.
+    CampusAi,
+}
+
+/// Encoder layout. Paper: three blocks, each `conv k2 s2 VALID` then `conv k4 s1 SAME`, ReLU
+/// between. CampusAI: eight stride-1 `k3` convs with ReLU, the last giving mean and log-scale
+/// (CampusAI's two heads, concatenated).
 #[derive(Config, Debug)]
 pub struct EncoderConfig {
     /// Input channels: 3 × the number of inference frames.
@@ -22,6 +39,9 @@ pub struct EncoderConfig {
     /// Channels of the latent `z` (DeepMind: 32). The encoder outputs twice as many: mean and
     /// log-scale.
     pub z_channels: usize,
+    /// Layout.
+    #[config(default = "Architecture::Paper")]
+    pub architecture: Architecture,
 }
 
 impl EncoderConfig {
@@ -29,6 +49,23 @@ impl EncoderConfig {
     pub fn init(&self, device: &Device) -> Encoder {
         let h = self.hidden;
         let s = self.image_size;
+        if self.architecture == Architecture::CampusAi {
+            let mut layers = vec![conv(
+                self.channels_in,
+                h / 2,
+                3,
+                1,
+                Padding::Same,
+                s,
+                device,
+            )];
+            layers.push(conv(h / 2, h, 3, 1, Padding::Same, s, device));
+            for _ in 0..5 {
+                layers.push(conv(h, h, 3, 1, Padding::Same, s, device));
+            }
+            layers.push(conv(h, 2 * self.z_channels, 3, 1, Padding::Same, s, device));
+            return Encoder { layers };
+        }
         let specs = [
             (self.channels_in, h / 2, 2, 2, Padding::Valid, s),
             (h / 2, h, 4, 1, Padding::Same, s / 2),
@@ -88,6 +125,47 @@ pub struct TransformConfig {
 }
 
 impl TransformConfig {
+    /// CampusAI's transformer: three `k3 s2` convs (PyTorch padding 1) from `z_channels` to
+    /// `out_channels`, ReLU between and none on the output.
+    pub fn campusai(
+        z_channels: usize,
+        size: usize,
+        hidden: usize,
+        out_channels: usize,
+        device: &Device,
+    ) -> Transform {
+        let layers = vec![
+            conv(
+                z_channels,
+                hidden,
+                3,
+                2,
+                Padding::Symmetric(1),
+                size,
+                device,
+            ),
+            conv(
+                hidden,
+                hidden,
+                3,
+                2,
+                Padding::Symmetric(1),
+                size / 2,
+                device,
+            ),
+            conv(
+                hidden,
+                out_channels,
+                3,
+                2,
+                Padding::Symmetric(1),
+                size / 4,
+                device,
+            ),
+        ];
+        Transform { layers }
+    }
+
     /// Builds the transform.
     pub fn init(&self, device: &Device) -> Transform {
         let layers = (0..self.depth)
@@ -218,5 +296,64 @@ impl Decoder {
             }
         }
         sigmoid(h)
+    }
+}
+
+/// CampusAI's residual decoder: three blocks of nearest ×2 upsampling, two 3×3 convs with leaky
+/// ReLU (slope 0.01), a skip connection from the upsampled input (through a 1×1 conv when the
+/// channels change) and a sigmoid; then a 3×3 conv to RGB and a sigmoid.
+#[derive(Module, Debug)]
+pub struct ResidualDecoder {
+    /// The two convolutions of each block.
+    pub blocks: Vec<Vec<Conv2d>>,
+    /// The 1×1 skip projection of each block (only where the channels change).
+    pub skips: Vec<Option<Conv2d>>,
+    /// The final conv to RGB.
+    pub output: Conv2d,
+}
+
+impl ResidualDecoder {
+    /// Builds the decoder for `q` of `q_channels × size × size`.
+    pub fn new(q_channels: usize, size: usize, hidden: usize, device: &Device) -> Self {
+        let mut blocks = Vec::new();
+        let mut skips = Vec::new();
+        let (mut channels, mut s) = (q_channels, size);
+        for _ in 0..3 {
+            s *= 2;
+            blocks.push(vec![
+                conv(channels, hidden, 3, 1, Padding::Same, s, device),
+                conv(hidden, hidden, 3, 1, Padding::Same, s, device),
+            ]);
+            skips.push(
+                (channels != hidden)
+                    .then(|| conv(channels, hidden, 1, 1, Padding::Valid, s, device)),
+            );
+            channels = hidden;
+        }
+        let output = conv(hidden, 3, 3, 1, Padding::Same, s, device);
+        Self {
+            blocks,
+            skips,
+            output,
+        }
+    }
+
+    /// # Shapes
+    /// - `q`: `[batch, q_channels, s, s]`; returns `[batch, 3, 8s, 8s]` in (0, 1)
+    pub fn forward(&self, q: Tensor<4>) -> Tensor<4> {
+        let mut h = q;
+        for (block, skip) in self.blocks.iter().zip(&self.skips) {
+            let up = upsample2(h);
+            let mut x = up.clone();
+            for layer in block {
+                x = leaky_relu(layer.forward(x), 0.01);
+            }
+            let residual = match skip {
+                Some(projection) => projection.forward(up),
+                None => up,
+            };
+            h = sigmoid(x + residual);
+        }
+        sigmoid(self.output.forward(h))
     }
 }
