@@ -70,6 +70,25 @@ fn micro_config(dir: &Path, steps: usize) -> std::path::PathBuf {
     path
 }
 
+/// `hgn train --data DATA --run RUN --config CONFIG -q`, which must succeed.
+fn train_ok(data: &Path, run: &Path, config: &Path) {
+    let out = hgn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn metrics(run: &Path) -> Vec<MetricsLine> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
@@ -178,21 +197,7 @@ fn training_reduces_the_reconstruction_error() {
     cfg.train.learning_rate = 3e-3;
     std::fs::write(&config, serde_json::to_string(&cfg).unwrap()).unwrap();
     let run = tmp.path().join("run");
-    let out = hgn(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--run",
-        run.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    train_ok(&data, &run, &config);
     let lines: Vec<MetricsLine> = metrics(&run)
         .into_iter()
         .filter(|l| l.kind == "eval")
@@ -381,21 +386,7 @@ fn export_writes_safetensors_with_stable_names() {
     dataset(&data);
     let config = micro_config(tmp.path(), 2);
     let run = tmp.path().join("run");
-    let out = hgn(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--run",
-        run.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    train_ok(&data, &run, &config);
     let file = tmp.path().join("weights.safetensors");
     let out = hgn(&[
         "export",

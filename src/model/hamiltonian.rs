@@ -65,26 +65,43 @@ impl ConvEnergyConfig {
     /// (that one is CampusAI's own, §4.4).
     pub fn campusai_with_width(channels_in: usize, input_size: usize, width: usize) -> Self {
         use Padding::{Same, Valid};
-        Self::new(
+        Self::five_layers(
             channels_in,
             input_size,
-            vec![width / 2, width, width, width, 1],
-            vec![3, 2, 2, 2, 2],
-            vec![1, 2, 1, 1, 1],
-            vec![Same, Valid, Same, Same, Valid],
+            width,
+            [1, 2, 1, 1, 1],
+            [Same, Valid, Same, Same, Valid],
         )
     }
 
     /// The paper's layer stack with `width` channels instead of 64 (the first layer has half).
     pub fn paper_with_width(channels_in: usize, input_size: usize, width: usize) -> Self {
         use Padding::{Same, Valid};
+        Self::five_layers(
+            channels_in,
+            input_size,
+            width,
+            [1, 2, 1, 2, 1],
+            [Same, Valid, Same, Valid, Same],
+        )
+    }
+
+    /// The authors' five-layer stack, channels [w/2, w, w, w, 1], kernels [3, 2, 2, 2, 2], with
+    /// the strides and paddings of one implementation.
+    fn five_layers(
+        channels_in: usize,
+        input_size: usize,
+        width: usize,
+        strides: [usize; 5],
+        paddings: [Padding; 5],
+    ) -> Self {
         Self::new(
             channels_in,
             input_size,
             vec![width / 2, width, width, width, 1],
             vec![3, 2, 2, 2, 2],
-            vec![1, 2, 1, 2, 1],
-            vec![Same, Valid, Same, Valid, Same],
+            strides.to_vec(),
+            paddings.to_vec(),
         )
     }
 
