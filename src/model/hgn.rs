@@ -142,6 +142,15 @@ impl HgnConfig {
         let (z_channels, z_size) = self.z_shape();
         let size = self.latent_size();
         let campusai = self.architecture == Architecture::CampusAi;
+        // Built in data-flow order, which is also the order of the device's random draws.
+        let encoder = EncoderConfig::new(
+            3 * self.num_inference_frames,
+            self.image_size,
+            self.hidden,
+            z_channels,
+        )
+        .with_architecture(self.architecture)
+        .init(device);
         let transform = self.latent_transform.then(|| {
             if campusai {
                 TransformConfig::campusai(
@@ -156,14 +165,7 @@ impl HgnConfig {
             }
         });
         Hgn {
-            encoder: EncoderConfig::new(
-                3 * self.num_inference_frames,
-                self.image_size,
-                self.hidden,
-                z_channels,
-            )
-            .with_architecture(self.architecture)
-            .init(device),
+            encoder,
             transform,
             hamiltonian: HamiltonianNetConfig::new(self.latent_channels, size)
                 .with_separable(self.separable)
