@@ -7,9 +7,12 @@
 //!
 //! - [`physics`]: f64 Hamiltonian systems, ground-truth integration and the soft-disc renderer
 //!   (no burn, no I/O);
-//! - [`data`]: the dataset format (`.npy` + `meta.json`), `hgn generate` and `hgn inspect`;
-//! - [`device`]: the `--device` flag → burn device;
-//! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
+//! - [`data`]: the dataset format (`.npy` + `meta.json`), `hgn generate`, `hgn inspect`, and
+//!   training windows read from the files;
+//! - [`model`]: the HGN on burn tensors, with explicit Hamiltonian gradients, integrators and loss;
+//! - [`train`], [`bench`], [`export`]: `hgn train`, `hgn bench`, `hgn export`;
+//! - [`device`]: the `--device` flag → burn device; [`progress`]: progress bars;
+//! - [`cli`]: the command line; `main.rs` sets the allocator and calls [`cli::main`].
 
 pub mod bench;
 pub mod cli;

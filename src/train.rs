@@ -492,7 +492,6 @@ pub fn evaluate(
         let inference = frames.clone().slice([0..b, 0..k, 0..c, 0..h, 0..wd]);
         let targets = frames.slice([0..b, k - 1..w, 0..c, 0..h, 0..wd]);
         let output = model.forward(inference, None, m.dt, m.rollout_steps);
-        let elements = (b * (w - k + 1) * c * h * wd) as f64;
         model_sum += scalar(
             (output.reconstruction - targets.clone())
                 .powf_scalar(2.0)
@@ -503,7 +502,7 @@ pub fn evaluate(
             .reshape([1, 1, c, h, wd])
             .expand([b, w - k + 1, c, h, wd]);
         baseline_sum += scalar((baseline - targets).powf_scalar(2.0).sum());
-        count += elements as usize;
+        count += b * (w - k + 1) * c * h * wd;
     }
     Ok((model_sum / count as f64, baseline_sum / count as f64))
 }

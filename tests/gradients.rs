@@ -88,7 +88,8 @@ fn joint_hamiltonian_gradients_match_autodiff() {
 fn paper_hamiltonian_has_the_published_parameter_count() {
     let device = f64_device();
     let net = ConvEnergyConfig::paper(16, 4).init(&device);
-    assert_eq!(net.num_parameters(), 46_049);
+    use burn::module::Module;
+    assert_eq!(net.num_params(), 46_049);
 }
 
 /// Selects one energy net of a Hamiltonian, mutably.

@@ -70,9 +70,9 @@ fn micro_config(dir: &Path, steps: usize) -> std::path::PathBuf {
     path
 }
 
-/// `hgn train --data DATA --run RUN --config CONFIG -q`, which must succeed.
-fn train_ok(data: &Path, run: &Path, config: &Path) {
-    let out = hgn(&[
+/// `hgn train --data DATA --run RUN --config CONFIG -q`.
+fn train_run(data: &Path, run: &Path, config: &Path) -> Output {
+    hgn(&[
         "train",
         "--data",
         data.to_str().unwrap(),
@@ -81,7 +81,12 @@ fn train_ok(data: &Path, run: &Path, config: &Path) {
         "--config",
         config.to_str().unwrap(),
         "-q",
-    ]);
+    ])
+}
+
+/// As [`train_run`], which must succeed.
+fn train_ok(data: &Path, run: &Path, config: &Path) {
+    let out = train_run(data, run, config);
     assert!(
         out.status.success(),
         "{}",
@@ -362,21 +367,25 @@ fn a_diverging_run_stops_with_the_step_named_and_keeps_its_last_checkpoint() {
     config.train.checkpoint_every = 1;
     std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
     let run = tmp.path().join("run");
-    let out = hgn(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--run",
-        run.to_str().unwrap(),
-        "--config",
-        path.to_str().unwrap(),
-        "-q",
-    ]);
+    let out = train_run(&data, &run, &path);
     assert_error(&out, "the loss became");
+    // The message names the failing step, and the checkpoint left behind is from before it.
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("at step"), "{err}");
-    let state = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
-    assert!(state.contains("step"), "{state}");
+    let failed: usize = err
+        .split("at step ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no step in: {err}"));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap())
+            .unwrap();
+    let saved = state["step"].as_u64().unwrap() as usize;
+    assert!(
+        saved <= failed,
+        "checkpoint step {saved} is not before the failing step {failed}"
+    );
+    assert!(saved >= 1, "no good step was checkpointed");
 }
 
 #[test]

@@ -195,11 +195,6 @@ impl ConvEnergy {
     pub fn grad(&self, x: Tensor<4>) -> Tensor<4> {
         self.energy_and_grad(x).1
     }
-
-    /// Number of scalar parameters.
-    pub fn num_parameters(&self) -> usize {
-        self.num_params()
-    }
 }
 
 /// The interface integrators need from a Hamiltonian on latent maps `q`, `p` of equal shape.
