@@ -11,7 +11,9 @@ with torch.autograd.grad(create_graph=True), i.e. true double backward, as the p
 implementations do.
 
 Usage: python3 bench/torch_hgn.py [--batch-size 16] [--steps 5] [--warmup 2] [--threads 2]
-Prints one line: median ms/step, sequences/s and peak resident memory.
+                                  [--device cpu|cuda]
+Prints one line: median ms/step, sequences/s and peak memory (resident memory of the process on
+the CPU; the CUDA caching allocator's peak on a GPU).
 """
 import argparse
 import resource
@@ -147,14 +149,17 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rollout-steps", type=int, default=29)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = Hgn()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    model = Hgn().to(device)
     optim = torch.optim.Adam(model.parameters(), lr=1.5e-4, eps=1e-8)
     b, steps = args.batch_size, args.rollout_steps
-    frames = torch.rand(b, 5 + steps, 3, 32, 32)
-    noise = torch.randn(b, 32, 4, 4)
+    frames = torch.rand(b, 5 + steps, 3, 32, 32, device=device)
+    noise = torch.randn(b, 32, 4, 4, device=device)
     times = []
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
@@ -170,12 +175,19 @@ def main():
         optim.zero_grad(set_to_none=True)
         loss.sum().backward()
         optim.step()
+        if cuda:
+            torch.cuda.synchronize(device)
         if i >= args.warmup:
             times.append((time.perf_counter() - start) * 1e3)
     median = statistics.median(times)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if cuda:
+        peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
+        where = f"{torch.cuda.get_device_name(device)}, CUDA"
+    else:
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        where = f"{args.threads} threads"
     print(f"torch {torch.__version__}: median {median:.1f} ms/step, {b * 1e3 / median:.2f} sequences/s, "
-          f"peak memory {peak_mib:.0f} MiB ({args.threads} threads, batch {b}, {steps} rollout steps)")
+          f"peak memory {peak_mib:.0f} MiB ({where}, batch {b}, {steps} rollout steps)")
 
 
 if __name__ == "__main__":

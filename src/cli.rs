@@ -51,6 +51,59 @@ pub enum Command {
         #[arg(long, default_value = "cpu")]
         device: crate::device::DeviceArg,
     },
+    /// Evaluate a run: the paper's Table 1 MSE, extrapolation, VPT and learned energy
+    /// (writes RUN/eval.json).
+    Eval(EvalArgs),
+    /// Draw a run's predictions (truth, prediction, difference) as an animated GIF or PNG strip:
+    /// forward, backward, faster or slower, or sampled from the prior.
+    Rollout(RolloutArgs),
+    /// Write PNG plots of a run: training curves, MSE per rollout step, learned energy, latent
+    /// phase portrait.
+    Plot {
+        /// The run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output folder [default: RUN/plots].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Test sequences in the energy and phase plots (1 to 32).
+        #[arg(long, default_value = "8", allow_negative_numbers = true, value_parser = parse_count)]
+        sequences: usize,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Reproduce the paper's Table 1: generate the four datasets, train the HGN variants,
+    /// evaluate, and write a Markdown table beside the published numbers.
+    Table1 {
+        /// tiny (minutes on a CPU, a smoke test), small (hours on a CPU) or paper (the paper's
+        /// data size; for a GPU).
+        #[arg(long, value_enum, default_value = "tiny")]
+        scale: crate::table1::Scale,
+        /// Systems (columns), comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "mass-spring,pendulum,two-body,three-body"
+        )]
+        systems: Vec<String>,
+        /// Variants (rows), comma-separated: leapfrog, euler, deterministic, no-f-psi.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "leapfrog,euler,deterministic,no-f-psi"
+        )]
+        variants: Vec<String>,
+        /// Working and output folder (datasets, runs, table1.md) [default: table1-SCALE].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Training device: cpu, wgpu[:N] or vulkan[:N].
+        #[arg(long, default_value = "cpu")]
+        device: crate::device::DeviceArg,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Write a run's weights as SafeTensors, with stable tensor names (see ARCHITECTURE.md).
     Export {
         /// The run folder.
@@ -60,6 +113,81 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// Which splits `hgn eval` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    /// The training split.
+    Train,
+    /// The test split.
+    Test,
+    /// Both.
+    Both,
+}
+
+/// Flags of `hgn eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Dataset [default: the one the run was trained on].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Splits to evaluate.
+    #[arg(long, value_enum, default_value = "both")]
+    pub split: SplitArg,
+    /// At most this many sequences per split (the first ones).
+    #[arg(long, default_value = "1000", allow_negative_numbers = true, value_parser = parse_count)]
+    pub sequences: usize,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Flags of `hgn rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// The run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Output file: .gif (animation) or .png (strip).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Dataset [default: the one the run was trained on].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Test sequence to show.
+    #[arg(long, default_value = "0", allow_negative_numbers = true, value_parser = parse_count)]
+    pub index: usize,
+    /// Integration steps [default: as far as the recorded sequence goes; 60 with --prior].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub steps: Option<usize>,
+    /// Multiply the model's dt: 2 runs the dynamics twice as fast, 0.5 in slow motion.
+    #[arg(long, default_value = "1", allow_negative_numbers = true)]
+    pub dt_scale: f64,
+    /// Infer the state at the last frame and integrate backward in time.
+    #[arg(long)]
+    pub backward: bool,
+    /// Draw new trajectories from the prior instead of showing a test sequence.
+    #[arg(long)]
+    pub prior: bool,
+    /// Trajectories drawn with --prior (1 to 64).
+    #[arg(long, default_value = "4", allow_negative_numbers = true, value_parser = parse_count)]
+    pub count: usize,
+    /// Seed of the prior draws.
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+    /// Upscaling of each 32×32 frame (1 to 16).
+    #[arg(long, default_value = "4", allow_negative_numbers = true, value_parser = parse_count)]
+    pub scale: usize,
+    /// Hundredths of a second per GIF frame.
+    #[arg(long, default_value = "10")]
+    pub delay: u16,
 }
 
 /// Flags of `hgn train`.
@@ -94,6 +222,13 @@ pub struct TrainArgs {
     /// Latent integrator: leapfrog, euler, rk4 or yoshida4.
     #[arg(long)]
     pub integrator: Option<String>,
+    /// Rollout curriculum: grow the trained rollout from 1 step to the full length over this
+    /// many steps [default: the preset's; 0 turns it off].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub curriculum: Option<usize>,
+    /// Rollout steps after the inferred state [default: the preset's].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub rollout_steps: Option<usize>,
     /// The paper's "deterministic" ablation: z = encoder mean, no KL.
     #[arg(long)]
     pub deterministic: bool,
@@ -246,6 +381,73 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Eval(args) => run_eval(args),
+        Command::Table1 {
+            scale,
+            systems,
+            variants,
+            out,
+            device,
+            quiet,
+        } => {
+            let opts = crate::table1::Table1Options {
+                scale,
+                systems,
+                variants,
+                out: out.unwrap_or_else(|| PathBuf::from(format!("table1-{}", scale.name()))),
+                device,
+                progress: !quiet && std::io::stderr().is_terminal(),
+            };
+            let table = crate::table1::run_table1(&opts)?;
+            print!("{}", table.markdown);
+            println!("wrote {}", opts.out.join("table1.md").display());
+            Ok(())
+        }
+        Command::Rollout(args) => {
+            let opts = crate::rollout::RolloutOptions {
+                run: args.run,
+                data: args.data,
+                out: args.out.clone(),
+                index: args.index,
+                steps: args.steps,
+                dt_scale: args.dt_scale,
+                backward: args.backward,
+                prior: args.prior,
+                count: args.count,
+                seed: args.seed,
+                scale: args.scale,
+                delay_cs: args.delay,
+            };
+            let summary = crate::rollout::write_rollout(&opts)?;
+            if let Some(source) = summary.prior_source {
+                println!("sampled {} trajectories from {source}", args.count);
+            }
+            println!(
+                "wrote {} ({} frames, {}×{} px)",
+                args.out.display(),
+                summary.frames,
+                summary.width,
+                summary.height
+            );
+            Ok(())
+        }
+        Command::Plot {
+            run,
+            out,
+            sequences,
+            quiet,
+        } => {
+            let opts = crate::plot::PlotOptions {
+                run,
+                out,
+                sequences,
+                progress: !quiet && std::io::stderr().is_terminal(),
+            };
+            for path in crate::plot::write_plots(&opts)? {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
         Command::Export { run, out } => {
             let count = crate::export::export(&run, &out)?;
             println!("wrote {count} tensors to {}", out.display());
@@ -300,6 +502,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if args.deterministic {
         config.model.variational = false;
     }
+    if let Some(c) = args.curriculum {
+        config.train.curriculum_steps = (c > 0).then_some(c);
+    }
+    if let Some(r) = args.rollout_steps {
+        config.model.rollout_steps = r;
+    }
     if args.no_f_psi {
         config.model.latent_transform = false;
     }
@@ -309,6 +517,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         || args.integrator.is_some()
         || args.deterministic
         || args.no_f_psi
+        || args.curriculum.is_some()
+        || args.rollout_steps.is_some()
         || args.config.is_some();
     if args.resume && changed_by_flags {
         anyhow::bail!(
@@ -383,6 +593,30 @@ fn run_train(args: TrainArgs) -> Result<()> {
         summary.baseline_mse,
         run.display()
     );
+    Ok(())
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    use crate::data::format::Split;
+    let splits = match args.split {
+        SplitArg::Train => vec![Split::Train],
+        SplitArg::Test => vec![Split::Test],
+        SplitArg::Both => vec![Split::Train, Split::Test],
+    };
+    let opts = crate::eval::EvalOptions {
+        run: args.run.clone(),
+        data: args.data,
+        splits,
+        max_sequences: args.sequences,
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    };
+    let report = crate::eval::evaluate_run(&opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+        println!("wrote {}", args.run.join(crate::eval::EVAL_FILE).display());
+    }
     Ok(())
 }
 

@@ -63,6 +63,21 @@ pub struct TrainConfig {
     /// cost); `None` decodes every frame. Evaluation always decodes every frame.
     #[config(default = "None")]
     pub decoded_frames: Option<usize>,
+    /// Rollout curriculum: the rollout trained on grows linearly from 1 step to the model's
+    /// `rollout_steps` over this many optimisation steps (`None`: full length from step 0).
+    /// Short early rollouts let encoder and decoder learn the frames before the dynamics.
+    #[config(default = "None")]
+    pub curriculum_steps: Option<usize>,
+}
+
+impl TrainConfig {
+    /// Rollout steps trained on at optimisation step `step` for a model of `full` steps.
+    pub fn rollout_at(&self, step: usize, full: usize) -> usize {
+        match self.curriculum_steps {
+            Some(c) if c > 0 && step < c && full > 1 => (1 + (full - 1) * step / c).clamp(1, full),
+            _ => full,
+        }
+    }
 }
 
 /// Everything that defines a run; saved as `RUN/config.json` before step 0.
@@ -339,7 +354,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
             inference,
             Some(noise),
             model_cfg.dt,
-            model_cfg.rollout_steps,
+            config.train.rollout_at(step, model_cfg.rollout_steps),
             &decode,
         );
         let parts = loss(&model, &output, targets, config.objective);
@@ -447,7 +462,7 @@ fn draw_batch(
     let noise: Vec<f32> = (0..shape.iter().product::<usize>())
         .map(|_| standard_normal(&mut rng) as f32)
         .collect();
-    let states = m.rollout_steps + 1;
+    let states = config.train.rollout_at(step, m.rollout_steps) + 1;
     let decode = match config.train.decoded_frames {
         Some(n) if n < states => {
             let mut chosen = crate::physics::sampling::distinct_indices(&mut rng, states, n);

@@ -242,6 +242,16 @@ impl Hgn {
             Some(eps) if self.variational => mean.clone() + log_scale.clone().exp() * eps,
             _ => mean.clone(),
         };
+        let (q, p) = self.initial_state(z);
+        (q, p, mean, log_scale)
+    }
+
+    /// The initial state `(q, p) = split(f_ψ(z))` (or `split(z)` without f_ψ).
+    ///
+    /// # Shapes
+    /// - `z`: `[batch, 2L, s, s]` (paper layout; CampusAI: `[batch, 48, S, S]`)
+    /// - returns: `q`, `p`, each `[batch, L, s, s]`
+    pub fn initial_state(&self, z: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let s = match &self.transform {
             Some(t) => t.forward(z),
             None => z,
@@ -250,7 +260,7 @@ impl Hgn {
         let mut parts = s.split(half, 1);
         let p = parts.pop().expect("two halves");
         let q = parts.pop().expect("two halves");
-        (q, p, mean, log_scale)
+        (q, p)
     }
 
     /// Decodes every state of a rollout in one batch.

@@ -1,0 +1,589 @@
+//! `hgn eval`: the paper's and DeepMind's metrics on a trained run (reference D5, §10).
+//!
+//! Every sequence of a split is predicted twice from the posterior mean (no sampling, so the
+//! figures are deterministic): **forward**, inferring the state at frame `K − 1` from frames
+//! `0..K` and integrating with `+dt`; **backward**, inferring the state at the last frame from the
+//! last `K` frames (in their recorded order, as in training) and integrating with `−dt` into the
+//! past. Both run the same number of steps, `min(L − K, max(29, rollout_steps + 60))` for
+//! sequences of `L` frames. From those rollouts:
+//!
+//! - **Table 1** (paper): per-element MSE over the first 30 predicted frames of the forward
+//!   rollout, averaged per sequence, then mean ± 95 % t confidence interval over sequences, ×1e4;
+//! - **window / extrapolation** (DeepMind): MSE and `l2_norm` over the training window (the
+//!   first `rollout_steps + 1` predicted frames) and over up to 60 frames past it;
+//! - **VPT**: per sequence the first predicted frame with MSE / mean(x²) > 0.025, median over
+//!   sequences (`vpt_abs`, in steps) and divided by the frames predicted (`vpt_rel`);
+//! - **energy**: the learned `H(q_t, p_t)` along the forward rollout: mean and max of
+//!   `|H_i − H_j|` over time pairs, and its least-squares drift per step.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::data::dataset::{SequenceDataset, batch_tensor};
+use crate::data::format::Split;
+use crate::export::load_run;
+use crate::metrics;
+use crate::model::Hgn;
+use crate::model::LatentHamiltonian;
+use crate::train::RunConfig;
+
+/// Frames of the paper's Table 1 rollouts.
+pub const TABLE1_FRAMES: usize = 30;
+/// Extrapolation steps past the training window (DeepMind's `num_extrapolation_steps`).
+pub const EXTRAPOLATION_STEPS: usize = 60;
+/// Name of the report written into the run folder.
+pub const EVAL_FILE: &str = "eval.json";
+/// Sequences per forward pass.
+const CHUNK: usize = 32;
+
+/// What `hgn eval` is asked to do.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// The run folder.
+    pub run: PathBuf,
+    /// Dataset [default: the run's].
+    pub data: Option<PathBuf>,
+    /// Splits to evaluate.
+    pub splits: Vec<Split>,
+    /// At most this many sequences per split (the first ones).
+    pub max_sequences: usize,
+    /// Draw a progress bar.
+    pub progress: bool,
+}
+
+/// Rollouts of a batch of sequences, as plain arrays.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// Decoded frames, `[batch][steps + 1 frames × 3·S·S]`, channels-first per frame. Frame `t`
+    /// is the state `t` steps from the inferred one (backward: `t` steps into the past).
+    pub frames: Vec<Vec<f32>>,
+    /// The learned energy `H(q_t, p_t)` along each rollout, `[batch][steps + 1]`.
+    pub energy: Vec<Vec<f64>>,
+    /// Flattened `q_t` of each rollout, `[batch][steps + 1][L·s·s]`.
+    pub q: Vec<Vec<Vec<f64>>>,
+    /// Flattened `p_t`, as `q`.
+    pub p: Vec<Vec<Vec<f64>>>,
+}
+
+/// Rolls out the model from the inference frames of `frames` (`[B, T, 3, S, S]`, `T ≥ K`):
+/// forward from frames `0..K`, or backward (`−dt`) from the last `K` frames. The posterior mean is
+/// used unless `noise` is given.
+pub fn predict(
+    model: &Hgn,
+    frames: Tensor<5>,
+    k: usize,
+    dt: f64,
+    steps: usize,
+    backward: bool,
+) -> Prediction {
+    let [b, t, c, h, w] = frames.dims();
+    let window = if backward { t - k..t } else { 0..k };
+    let inference = frames.slice([0..b, window, 0..c, 0..h, 0..w]);
+    let (q, p, _, _) = model.infer(inference, None);
+    predict_from_state(model, q, p, if backward { -dt } else { dt }, steps)
+}
+
+/// Rolls out the model from the latent state `(q, p)` (`[B, L, s, s]` each) with step `dt`.
+pub fn predict_from_state(
+    model: &Hgn,
+    q: Tensor<4>,
+    p: Tensor<4>,
+    dt: f64,
+    steps: usize,
+) -> Prediction {
+    let b = q.dims()[0];
+    let trajectory =
+        crate::model::integrator::rollout(&model.hamiltonian, model.integrator, q, p, dt, steps);
+    let decoded = to_vec(model.decode_all(&trajectory.q).reshape([b as i32, -1]));
+    let per_seq = decoded.len() / b;
+    let frames: Vec<Vec<f32>> = decoded.chunks_exact(per_seq).map(|c| c.to_vec()).collect();
+    let mut energy = vec![Vec::with_capacity(steps + 1); b];
+    let mut qs = vec![Vec::with_capacity(steps + 1); b];
+    let mut ps = vec![Vec::with_capacity(steps + 1); b];
+    for (q, p) in trajectory.q.iter().zip(&trajectory.p) {
+        let e = to_vec(model.hamiltonian.energy(q.clone(), p.clone()));
+        for (i, v) in e.into_iter().enumerate() {
+            energy[i].push(v as f64);
+        }
+        for (store, x) in [(&mut qs, q), (&mut ps, p)] {
+            let flat = to_vec(x.clone().reshape([b as i32, -1]));
+            let d = flat.len() / b;
+            for (i, row) in flat.chunks_exact(d).enumerate() {
+                store[i].push(row.iter().map(|&v| v as f64).collect());
+            }
+        }
+    }
+    Prediction {
+        frames,
+        energy,
+        q: qs,
+        p: ps,
+    }
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 tensor data")
+}
+
+/// A mean with its 95 % confidence half-width.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Interval {
+    /// Mean over sequences.
+    pub mean: f64,
+    /// Half-width of the 95 % t interval (NaN for a single sequence, written as null).
+    pub ci95: Option<f64>,
+}
+
+impl Interval {
+    fn of(values: &[f64]) -> Self {
+        let (mean, h) = metrics::mean_with_ci95(values);
+        Interval {
+            mean,
+            ci95: h.is_finite().then_some(h),
+        }
+    }
+}
+
+/// DeepMind-style statistics of one direction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DirectionReport {
+    /// MSE over the training window (the first `rollout_steps + 1` predicted frames).
+    pub window_mse: f64,
+    /// `l2_norm` over the training window.
+    pub window_l2_norm: f64,
+    /// Frames past the training window that were compared (at most 60).
+    pub extrapolation_frames: usize,
+    /// MSE over those frames (null when there are none).
+    pub extrapolation_mse: Option<f64>,
+    /// `l2_norm` over those frames.
+    pub extrapolation_l2_norm: Option<f64>,
+    /// Median valid prediction time, in steps.
+    pub vpt_abs: f64,
+    /// `vpt_abs` divided by the frames predicted.
+    pub vpt_rel: f64,
+    /// Mean MSE of each predicted frame over sequences (step 0 is the inferred state).
+    pub mse_per_step: Vec<f64>,
+}
+
+/// The learned energy along forward rollouts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnergyReport {
+    /// Mean of `H` over all states (its scale).
+    pub mean_energy: f64,
+    /// Mean over sequences of mean |H_i − H_j| (DeepMind's `avg_energy_deficit`).
+    pub avg_deficit: f64,
+    /// Mean over sequences of max |H_i − H_j| (`max_energy_deficit`).
+    pub max_deficit: f64,
+    /// Mean over sequences of the least-squares slope of H per step.
+    pub drift_per_step: f64,
+    /// Mean over sequences of |slope|.
+    pub abs_drift_per_step: f64,
+}
+
+/// Every figure for one split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SplitReport {
+    /// `train` or `test`.
+    pub split: String,
+    /// Sequences evaluated.
+    pub sequences: usize,
+    /// Frames per sequence in the dataset.
+    pub seq_len: usize,
+    /// Steps of each rollout (forward and backward).
+    pub steps: usize,
+    /// Frames in the Table 1 average (30 unless the sequences are shorter).
+    pub table1_frames: usize,
+    /// The paper's metric: MSE × 1e4 over the Table 1 frames, mean ± 95 % CI over sequences.
+    pub table1_mse_x1e4: Interval,
+    /// The mean training frame as a prediction, on the same frames, × 1e4.
+    pub baseline_mse_x1e4: f64,
+    /// Forward rollouts.
+    pub forward: DirectionReport,
+    /// Backward rollouts.
+    pub backward: DirectionReport,
+    /// Learned energy along the forward rollouts.
+    pub energy: EnergyReport,
+}
+
+/// The report `hgn eval` prints and writes to `RUN/eval.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EvalReport {
+    /// The run folder.
+    pub run: PathBuf,
+    /// The dataset evaluated.
+    pub data: PathBuf,
+    /// Training step of the checkpoint.
+    pub checkpoint_step: usize,
+    /// Preset name of the run.
+    pub preset: String,
+    /// Integrator of the model.
+    pub integrator: String,
+    /// Model time step.
+    pub dt: f64,
+    /// Inference frames `K`.
+    pub inference_frames: usize,
+    /// Training rollout steps.
+    pub rollout_steps: usize,
+    /// One entry per split.
+    pub splits: Vec<SplitReport>,
+}
+
+/// The dataset a run was trained on, or `data`.
+pub fn dataset_of(run: &Path, config: &RunConfig, data: Option<&Path>) -> Result<PathBuf> {
+    match data {
+        Some(d) => Ok(d.to_path_buf()),
+        None => config
+            .data
+            .clone()
+            .with_context(|| format!("{} records no dataset; pass --data", run.display())),
+    }
+}
+
+/// Opens `split` of `data` and checks it fits `config`'s model.
+pub fn open_split(data: &Path, split: Split, config: &RunConfig) -> Result<SequenceDataset> {
+    let set = SequenceDataset::open(data, split)?;
+    let m = &config.model;
+    ensure!(
+        set.image_size == m.image_size,
+        "{}: frames are {}×{} but the model was trained on {}×{}",
+        data.display(),
+        set.image_size,
+        set.image_size,
+        m.image_size,
+        m.image_size
+    );
+    ensure!(
+        set.seq_len > m.num_inference_frames,
+        "{}: {} sequences have {} frames, fewer than the model's {} inference frames plus one",
+        data.display(),
+        split.name(),
+        set.seq_len,
+        m.num_inference_frames
+    );
+    Ok(set)
+}
+
+/// The step of a run's checkpoint.
+pub fn checkpoint_step(run: &Path) -> Result<usize> {
+    let path = run.join("checkpoint").join("state.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
+    value["step"]
+        .as_u64()
+        .map(|s| s as usize)
+        .with_context(|| format!("{} is damaged (no step)", path.display()))
+}
+
+/// Runs the evaluation, writes `RUN/eval.json` and returns the report.
+pub fn evaluate_run(opts: &EvalOptions) -> Result<EvalReport> {
+    let report = evaluate_run_in_memory(opts)?;
+    let path = opts.run.join(EVAL_FILE);
+    let tmp = opts.run.join(format!(".{EVAL_FILE}.tmp"));
+    std::fs::write(&tmp, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(report)
+}
+
+/// As [`evaluate_run`], without writing anything.
+pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
+    ensure!(opts.max_sequences >= 1, "--sequences must be at least 1");
+    ensure!(!opts.splits.is_empty(), "no split to evaluate");
+    let (config, model) = load_run(&opts.run)?;
+    let data = dataset_of(&opts.run, &config, opts.data.as_deref())?;
+    let step = checkpoint_step(&opts.run)?;
+    let device = crate::device::DeviceArg::Cpu.device()?;
+    // The baseline is the mean frame of the training split, as during training.
+    let train = open_split(&data, Split::Train, &config)?;
+    let mean_frame = train.mean_frame(1000)?;
+    let mut splits = Vec::new();
+    for &split in &opts.splits {
+        let set = open_split(&data, split, &config)?;
+        splits.push(evaluate_split(
+            &model,
+            &config,
+            &set,
+            split,
+            &mean_frame,
+            opts.max_sequences,
+            opts.progress,
+            &device,
+        )?);
+    }
+    let m = &config.model;
+    Ok(EvalReport {
+        run: opts.run.clone(),
+        data,
+        checkpoint_step: step,
+        preset: config.preset.clone(),
+        integrator: m.integrator.name().to_string(),
+        dt: m.dt,
+        inference_frames: m.num_inference_frames,
+        rollout_steps: m.rollout_steps,
+        splits,
+    })
+}
+
+/// Per-direction accumulators over sequences.
+#[derive(Default)]
+struct DirectionSums {
+    mse_per_step: Vec<f64>,
+    window_mse: Vec<f64>,
+    window_l2: Vec<f64>,
+    extra_mse: Vec<f64>,
+    extra_l2: Vec<f64>,
+    vpt: Vec<f64>,
+}
+
+impl DirectionSums {
+    fn add(&mut self, errors: &metrics::FrameErrors, window: usize) {
+        if self.mse_per_step.is_empty() {
+            self.mse_per_step = vec![0.0; errors.mse.len()];
+        }
+        for (acc, v) in self.mse_per_step.iter_mut().zip(&errors.mse) {
+            *acc += v;
+        }
+        let w = window.min(errors.mse.len());
+        self.window_mse.push(metrics::mean(&errors.mse[..w]));
+        self.window_l2.push(metrics::mean(&errors.l2_norm[..w]));
+        let end = (w + EXTRAPOLATION_STEPS).min(errors.mse.len());
+        if end > w {
+            self.extra_mse.push(metrics::mean(&errors.mse[w..end]));
+            self.extra_l2.push(metrics::mean(&errors.l2_norm[w..end]));
+        }
+        self.vpt
+            .push(metrics::valid_prediction_time(&errors.l2_norm) as f64);
+    }
+
+    fn report(self, window: usize, frames: usize) -> DirectionReport {
+        let n = self.vpt.len() as f64;
+        let vpt_abs = metrics::median(&self.vpt);
+        let extrapolation_frames = frames.saturating_sub(window).min(EXTRAPOLATION_STEPS);
+        DirectionReport {
+            window_mse: metrics::mean(&self.window_mse),
+            window_l2_norm: metrics::mean(&self.window_l2),
+            extrapolation_frames,
+            extrapolation_mse: (!self.extra_mse.is_empty()).then(|| metrics::mean(&self.extra_mse)),
+            extrapolation_l2_norm: (!self.extra_l2.is_empty())
+                .then(|| metrics::mean(&self.extra_l2)),
+            vpt_abs,
+            vpt_rel: vpt_abs / frames as f64,
+            mse_per_step: self.mse_per_step.into_iter().map(|s| s / n).collect(),
+        }
+    }
+}
+
+/// Steps of the evaluation rollouts for sequences of `seq_len` frames.
+pub fn eval_steps(config: &RunConfig, seq_len: usize) -> usize {
+    let m = &config.model;
+    let wanted = (TABLE1_FRAMES - 1).max(m.rollout_steps + EXTRAPOLATION_STEPS);
+    (seq_len - m.num_inference_frames).min(wanted)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_split(
+    model: &Hgn,
+    config: &RunConfig,
+    set: &SequenceDataset,
+    split: Split,
+    mean_frame: &[f32],
+    max_sequences: usize,
+    progress: bool,
+    device: &Device,
+) -> Result<SplitReport> {
+    let m = &config.model;
+    let k = m.num_inference_frames;
+    let len = set.seq_len;
+    let steps = eval_steps(config, len);
+    let frames_predicted = steps + 1;
+    let window = m.rollout_steps + 1;
+    let table1_frames = TABLE1_FRAMES.min(frames_predicted);
+    let frame_len = mean_frame.len();
+    let n = set.num_sequences.min(max_sequences);
+    let bar = crate::progress::bar(
+        n as u64,
+        progress,
+        &format!(
+            "eval {:5} {{bar:25.cyan/blue}} {{pos}}/{{len}} sequences  eta {{eta}}",
+            split.name()
+        ),
+    );
+    let (mut forward, mut backward) = (DirectionSums::default(), DirectionSums::default());
+    let (mut table1, mut baseline) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut mean_h, mut deficits, mut maxima, mut drifts) = (vec![], vec![], vec![], vec![]);
+    for start in (0..n).step_by(CHUNK) {
+        let ids: Vec<usize> = (start..(start + CHUNK).min(n)).collect();
+        let sequences = ids
+            .iter()
+            .map(|&i| set.read_window(i, 0, len))
+            .collect::<Result<Vec<_>>>()?;
+        let tensor = batch_tensor(sequences.clone(), len, set.image_size, device);
+        let fwd = predict(model, tensor.clone(), k, m.dt, steps, false);
+        let bwd = predict(model, tensor, k, m.dt, steps, true);
+        for (i, seq) in sequences.iter().enumerate() {
+            // Forward: predicted frame t is recorded frame K − 1 + t.
+            let truth_fwd = &seq[(k - 1) * frame_len..(k + steps) * frame_len];
+            let e = metrics::frame_errors(&fwd.frames[i], truth_fwd, frame_len);
+            table1.push(1e4 * metrics::mean(&e.mse[..table1_frames]));
+            let mean_seq: Vec<f32> = mean_frame.repeat(table1_frames);
+            let b = metrics::frame_errors(
+                &mean_seq,
+                &truth_fwd[..table1_frames * frame_len],
+                frame_len,
+            );
+            baseline.push(1e4 * metrics::mean(&b.mse));
+            forward.add(&e, window);
+            // Backward: predicted frame t is recorded frame L − 1 − t.
+            let truth_bwd: Vec<f32> = (0..frames_predicted)
+                .flat_map(|t| {
+                    let f = len - 1 - t;
+                    seq[f * frame_len..(f + 1) * frame_len].iter().copied()
+                })
+                .collect();
+            backward.add(
+                &metrics::frame_errors(&bwd.frames[i], &truth_bwd, frame_len),
+                window,
+            );
+            let h = &fwd.energy[i];
+            if h.iter().any(|v| !v.is_finite()) {
+                bail!(
+                    "the learned energy is not finite along the rollout of {} sequence {}",
+                    split.name(),
+                    ids[i]
+                );
+            }
+            mean_h.push(metrics::mean(h));
+            let (avg, max) = metrics::energy_deficit(h);
+            deficits.push(avg);
+            maxima.push(max);
+            drifts.push(metrics::energy_drift_per_step(h));
+        }
+        bar.inc(ids.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(SplitReport {
+        split: split.name().to_string(),
+        sequences: n,
+        seq_len: len,
+        steps,
+        table1_frames,
+        table1_mse_x1e4: Interval::of(&table1),
+        baseline_mse_x1e4: metrics::mean(&baseline),
+        forward: forward.report(window, frames_predicted),
+        backward: backward.report(window, frames_predicted),
+        energy: EnergyReport {
+            mean_energy: metrics::mean(&mean_h),
+            avg_deficit: metrics::mean(&deficits),
+            max_deficit: metrics::mean(&maxima),
+            drift_per_step: metrics::mean(&drifts),
+            abs_drift_per_step: drifts.iter().map(|d| d.abs()).sum::<f64>() / drifts.len() as f64,
+        },
+    })
+}
+
+impl EvalReport {
+    /// The report as an aligned text table.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "hgn eval: {} (step {}, preset {}, {}, dt {}) on {}",
+            self.run.display(),
+            self.checkpoint_step,
+            self.preset,
+            self.integrator,
+            self.dt,
+            self.data.display()
+        );
+        let col = |f: &dyn Fn(&SplitReport) -> String| -> String {
+            self.splits
+                .iter()
+                .map(|s| format!("{:>24}", f(s)))
+                .collect::<String>()
+        };
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.3e}"));
+        let rows: Vec<(String, String)> = vec![
+            ("".into(), col(&|s| s.split.clone())),
+            ("sequences".into(), col(&|s| s.sequences.to_string())),
+            (
+                "Table 1 MSE ×1e4 (95 % CI)".into(),
+                col(&|s| match s.table1_mse_x1e4.ci95 {
+                    Some(h) => format!("{:.2} ± {:.2}", s.table1_mse_x1e4.mean, h),
+                    None => format!("{:.2}", s.table1_mse_x1e4.mean),
+                }),
+            ),
+            (
+                "  frames averaged".into(),
+                col(&|s| s.table1_frames.to_string()),
+            ),
+            (
+                "mean-frame baseline ×1e4".into(),
+                col(&|s| format!("{:.2}", s.baseline_mse_x1e4)),
+            ),
+        ];
+        let mut rows = rows;
+        for (name, pick) in [
+            (
+                "forward",
+                (|s: &SplitReport| &s.forward) as fn(&SplitReport) -> &DirectionReport,
+            ),
+            ("backward", |s: &SplitReport| &s.backward),
+        ] {
+            rows.push((
+                format!("{name}: window MSE"),
+                col(&|s| format!("{:.3e}", pick(s).window_mse)),
+            ));
+            rows.push((
+                format!("{name}: window l2_norm"),
+                col(&|s| format!("{:.3e}", pick(s).window_l2_norm)),
+            ));
+            rows.push((
+                format!("{name}: extrapolation MSE"),
+                col(&|s| {
+                    format!(
+                        "{} ({} fr)",
+                        opt(pick(s).extrapolation_mse),
+                        pick(s).extrapolation_frames
+                    )
+                }),
+            ));
+            rows.push((
+                format!("{name}: extrapolation l2_norm"),
+                col(&|s| opt(pick(s).extrapolation_l2_norm)),
+            ));
+            rows.push((
+                format!("{name}: VPT abs / rel"),
+                col(&|s| format!("{:.1} / {:.3}", pick(s).vpt_abs, pick(s).vpt_rel)),
+            ));
+        }
+        rows.push((
+            "energy: mean H".into(),
+            col(&|s| format!("{:.4e}", s.energy.mean_energy)),
+        ));
+        rows.push((
+            "energy: avg |Hi − Hj|".into(),
+            col(&|s| format!("{:.3e}", s.energy.avg_deficit)),
+        ));
+        rows.push((
+            "energy: max |Hi − Hj|".into(),
+            col(&|s| format!("{:.3e}", s.energy.max_deficit)),
+        ));
+        rows.push((
+            "energy: drift / step".into(),
+            col(&|s| format!("{:+.2e}", s.energy.drift_per_step)),
+        ));
+        for (name, values) in rows {
+            let _ = writeln!(out, "{name:<30}{values}");
+        }
+        out
+    }
+}

@@ -1,0 +1,500 @@
+//! `hgn table1`: the paper's Table 1 with one command: generate the four datasets, train the
+//! HGN variants of the paper (leapfrog, Euler, deterministic, no f_ψ), evaluate them, and write a
+//! Markdown table beside the paper's published numbers and the ReScience replication's
+//! (reference §10.2, §10.3).
+//!
+//! Work is kept in `OUT/{data,runs}/` and reused: a dataset with the requested counts is not
+//! generated again, a finished run is not trained again (an interrupted one is resumed), and an
+//! evaluation of the final checkpoint is not repeated. So an interrupted `hgn table1` continues
+//! where it stopped.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::{Deserialize, Serialize};
+
+use crate::data::format::{DatasetMeta, Split};
+use crate::data::{GenerateOptions, generate};
+use crate::device::DeviceArg;
+use crate::eval::{EVAL_FILE, EvalOptions, EvalReport, Interval, checkpoint_step, evaluate_run};
+use crate::model::IntegratorKind;
+use crate::physics::find_system;
+use crate::train::{RunConfig, TrainOptions, train};
+
+/// The paper's four systems, in its column order.
+pub const SYSTEMS: [&str; 4] = ["mass-spring", "pendulum", "two-body", "three-body"];
+
+/// The paper's HGN variants, in its row order.
+pub const VARIANTS: [&str; 4] = ["leapfrog", "euler", "deterministic", "no-f-psi"];
+
+/// How big the experiment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// Minutes on a CPU: a smoke test of the whole pipeline, not a result.
+    Tiny,
+    /// The quick-start model on 5,000 sequences per system, 1,200 steps: hours on a CPU.
+    Small,
+    /// The paper's data (50,000 / 10,000 sequences) and `paper` preset, 5 epochs as in the
+    /// ReScience replication (15,625 steps at batch 16): meant for a GPU.
+    Paper,
+}
+
+/// Sizes of one scale.
+#[derive(Debug, Clone, Copy)]
+pub struct ScaleSpec {
+    /// Preset the variants start from.
+    pub preset: &'static str,
+    /// Training sequences per system.
+    pub train: usize,
+    /// Test sequences per system.
+    pub test: usize,
+    /// Frames per test sequence (34 + 60 leaves room for DeepMind's extrapolation).
+    pub test_seq_len: usize,
+    /// Optimisation steps per run.
+    pub steps: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Sequences per split in the evaluation.
+    pub eval_sequences: usize,
+}
+
+impl Scale {
+    /// The sizes of this scale.
+    pub fn spec(self) -> ScaleSpec {
+        match self {
+            Scale::Tiny => ScaleSpec {
+                preset: "tiny",
+                train: 256,
+                test: 64,
+                test_seq_len: 34,
+                steps: 40,
+                batch_size: 8,
+                eval_sequences: 64,
+            },
+            Scale::Small => ScaleSpec {
+                preset: "tiny",
+                train: 5000,
+                test: 1000,
+                test_seq_len: 94,
+                steps: 1200,
+                batch_size: 16,
+                eval_sequences: 1000,
+            },
+            Scale::Paper => ScaleSpec {
+                preset: "paper",
+                train: 50_000,
+                test: 10_000,
+                test_seq_len: 94,
+                steps: 15_625,
+                batch_size: 16,
+                eval_sequences: 10_000,
+            },
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Tiny => "tiny",
+            Scale::Small => "small",
+            Scale::Paper => "paper",
+        }
+    }
+}
+
+/// What `hgn table1` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Table1Options {
+    /// Experiment size.
+    pub scale: Scale,
+    /// Systems (columns).
+    pub systems: Vec<String>,
+    /// Variants (rows).
+    pub variants: Vec<String>,
+    /// Working and output folder.
+    pub out: PathBuf,
+    /// Training device.
+    pub device: DeviceArg,
+    /// Progress bars.
+    pub progress: bool,
+}
+
+/// One cell of our table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cell {
+    /// System.
+    pub system: String,
+    /// Variant.
+    pub variant: String,
+    /// Train-split Table 1 MSE ×1e4.
+    pub train: Interval,
+    /// Test-split Table 1 MSE ×1e4.
+    pub test: Interval,
+    /// Mean-frame baseline on the test split ×1e4.
+    pub test_baseline: f64,
+    /// The run folder.
+    pub run: PathBuf,
+}
+
+/// Everything `hgn table1` measured (`OUT/table1.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Table1 {
+    /// Scale.
+    pub scale: Scale,
+    /// Our cells.
+    pub cells: Vec<Cell>,
+    /// The Markdown table.
+    pub markdown: String,
+}
+
+/// The model config of `variant` at `scale`.
+pub fn variant_config(variant: &str, scale: Scale) -> Result<RunConfig> {
+    let spec = scale.spec();
+    let mut config = RunConfig::preset(spec.preset)?;
+    config.train.steps = spec.steps;
+    config.train.batch_size = spec.batch_size;
+    config.train.eval_every = spec.steps.div_ceil(4).max(1);
+    config.train.checkpoint_every = config.train.eval_every;
+    // Every variant but the deterministic one samples z (the paper's HGN is a VAE).
+    config.model.variational = true;
+    match variant {
+        "leapfrog" => {}
+        "euler" => config.model.integrator = IntegratorKind::Euler,
+        "deterministic" => config.model.variational = false,
+        "no-f-psi" => config.model.latent_transform = false,
+        other => bail!("unknown variant '{other}' (known: {})", VARIANTS.join(", ")),
+    }
+    Ok(config)
+}
+
+/// Generates, trains, evaluates and writes `OUT/table1.md` and `OUT/table1.json`.
+pub fn run_table1(opts: &Table1Options) -> Result<Table1> {
+    ensure!(!opts.systems.is_empty(), "--systems names no system");
+    ensure!(!opts.variants.is_empty(), "--variants names no variant");
+    for s in &opts.systems {
+        ensure!(
+            SYSTEMS.contains(&s.as_str()),
+            "unknown system '{s}' for Table 1 (known: {})",
+            SYSTEMS.join(", ")
+        );
+    }
+    for v in &opts.variants {
+        variant_config(v, opts.scale)?;
+    }
+    let spec = opts.scale.spec();
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    let total = opts.systems.len() * opts.variants.len();
+    let mut cells = vec![];
+    for system in &opts.systems {
+        let data = opts.out.join("data").join(system);
+        ensure_dataset(system, &data, spec, opts.progress)?;
+        for variant in &opts.variants {
+            let run = opts.out.join("runs").join(format!("{system}-{variant}"));
+            eprintln!(
+                "[{}/{total}] {system}, HGN ({variant}): {} steps → {}",
+                cells.len() + 1,
+                spec.steps,
+                run.display()
+            );
+            let report = train_and_evaluate(variant, opts, &data, &run, spec)?;
+            let split = |name: &str| {
+                report
+                    .splits
+                    .iter()
+                    .find(|s| s.split == name)
+                    .context("evaluation lacks a split")
+            };
+            cells.push(Cell {
+                system: system.clone(),
+                variant: variant.clone(),
+                train: split("train")?.table1_mse_x1e4.clone(),
+                test: split("test")?.table1_mse_x1e4.clone(),
+                test_baseline: split("test")?.baseline_mse_x1e4,
+                run,
+            });
+        }
+    }
+    let markdown = markdown(opts.scale, &cells);
+    let table = Table1 {
+        scale: opts.scale,
+        cells,
+        markdown,
+    };
+    write_atomic(&opts.out.join("table1.md"), &table.markdown)?;
+    write_atomic(
+        &opts.out.join("table1.json"),
+        &(serde_json::to_string_pretty(&table)? + "\n"),
+    )?;
+    Ok(table)
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = crate::viz::temporary_path(path);
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Generates `system` into `dir` unless a dataset with the scale's counts is already there.
+fn ensure_dataset(system: &str, dir: &Path, spec: ScaleSpec, progress: bool) -> Result<()> {
+    if dir.join(crate::data::format::META_FILE).is_file() {
+        let meta = DatasetMeta::load(dir)?;
+        let (tr, te) = (meta.split(Split::Train), meta.split(Split::Test));
+        if meta.system == system
+            && tr.num_sequences == spec.train
+            && te.num_sequences == spec.test
+            && te.seq_len == spec.test_seq_len
+        {
+            return Ok(());
+        }
+    }
+    eprintln!(
+        "generating {system}: {} train / {} test sequences → {}",
+        spec.train,
+        spec.test,
+        dir.display()
+    );
+    let mut opts = GenerateOptions::new(find_system(system).expect("a Table 1 system"), dir.into());
+    opts.num_train = spec.train;
+    opts.num_test = spec.test;
+    opts.test_seq_len = spec.test_seq_len;
+    opts.overwrite = true;
+    opts.progress = progress;
+    generate(&opts)?;
+    Ok(())
+}
+
+fn train_and_evaluate(
+    variant: &str,
+    opts: &Table1Options,
+    data: &Path,
+    run: &Path,
+    spec: ScaleSpec,
+) -> Result<EvalReport> {
+    let config = variant_config(variant, opts.scale)?;
+    let done = checkpoint_step(run).ok();
+    if done.is_none() && run.exists() {
+        // Stopped before its first checkpoint: nothing to keep.
+        std::fs::remove_dir_all(run).with_context(|| format!("cannot clear {}", run.display()))?;
+    }
+    if done != Some(spec.steps) {
+        let resume = done.is_some();
+        train(&TrainOptions {
+            data: data.to_path_buf(),
+            run: run.to_path_buf(),
+            config,
+            device: opts.device,
+            resume,
+            steps_override: resume.then_some(spec.steps),
+            progress: opts.progress,
+            report_evals: false,
+        })?;
+    }
+    let eval_path = run.join(EVAL_FILE);
+    if let Ok(text) = std::fs::read_to_string(&eval_path)
+        && let Ok(report) = serde_json::from_str::<EvalReport>(&text)
+        && report.checkpoint_step == spec.steps
+        && report.splits.len() == 2
+    {
+        return Ok(report);
+    }
+    evaluate_run(&EvalOptions {
+        run: run.to_path_buf(),
+        data: None,
+        splits: vec![Split::Train, Split::Test],
+        max_sequences: spec.eval_sequences,
+        progress: opts.progress,
+    })
+}
+
+/// The paper's Table 1 (reference §10.2), ×1e4: (variant, [(train, ±), (test, ±)] per system in
+/// [`SYSTEMS`] order). HNN and the no-f_ψ row are not available in the sources.
+const PAPER: [(&str, [(f64, f64); 8]); 3] = [
+    (
+        "leapfrog",
+        [
+            (3.84, 1.07),
+            (6.23, 2.03),
+            (4.90, 1.86),
+            (11.72, 4.14),
+            (6.36, 3.29),
+            (16.47, 7.15),
+            (7.88, 3.55),
+            (9.80, 3.72),
+        ],
+    ),
+    (
+        "euler",
+        [
+            (3.67, 1.09),
+            (6.20, 2.69),
+            (5.43, 2.53),
+            (10.93, 4.32),
+            (6.62, 3.93),
+            (15.06, 7.01),
+            (7.51, 3.49),
+            (9.40, 3.92),
+        ],
+    ),
+    (
+        "deterministic",
+        [
+            (0.23, 0.23),
+            (3.07, 1.06),
+            (0.79, 1.24),
+            (10.68, 3.19),
+            (2.34, 2.30),
+            (14.47, 5.24),
+            (4.10, 2.05),
+            (5.17, 1.96),
+        ],
+    ),
+];
+
+/// ReScience's 5-frame-inference rows (reference §10.3), the same frame window as ours, ×1e4.
+// 6.28 is a published MSE, not an approximation of τ.
+#[allow(clippy::approx_constant)]
+const RESCIENCE: [(&str, [(f64, f64); 8]); 3] = [
+    (
+        "leapfrog",
+        [
+            (12.15, 0.05),
+            (12.21, 0.11),
+            (44.29, 0.19),
+            (44.12, 0.42),
+            (6.28, 0.03),
+            (6.33, 0.06),
+            (3.35, 0.01),
+            (3.35, 0.02),
+        ],
+    ),
+    (
+        "euler",
+        [
+            (42.09, 0.14),
+            (41.98, 0.32),
+            (47.06, 0.17),
+            (47.03, 0.39),
+            (6.46, 0.03),
+            (6.52, 0.06),
+            (8.18, 0.01),
+            (8.17, 0.01),
+        ],
+    ),
+    (
+        "deterministic",
+        [
+            (13.00, 0.05),
+            (13.04, 0.11),
+            (45.06, 0.19),
+            (44.89, 0.42),
+            (10.95, 0.02),
+            (10.97, 0.05),
+            (3.72, 0.01),
+            (3.72, 0.02),
+        ],
+    ),
+];
+
+fn variant_title(v: &str) -> &str {
+    match v {
+        "leapfrog" => "HGN (leapfrog)",
+        "euler" => "HGN (Euler)",
+        "deterministic" => "HGN (deterministic)",
+        "no-f-psi" => "HGN (no f_ψ)",
+        other => other,
+    }
+}
+
+fn interval(i: &Interval) -> String {
+    match i.ci95 {
+        Some(h) => format!("{:.2} ± {:.2}", i.mean, h),
+        None => format!("{:.2}", i.mean),
+    }
+}
+
+/// The Markdown table: our rows, the mean-frame baseline, then the published rows, for the
+/// systems that were run.
+pub fn markdown(scale: Scale, cells: &[Cell]) -> String {
+    let mut systems: Vec<&str> = vec![];
+    let mut variants: Vec<&str> = vec![];
+    for c in cells {
+        if !systems.contains(&c.system.as_str()) {
+            systems.push(&c.system);
+        }
+        if !variants.contains(&c.variant.as_str()) {
+            variants.push(&c.variant);
+        }
+    }
+    let spec = scale.spec();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Average pixel MSE ×1e4 over 30-frame rollouts (mean ± 95 % t interval over sequences), \
+         state inferred from 5 frames. hgn at scale `{}`: preset `{}`, {} train / {} test \
+         sequences per system, {} steps at batch {}.\n",
+        scale.name(),
+        spec.preset,
+        spec.train,
+        spec.test,
+        spec.steps,
+        spec.batch_size
+    );
+    let mut header = "| Model |".to_string();
+    let mut rule = "|---|".to_string();
+    for s in &systems {
+        let _ = write!(header, " {s} train | {s} test |");
+        rule.push_str("---|---|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    for v in &variants {
+        let mut row = format!("| **hgn {}** |", variant_title(v));
+        for s in &systems {
+            match cells.iter().find(|c| c.variant == *v && c.system == *s) {
+                Some(c) => {
+                    let _ = write!(row, " {} | {} |", interval(&c.train), interval(&c.test));
+                }
+                None => row.push_str(" – | – |"),
+            }
+        }
+        let _ = writeln!(out, "{row}");
+    }
+    let mut row = "| hgn mean-frame baseline |".to_string();
+    for s in &systems {
+        match cells.iter().find(|c| c.system == *s) {
+            Some(c) => {
+                let _ = write!(row, " – | {:.2} |", c.test_baseline);
+            }
+            None => row.push_str(" – | – |"),
+        }
+    }
+    let _ = writeln!(out, "{row}");
+    for (source, rows) in [("paper", &PAPER), ("ReScience, 5-frame", &RESCIENCE)] {
+        for v in &variants {
+            let mut row = format!("| {} ({source}) |", variant_title(v));
+            let published = rows.iter().find(|(name, _)| name == v);
+            for s in &systems {
+                let col = SYSTEMS
+                    .iter()
+                    .position(|x| x == s)
+                    .expect("a Table 1 system");
+                match published {
+                    Some((_, values)) => {
+                        let (a, b) = (values[2 * col], values[2 * col + 1]);
+                        let _ = write!(row, " {:.2} ± {:.2} | {:.2} ± {:.2} |", a.0, a.1, b.0, b.1);
+                    }
+                    None => row.push_str(" n/a | n/a |"),
+                }
+            }
+            let _ = writeln!(out, "{row}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nPaper: Toth et al. 2020, Table 1 (± unexplained). ReScience: the CampusAI replication \
+         with 5-frame inference (± is a 95 % t interval). n/a: not published."
+    );
+    out
+}

@@ -1,0 +1,472 @@
+//! `hgn eval`, `hgn rollout`, `hgn plot` and `hgn table1` end to end on a micro model: the
+//! figures are consistent with each other, the pictures decode with the expected frame count and
+//! size, a backward rollout undoes a forward one, and damaged runs give one-line errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use hgn::eval::EvalReport;
+use hgn::train::RunConfig;
+
+fn hgn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hgn"))
+        .args(args)
+        .output()
+        .expect("hgn runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_error(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line: {err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "'{needle}' not in: {err}"
+    );
+}
+
+/// Sequences of the micro dataset: 8 training frames, 20 test frames.
+const TEST_LEN: usize = 20;
+
+/// A pendulum dataset and a micro model (2 inference frames, 4 rollout steps, leapfrog) trained
+/// for 4 steps, shared by the tests of this file.
+fn fixture() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
+    static FIXTURE: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        ok(hgn(&[
+            "generate",
+            "--out",
+            data.to_str().unwrap(),
+            "--train",
+            "16",
+            "--test",
+            "6",
+            "--seq-len",
+            "8",
+            "--test-seq-len",
+            &TEST_LEN.to_string(),
+            "-q",
+        ]));
+        let mut config = RunConfig::preset("tiny").unwrap();
+        config.model = config
+            .model
+            .with_num_inference_frames(2)
+            .with_rollout_steps(4)
+            .with_hidden(4)
+            .with_latent_channels(2)
+            .with_hamiltonian_width(4);
+        config.train.steps = 4;
+        config.train.batch_size = 4;
+        config.train.eval_sequences = 4;
+        let config_path = tmp.path().join("micro.json");
+        std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+        let run = tmp.path().join("run");
+        ok(hgn(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+            "--config",
+            config_path.to_str().unwrap(),
+            "-q",
+        ]));
+        (tmp, data, run)
+    })
+}
+
+#[test]
+fn eval_figures_are_consistent_and_saved() {
+    let (_tmp, _data, run) = fixture();
+    let printed = ok(hgn(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--json",
+        "-q",
+    ]));
+    let report: EvalReport = serde_json::from_str(&printed).unwrap();
+    let saved: EvalReport =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(report, saved);
+    assert_eq!(report.checkpoint_step, 4);
+    assert_eq!(report.splits.len(), 2);
+    let test = report.splits.iter().find(|s| s.split == "test").unwrap();
+    // 20 frames, state at frame 1: 18 steps, 19 predicted frames, all of them in the Table 1
+    // average (fewer than 30); training window 5 frames, 14 extrapolated.
+    assert_eq!(test.sequences, 6);
+    assert_eq!(test.steps, TEST_LEN - 2);
+    assert_eq!(test.table1_frames, TEST_LEN - 1);
+    assert_eq!(test.forward.mse_per_step.len(), TEST_LEN - 1);
+    assert_eq!(test.forward.extrapolation_frames, TEST_LEN - 1 - 5);
+    // Every sequence has the same length, so the mean over sequences of per-sequence means is
+    // the mean over steps of the per-step means.
+    let per_step = &test.forward.mse_per_step;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-30);
+    assert!(rel(test.table1_mse_x1e4.mean, 1e4 * mean(per_step)) < 1e-9);
+    assert!(rel(test.forward.window_mse, mean(&per_step[..5])) < 1e-9);
+    assert!(
+        rel(
+            test.forward.extrapolation_mse.unwrap(),
+            mean(&per_step[5..])
+        ) < 1e-9
+    );
+    assert!(test.table1_mse_x1e4.ci95.unwrap() > 0.0);
+    assert!(test.forward.vpt_abs >= 0.0 && test.forward.vpt_abs <= (TEST_LEN - 1) as f64);
+    assert!(
+        rel(
+            test.forward.vpt_rel,
+            test.forward.vpt_abs / (TEST_LEN - 1) as f64
+        ) < 1e-12
+    );
+    assert!(test.energy.max_deficit >= test.energy.avg_deficit);
+    // The training split's 8-frame sequences: 6 steps, 2 frames past the window.
+    let train = report.splits.iter().find(|s| s.split == "train").unwrap();
+    assert_eq!(train.steps, 6);
+    assert_eq!(train.forward.extrapolation_frames, 2);
+
+    let table = ok(hgn(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--split",
+        "test",
+        "-q",
+    ]));
+    assert!(table.contains("Table 1 MSE"), "{table}");
+    assert!(table.contains("VPT"), "{table}");
+}
+
+fn gif_frames(path: &Path) -> (usize, u16, u16) {
+    let file = std::fs::File::open(path).unwrap();
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options.read_info(file).unwrap();
+    let (w, h) = (decoder.width(), decoder.height());
+    let mut n = 0;
+    while decoder.read_next_frame().unwrap().is_some() {
+        n += 1;
+    }
+    (n, w, h)
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let reader = decoder.read_info().unwrap();
+    (reader.info().width, reader.info().height)
+}
+
+/// Parses "wrote PATH (N frames, W×H px)".
+fn frames_and_size(stdout: &str) -> (usize, u32, u32) {
+    let line = stdout.lines().last().unwrap();
+    let inner = line.split('(').nth(1).unwrap();
+    let n: usize = inner.split(' ').next().unwrap().parse().unwrap();
+    let dims = inner.split(", ").nth(1).unwrap().trim_end_matches(" px)");
+    let (w, h) = dims.split_once('×').unwrap();
+    (n, w.parse().unwrap(), h.parse().unwrap())
+}
+
+#[test]
+fn rollout_gifs_and_strips_decode_with_the_expected_frames() {
+    let (tmp, _data, run) = fixture();
+    let run = run.to_str().unwrap();
+    let out = tmp.path().join("pictures");
+    std::fs::create_dir_all(&out).unwrap();
+    let predicted = TEST_LEN - 1;
+    let cases: Vec<(&str, Vec<&str>, usize)> = vec![
+        ("forward.gif", vec![], predicted),
+        ("backward.gif", vec!["--backward"], predicted),
+        (
+            "slow.gif",
+            vec!["--dt-scale", "0.5"],
+            2 * (TEST_LEN - 2) + 1,
+        ),
+        ("fast.gif", vec!["--dt-scale", "2"], (TEST_LEN - 2) / 2 + 1),
+        (
+            "prior.gif",
+            vec!["--prior", "--count", "3", "--steps", "7"],
+            8,
+        ),
+        ("strip.png", vec!["--index", "5", "--scale", "2"], predicted),
+        (
+            "prior.png",
+            vec!["--prior", "--count", "2", "--steps", "3"],
+            4,
+        ),
+    ];
+    for (name, extra, frames) in cases {
+        let path = out.join(name);
+        let stdout = ok(hgn(&[
+            &["rollout", "--run", run, "--out", path.to_str().unwrap()][..],
+            &extra,
+        ]
+        .concat()));
+        let (n, w, h) = frames_and_size(&stdout);
+        assert_eq!(n, frames, "{name}: {stdout}");
+        if name.ends_with(".gif") {
+            assert_eq!(gif_frames(&path), (frames, w as u16, h as u16), "{name}");
+        } else {
+            assert_eq!(png_size(&path), (w, h), "{name}");
+        }
+        // Frames are upscaled: each 32-pixel frame is at least 4× wider in the GIFs.
+        assert!(w >= 3 * 32 * 2, "{name}: {w} px wide");
+    }
+    // The first predicted frame forward is the inferred state at frame K − 1 and backward at
+    // the last frame, so the two animations differ.
+    assert_ne!(
+        std::fs::read(out.join("forward.gif")).unwrap(),
+        std::fs::read(out.join("backward.gif")).unwrap()
+    );
+    // Prior draws are seeded.
+    let again = out.join("prior-again.gif");
+    ok(hgn(&[
+        "rollout",
+        "--run",
+        run,
+        "--out",
+        again.to_str().unwrap(),
+        "--prior",
+        "--count",
+        "3",
+        "--steps",
+        "7",
+    ]));
+    assert_eq!(
+        std::fs::read(out.join("prior.gif")).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+}
+
+#[test]
+fn plot_writes_four_pictures() {
+    let (tmp, _data, run) = fixture();
+    let out = tmp.path().join("plots");
+    let stdout = ok(hgn(&[
+        "plot",
+        "--run",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--sequences",
+        "3",
+        "-q",
+    ]));
+    for name in [
+        "training.png",
+        "mse_per_step.png",
+        "energy.png",
+        "phase.png",
+    ] {
+        let path = out.join(name);
+        assert!(stdout.contains(name), "{stdout}");
+        let (w, h) = png_size(&path);
+        assert!(w >= 480 && h >= 320, "{name}: {w}×{h}");
+    }
+}
+
+#[test]
+fn a_backward_rollout_undoes_a_forward_one() {
+    use burn::tensor::{Tensor, TensorData};
+    use hgn::model::rollout;
+    let (_tmp, data, run) = fixture();
+    let (config, model) = hgn::export::load_run(run).unwrap();
+    assert_eq!(model.integrator, hgn::model::IntegratorKind::Leapfrog);
+    let set =
+        hgn::data::dataset::SequenceDataset::open(data, hgn::data::format::Split::Test).unwrap();
+    let device = hgn::device::DeviceArg::Cpu.device().unwrap();
+    let k = config.model.num_inference_frames;
+    let window = set.read_window(0, 0, k).unwrap();
+    let frames: Tensor<5> = Tensor::from_data(TensorData::new(window, [1, k, 3, 32, 32]), &device);
+    let (q0, p0, _, _) = model.infer(frames, None);
+    let (dt, n) = (config.model.dt, 12);
+    let forward = rollout(
+        &model.hamiltonian,
+        model.integrator,
+        q0.clone(),
+        p0.clone(),
+        dt,
+        n,
+    );
+    let back = rollout(
+        &model.hamiltonian,
+        model.integrator,
+        forward.q[n].clone(),
+        forward.p[n].clone(),
+        -dt,
+        n,
+    );
+    let values = |t: Tensor<4>| t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap();
+    for (start, end) in [(q0, back.q[n].clone()), (p0, back.p[n].clone())] {
+        let (a, b) = (values(start), values(end));
+        let scale = a.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-3);
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-4 * scale, "returned {err} away (scale {scale})");
+    }
+    // Every intermediate state is retraced too: the way back passes the way out.
+    for t in 0..=n {
+        let (a, b) = (values(forward.q[t].clone()), values(back.q[n - t].clone()));
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-3, "step {t}: {err}");
+    }
+}
+
+#[test]
+fn missing_or_damaged_runs_get_one_line_errors() {
+    let (tmp, _data, run) = fixture();
+    let runs = run.to_str().unwrap();
+    let nowhere = tmp.path().join("nowhere");
+    let nowhere = nowhere.to_str().unwrap();
+    assert_error(&hgn(&["eval", "--run", nowhere]), "not a training run");
+    assert_error(
+        &hgn(&["rollout", "--run", nowhere, "--out", "/tmp/x.gif"]),
+        "not a training run",
+    );
+    assert_error(&hgn(&["plot", "--run", nowhere]), "not a training run");
+    // A run with a config but no checkpoint.
+    let empty = tmp.path().join("empty-run");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::copy(run.join("config.json"), empty.join("config.json")).unwrap();
+    assert_error(
+        &hgn(&["eval", "--run", empty.to_str().unwrap()]),
+        "no checkpoint",
+    );
+    // Damaged weights.
+    let broken = tmp.path().join("broken-run");
+    std::fs::create_dir_all(broken.join("checkpoint")).unwrap();
+    std::fs::copy(run.join("config.json"), broken.join("config.json")).unwrap();
+    std::fs::write(broken.join("checkpoint/model.bpk"), b"not a model").unwrap();
+    std::fs::write(broken.join("checkpoint/state.json"), b"{\"step\": 4}").unwrap();
+    assert_error(
+        &hgn(&["eval", "--run", broken.to_str().unwrap()]),
+        "cannot load",
+    );
+    // Bad rollout requests.
+    let pic = tmp.path().join("x.gif");
+    let pic = pic.to_str().unwrap();
+    assert_error(
+        &hgn(&["rollout", "--run", runs, "--out", "/tmp/x.mp4"]),
+        "must end in .gif",
+    );
+    assert_error(
+        &hgn(&["rollout", "--run", runs, "--out", pic, "--index", "99"]),
+        "out of range",
+    );
+    assert_error(
+        &hgn(&["rollout", "--run", runs, "--out", pic, "--dt-scale", "0"]),
+        "--dt-scale",
+    );
+    assert_error(
+        &hgn(&["rollout", "--run", runs, "--out", "/nonexistent/dir/x.gif"]),
+        "does not exist",
+    );
+    assert!(!Path::new(pic).exists());
+    // A damaged eval.json is named by plot, and left as it was.
+    let copy = tmp.path().join("copy-run");
+    std::fs::create_dir_all(copy.join("checkpoint")).unwrap();
+    for f in [
+        "config.json",
+        "metrics.jsonl",
+        "checkpoint/model.bpk",
+        "checkpoint/state.json",
+    ] {
+        std::fs::copy(run.join(f), copy.join(f)).unwrap();
+    }
+    std::fs::write(copy.join("eval.json"), b"{ truncated").unwrap();
+    assert_error(
+        &hgn(&["plot", "--run", copy.to_str().unwrap()]),
+        "eval.json is damaged",
+    );
+    assert_eq!(
+        std::fs::read(copy.join("eval.json")).unwrap(),
+        b"{ truncated"
+    );
+}
+
+#[test]
+fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("t1");
+    let stdout = ok(hgn(&[
+        "table1",
+        "--scale",
+        "tiny",
+        "--systems",
+        "pendulum",
+        "--variants",
+        "leapfrog,deterministic",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]));
+    let md = std::fs::read_to_string(out.join("table1.md")).unwrap();
+    assert!(stdout.contains(&md));
+    for needle in [
+        "**hgn HGN (leapfrog)**",
+        "**hgn HGN (deterministic)**",
+        "HGN (leapfrog) (paper) | 4.90 ± 1.86 | 11.72 ± 4.14",
+        "HGN (deterministic) (ReScience, 5-frame) | 45.06 ± 0.19 | 44.89 ± 0.42",
+        "mean-frame baseline",
+    ] {
+        assert!(md.contains(needle), "'{needle}' not in:\n{md}");
+    }
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("table1.json")).unwrap()).unwrap();
+    assert_eq!(table["cells"].as_array().unwrap().len(), 2);
+    // A second call reuses the data, runs and evaluations, and writes the same table.
+    let again = ok(hgn(&[
+        "table1",
+        "--scale",
+        "tiny",
+        "--systems",
+        "pendulum",
+        "--variants",
+        "leapfrog,deterministic",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]));
+    assert_eq!(again, stdout);
+    assert_error(
+        &hgn(&[
+            "table1",
+            "--systems",
+            "double-pendulum",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        "unknown system",
+    );
+    assert_error(
+        &hgn(&[
+            "table1",
+            "--variants",
+            "rk7",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        "unknown variant",
+    );
+}
