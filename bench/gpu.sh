@@ -19,13 +19,15 @@ say "== machine"
 run nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 run python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
-for batch in 16 128; do
-  say "== paper preset, batch $batch, 29 rollout steps"
-  T=300 run "$hgn" bench --device vulkan --preset paper --batch-size "$batch" --steps 10
-  T=120 run python3 bench/torch_hgn.py --device cuda --batch-size "$batch" --steps 10
-done
+say "== paper preset, batch 16, 29 rollout steps"
+T=150 run "$hgn" bench --device vulkan --preset paper --batch-size 16 --steps 10
+T=60 run python3 bench/torch_hgn.py --device cuda --batch-size 16 --steps 10
+say "== paper preset, batch 128"
+T=60 run python3 bench/torch_hgn.py --device cuda --batch-size 128 --steps 10
+T=100 run "$hgn" bench --device vulkan --preset paper --batch-size 128 --steps 5
 
-say "== training on the GPU: tiny preset, 300 steps, pendulum"
-T=120 run "$hgn" generate --system pendulum --train 2000 --test 200 --out /tmp/hgn-pendulum -q
-T=300 run "$hgn" train --data /tmp/hgn-pendulum --run /tmp/hgn-gpu-run --steps 300 --device vulkan -q
-T=120 run "$hgn" eval --run /tmp/hgn-gpu-run --split test --sequences 200 -q
+say "== training on the GPU: tiny preset, 200 steps, pendulum"
+T=40 run "$hgn" generate --system pendulum --train 2000 --test 200 --out /tmp/hgn-pendulum -q
+T=90 run "$hgn" train --data /tmp/hgn-pendulum --run /tmp/hgn-gpu-run --steps 200 --device vulkan -q
+T=40 run "$hgn" eval --run /tmp/hgn-gpu-run --split test --sequences 200 --device vulkan -q
+T=20 run "$hgn" rollout --run /tmp/hgn-gpu-run --out "$out/gpu-rollout.png"

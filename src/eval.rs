@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::dataset::{SequenceDataset, batch_tensor};
 use crate::data::format::Split;
-use crate::export::load_run;
+use crate::export::load_run_on;
 use crate::metrics;
 use crate::model::Hgn;
 use crate::model::LatentHamiltonian;
@@ -52,6 +52,8 @@ pub struct EvalOptions {
     pub max_sequences: usize,
     /// Draw a progress bar.
     pub progress: bool,
+    /// Device the rollouts run on.
+    pub device: crate::device::DeviceArg,
 }
 
 /// Rollouts of a batch of sequences, as plain arrays.
@@ -297,10 +299,10 @@ pub fn evaluate_run(opts: &EvalOptions) -> Result<EvalReport> {
 pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
     ensure!(opts.max_sequences >= 1, "--sequences must be at least 1");
     ensure!(!opts.splits.is_empty(), "no split to evaluate");
-    let (config, model) = load_run(&opts.run)?;
+    let device = opts.device.device()?;
+    let (config, model) = load_run_on(&opts.run, &device)?;
     let data = dataset_of(&opts.run, &config, opts.data.as_deref())?;
     let step = checkpoint_step(&opts.run)?;
-    let device = crate::device::DeviceArg::Cpu.device()?;
     // The baseline is the mean frame of the training split, as during training.
     let train = open_split(&data, Split::Train, &config)?;
     let mean_frame = train.mean_frame(1000)?;

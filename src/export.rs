@@ -74,6 +74,11 @@ pub fn named_tensors(model: &Hgn) -> Vec<NamedTensor> {
 
 /// Loads the model of a run from its `config.json` and checkpoint, on the CPU.
 pub fn load_run(run: &Path) -> Result<(RunConfig, Hgn)> {
+    load_run_on(run, &DeviceArg::Cpu.device()?)
+}
+
+/// Loads the model of a run onto `device`.
+pub fn load_run_on(run: &Path, device: &burn::tensor::Device) -> Result<(RunConfig, Hgn)> {
     let config = RunConfig::load(&run.join("config.json"))
         .with_context(|| format!("{} is not a training run", run.display()))?;
     let weights = run.join("checkpoint").join("model.bpk");
@@ -83,13 +88,12 @@ pub fn load_run(run: &Path) -> Result<(RunConfig, Hgn)> {
         run.display(),
         weights.display()
     );
-    let device = DeviceArg::Cpu.device()?;
     let record = ModuleRecord::load(&weights)
         .map_err(|e| anyhow::anyhow!("cannot load {}: {e}", weights.display()))?;
     config.validate()?;
     let model = config
         .model
-        .init(&device)
+        .init(device)
         .try_load_record(record)
         .map_err(|e| {
             anyhow::anyhow!(

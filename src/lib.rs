@@ -20,6 +20,7 @@ pub mod data;
 pub mod device;
 pub mod eval;
 pub mod export;
+pub mod flow;
 pub mod metrics;
 pub mod model;
 pub mod physics;

@@ -107,6 +107,7 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
             splits: vec![Split::Test],
             max_sequences: 64,
             progress: opts.progress,
+            device: crate::device::DeviceArg::Cpu,
         })?
     };
     let split = report

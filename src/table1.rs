@@ -306,6 +306,7 @@ fn train_and_evaluate(
         splits: vec![Split::Train, Split::Test],
         max_sequences: spec.eval_sequences,
         progress: opts.progress,
+        device: opts.device,
     })
 }
 

@@ -423,7 +423,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
         }
         if done % config.train.checkpoint_every == 0 || done == total {
             metrics.flush()?;
-            save_checkpoint(&opts.run, &model, &optim, done)?;
+            save_checkpoint(&opts.run, &model, &optim, &CheckpointState { step: done })?;
         }
     }
     bar.finish_and_clear();
@@ -507,16 +507,12 @@ pub fn evaluate(
         let inference = frames.clone().slice([0..b, 0..k, 0..c, 0..h, 0..wd]);
         let targets = frames.slice([0..b, k - 1..w, 0..c, 0..h, 0..wd]);
         let output = model.forward(inference, None, m.dt, m.rollout_steps);
-        model_sum += scalar(
-            (output.reconstruction - targets.clone())
-                .powf_scalar(2.0)
-                .sum(),
-        );
+        model_sum += scalar((output.reconstruction - targets.clone()).square().sum());
         let baseline = mean
             .clone()
             .reshape([1, 1, c, h, wd])
             .expand([b, w - k + 1, c, h, wd]);
-        baseline_sum += scalar((baseline - targets).powf_scalar(2.0).sum());
+        baseline_sum += scalar((baseline - targets).square().sum());
         count += b * (w - k + 1) * c * h * wd;
     }
     Ok((model_sum / count as f64, baseline_sum / count as f64))
@@ -531,14 +527,14 @@ fn scalar(t: Tensor<1>) -> f64 {
 }
 
 /// Writes `text` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Keeps only the metric lines of steps before `step` (a resumed run rewrites the rest).
-fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+pub(crate) fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
     if !path.is_file() {
         return Ok(());
     }
@@ -546,21 +542,23 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
     let kept: String = text
         .lines()
         .filter(|line| {
-            serde_json::from_str::<MetricsLine>(line)
-                .map(|m| m.step <= step)
-                .unwrap_or(false)
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|m| m["step"].as_u64())
+                .is_some_and(|s| s as usize <= step)
         })
         .map(|line| format!("{line}\n"))
         .collect();
     write_atomic(path, &kept)
 }
 
-/// Writes the checkpoint into `RUN/checkpoint.partial`, then swaps it in for `RUN/checkpoint`.
-fn save_checkpoint(
+/// Writes the checkpoint (`model.bpk`, `optim.bpk`, `state.json` from `state`) into
+/// `RUN/checkpoint.partial`, then swaps it in for `RUN/checkpoint`. Shared with the flows.
+pub(crate) fn save_checkpoint<M: Module>(
     run: &Path,
-    model: &Hgn,
+    model: &M,
     optim: &burn::optim::ModuleOptimizer,
-    step: usize,
+    state: &impl Serialize,
 ) -> Result<()> {
     let partial = run.join(format!("{CHECKPOINT}.partial"));
     let final_dir = run.join(CHECKPOINT);
@@ -577,7 +575,7 @@ fn save_checkpoint(
         .map_err(|e| anyhow::anyhow!("cannot save the optimiser: {e}"))?;
     std::fs::write(
         partial.join("state.json"),
-        serde_json::to_string_pretty(&CheckpointState { step })?,
+        serde_json::to_string_pretty(state)?,
     )?;
     let _ = std::fs::remove_dir_all(&old);
     if final_dir.exists() {
@@ -588,7 +586,7 @@ fn save_checkpoint(
     Ok(())
 }
 
-fn progress_bar(total: u64, start: u64, visible: bool) -> ProgressBar {
+pub(crate) fn progress_bar(total: u64, start: u64, visible: bool) -> ProgressBar {
     let bar = crate::progress::bar(
         total,
         visible,

@@ -107,7 +107,7 @@ fn rollout_loss(
     for (t, (q, p)) in r.q.into_iter().zip(r.p).enumerate() {
         let target = q0.clone().mul_scalar(0.3 * t as f64).sin();
         loss =
-            loss + (q - target).powf_scalar(2.0).sum() + p.powf_scalar(2.0).sum().mul_scalar(0.1);
+            loss + (q - target).square().sum() + p.square().sum().mul_scalar(0.1);
     }
     loss
 }
@@ -177,7 +177,7 @@ struct Oscillator {
 impl LatentHamiltonian for Oscillator {
     fn energy(&self, q: Tensor<4>, p: Tensor<4>) -> Tensor<1> {
         let b = q.dims()[0];
-        (p.powf_scalar(2.0) + q.powf_scalar(2.0).mul_scalar(self.k))
+        (p.square() + q.square().mul_scalar(self.k))
             .mul_scalar(0.5)
             .sum_dims(&[1, 2, 3])
             .reshape([b])
@@ -199,7 +199,7 @@ struct Pendulums;
 impl LatentHamiltonian for Pendulums {
     fn energy(&self, q: Tensor<4>, p: Tensor<4>) -> Tensor<1> {
         let b = q.dims()[0];
-        (p.powf_scalar(2.0).mul_scalar(0.5) - q.cos().add_scalar(-1.0))
+        (p.square().mul_scalar(0.5) - q.cos().add_scalar(-1.0))
             .sum_dims(&[1, 2, 3])
             .reshape([b])
     }

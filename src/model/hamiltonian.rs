@@ -23,14 +23,14 @@ use super::networks::Architecture;
 
 /// `softplus(x) = max(x, 0) + log(1 + exp(−|x|))`: finite for every input, and its derivative
 /// is exactly `sigmoid(x)` (unlike a thresholded softplus, whose derivative jumps to 1).
-pub fn softplus(x: Tensor<4>) -> Tensor<4> {
+pub fn softplus<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let tail = x.clone().abs().neg().exp().log1p();
     burn::tensor::activation::relu(x) + tail
 }
 
 /// `sigmoid(x) = 1 / (1 + exp(−x))`, computed in the tensor's own precision (burn's `sigmoid`
 /// computes in f32 on some backends, which would break the f64 gradient tests).
-pub fn sigmoid(x: Tensor<4>) -> Tensor<4> {
+pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.neg().exp().add_scalar(1.0).recip()
 }
 
@@ -197,14 +197,16 @@ impl ConvEnergy {
     }
 }
 
-/// The interface integrators need from a Hamiltonian on latent maps `q`, `p` of equal shape.
-pub trait LatentHamiltonian {
+/// The interface integrators need from a Hamiltonian on states `q`, `p` of equal shape: latent
+/// maps `[batch, channels, size, size]` (the default `D = 4`, HGN) or vectors `[batch, d]`
+/// (`D = 2`, the Neural Hamiltonian Flow).
+pub trait LatentHamiltonian<const D: usize = 4> {
     /// `H(q, p)` per sample, shape `[batch]`.
-    fn energy(&self, q: Tensor<4>, p: Tensor<4>) -> Tensor<1>;
+    fn energy(&self, q: Tensor<D>, p: Tensor<D>) -> Tensor<1>;
     /// `∂H/∂q` at `(q, p)`.
-    fn dh_dq(&self, q: Tensor<4>, p: Tensor<4>) -> Tensor<4>;
+    fn dh_dq(&self, q: Tensor<D>, p: Tensor<D>) -> Tensor<D>;
     /// `∂H/∂p` at `(q, p)`.
-    fn dh_dp(&self, q: Tensor<4>, p: Tensor<4>) -> Tensor<4>;
+    fn dh_dp(&self, q: Tensor<D>, p: Tensor<D>) -> Tensor<D>;
     /// Whether `H = K(p) + U(q)`, so `∂H/∂q` ignores `p` and `∂H/∂p` ignores `q`.
     fn is_separable(&self) -> bool;
 }
@@ -226,6 +228,10 @@ pub struct HamiltonianNetConfig {
     /// Layer stack of each energy net.
     #[config(default = "Architecture::Paper")]
     pub architecture: Architecture,
+    /// `Some(m)`: a fixed quadratic kinetic energy `K(p) = |p|²/(2m)` instead of a learned
+    /// `K(p)` net (separable only; DeepMind's physics_inspired_models offers such fixed forms).
+    #[config(default = "None")]
+    pub kinetic_mass: Option<f64>,
 }
 
 impl HamiltonianNetConfig {
@@ -241,15 +247,20 @@ impl HamiltonianNetConfig {
         };
         if self.separable {
             HamiltonianNet {
-                kinetic: Some(stack(self.channels).init(device)),
+                kinetic: self
+                    .kinetic_mass
+                    .is_none()
+                    .then(|| stack(self.channels).init(device)),
                 potential: Some(stack(self.channels).init(device)),
                 joint: None,
+                kinetic_mass: self.kinetic_mass,
             }
         } else {
             HamiltonianNet {
                 kinetic: None,
                 potential: None,
                 joint: Some(stack(2 * self.channels).init(device)),
+                kinetic_mass: None,
             }
         }
     }
@@ -264,6 +275,9 @@ pub struct HamiltonianNet {
     pub potential: Option<ConvEnergy>,
     /// The net of a non-separable Hamiltonian.
     pub joint: Option<ConvEnergy>,
+    /// Mass `m` of a fixed quadratic kinetic energy `|p|²/(2m)` (then `kinetic` is absent).
+    #[module(skip)]
+    pub kinetic_mass: Option<f64>,
 }
 
 impl HamiltonianNet {
@@ -284,9 +298,23 @@ impl HamiltonianNet {
 
 impl LatentHamiltonian for HamiltonianNet {
     fn energy(&self, q: Tensor<4>, p: Tensor<4>) -> Tensor<1> {
-        match (&self.kinetic, &self.potential, &self.joint) {
-            (Some(k), Some(u), _) => k.energy(p) + u.energy(q),
-            (_, _, Some(j)) => j.energy(Tensor::cat(vec![q, p], 1)),
+        match (
+            &self.kinetic,
+            &self.potential,
+            &self.joint,
+            self.kinetic_mass,
+        ) {
+            (Some(k), Some(u), _, _) => k.energy(p) + u.energy(q),
+            (None, Some(u), _, Some(m)) => {
+                let batch = p.dims()[0];
+                let kinetic = p
+                    .square()
+                    .sum_dims(&[1, 2, 3])
+                    .reshape([batch])
+                    .mul_scalar(0.5 / m);
+                kinetic + u.energy(q)
+            }
+            (_, _, Some(j), _) => j.energy(Tensor::cat(vec![q, p], 1)),
             _ => unreachable!("a Hamiltonian net is separable or joint"),
         }
     }
@@ -297,9 +325,10 @@ impl LatentHamiltonian for HamiltonianNet {
         }
     }
     fn dh_dp(&self, q: Tensor<4>, p: Tensor<4>) -> Tensor<4> {
-        match &self.kinetic {
-            Some(k) => k.grad(p),
-            None => self.joint_grad(q, p).1,
+        match (&self.kinetic, self.kinetic_mass) {
+            (Some(k), _) => k.grad(p),
+            (None, Some(m)) => p.mul_scalar(1.0 / m),
+            (None, None) => self.joint_grad(q, p).1,
         }
     }
     fn is_separable(&self) -> bool {

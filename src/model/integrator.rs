@@ -65,33 +65,33 @@ impl IntegratorKind {
 
 /// The latent trajectory: `q[t]`, `p[t]` for `t = 0..=steps` (index 0 is the initial state).
 #[derive(Debug, Clone)]
-pub struct Rollout {
+pub struct Rollout<const D: usize = 4> {
     /// Positions.
-    pub q: Vec<Tensor<4>>,
+    pub q: Vec<Tensor<D>>,
     /// Momenta.
-    pub p: Vec<Tensor<4>>,
+    pub p: Vec<Tensor<D>>,
 }
 
 /// Integrates `steps` steps of size `dt` from `(q0, p0)`.
 ///
 /// # Shapes
-/// - `q0`, `p0`: `[batch, channels, size, size]`
+/// - `q0`, `p0`: `[batch, channels, size, size]` (HGN) or `[batch, d]` (flow)
 /// - returns: `steps + 1` states of the same shape each
-pub fn rollout(
-    h: &impl LatentHamiltonian,
+pub fn rollout<const D: usize>(
+    h: &impl LatentHamiltonian<D>,
     kind: IntegratorKind,
-    q0: Tensor<4>,
-    p0: Tensor<4>,
+    q0: Tensor<D>,
+    p0: Tensor<D>,
     dt: f64,
     steps: usize,
-) -> Rollout {
+) -> Rollout<D> {
     let mut qs = Vec::with_capacity(steps + 1);
     let mut ps = Vec::with_capacity(steps + 1);
     qs.push(q0.clone());
     ps.push(p0.clone());
     let (mut q, mut p) = (q0, p0);
     // The force ∂H/∂q at the current state, carried between leapfrog steps of a separable H.
-    let mut force: Option<Tensor<4>> = None;
+    let mut force: Option<Tensor<D>> = None;
     for _ in 0..steps {
         (q, p) = match kind {
             IntegratorKind::Leapfrog => leapfrog(h, q, p, dt, &mut force),
@@ -117,13 +117,13 @@ pub fn rollout(
 
 /// One kick-drift-kick step. For a separable `H`, `force` carries `∂H/∂q(q)` from the end of the
 /// previous step, which is the force at the start of this one.
-fn leapfrog(
-    h: &impl LatentHamiltonian,
-    q: Tensor<4>,
-    p: Tensor<4>,
+pub fn leapfrog<const D: usize>(
+    h: &impl LatentHamiltonian<D>,
+    q: Tensor<D>,
+    p: Tensor<D>,
     dt: f64,
-    force: &mut Option<Tensor<4>>,
-) -> (Tensor<4>, Tensor<4>) {
+    force: &mut Option<Tensor<D>>,
+) -> (Tensor<D>, Tensor<D>) {
     let start_force = match force.take() {
         Some(f) if h.is_separable() => f,
         _ => h.dh_dq(q.clone(), p.clone()),
@@ -138,8 +138,13 @@ fn leapfrog(
 }
 
 /// One classical RK4 step on `(dq/dt, dp/dt) = (∂H/∂p, −∂H/∂q)`.
-fn rk4(h: &impl LatentHamiltonian, q: Tensor<4>, p: Tensor<4>, dt: f64) -> (Tensor<4>, Tensor<4>) {
-    let field = |q: Tensor<4>, p: Tensor<4>| (h.dh_dp(q.clone(), p.clone()), h.dh_dq(q, p).neg());
+fn rk4<const D: usize>(
+    h: &impl LatentHamiltonian<D>,
+    q: Tensor<D>,
+    p: Tensor<D>,
+    dt: f64,
+) -> (Tensor<D>, Tensor<D>) {
+    let field = |q: Tensor<D>, p: Tensor<D>| (h.dh_dp(q.clone(), p.clone()), h.dh_dq(q, p).neg());
     let (k1q, k1p) = field(q.clone(), p.clone());
     let (k2q, k2p) = field(
         q.clone() + k1q.clone().mul_scalar(dt / 2.0),

@@ -54,9 +54,7 @@ pub fn loss(
 ) -> LossParts {
     let [b, _, c, h, w] = targets.dims();
     let t = output.rollout.q.len();
-    let reconstruction = (output.reconstruction.clone() - targets)
-        .powf_scalar(2.0)
-        .mean();
+    let reconstruction = (output.reconstruction.clone() - targets).square().mean();
     let device = reconstruction.device();
     if !model.variational {
         let zero = Tensor::<1>::zeros([1], &device);
@@ -70,9 +68,8 @@ pub fn loss(
     // KL of a diagonal Gaussian to N(0, I): ½ Σ (μ² + σ² − 1 − 2 log σ).
     let mean = output.mean.clone();
     let log_scale = output.log_scale.clone();
-    let kl_terms = mean.powf_scalar(2.0) + log_scale.clone().mul_scalar(2.0).exp()
-        - log_scale.mul_scalar(2.0)
-        - 1.0;
+    let kl_terms =
+        mean.square() + log_scale.clone().mul_scalar(2.0).exp() - log_scale.mul_scalar(2.0) - 1.0;
     let kl = kl_terms.sum().mul_scalar(0.5 / (b * t * c * h * w) as f64);
     match objective {
         Objective::Geco { kappa } => {

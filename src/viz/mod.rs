@@ -10,6 +10,7 @@
 
 pub mod canvas;
 pub mod chart;
+pub mod heatmap;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ use anyhow::{Context, Result, ensure};
 
 pub use canvas::Canvas;
 pub use chart::{Chart, Series, SeriesStyle};
+pub use heatmap::Heatmap;
 
 /// `DIR/.NAME.tmp` for `DIR/NAME`.
 pub(crate) fn temporary_path(path: &Path) -> PathBuf {

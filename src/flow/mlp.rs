@@ -1,0 +1,154 @@
+//! Small fully connected networks on vectors `[batch, d]`.
+//!
+//! - [`EnergyMlp`]: `x ↦ E(x)`, one scalar per sample, softplus between layers, with the input
+//!   gradient `∂E/∂x` written out as ordinary differentiable tensor operations (the adjoint of
+//!   `x ↦ xW + b` is `g ↦ gWᵀ`; softplus' is the sigmoid of the pre-activation), the same
+//!   construction as the HGN's conv energies, so training through leapfrog needs only burn's
+//!   first-order autodiff;
+//! - [`Mlp`]: a plain network (softplus or ReLU hidden layers, linear output) for the
+//!   variational posterior and RealNVP's coupling functions.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::model::hamiltonian::{sigmoid, softplus};
+
+/// Layer sizes of an [`EnergyMlp`] or [`Mlp`].
+#[derive(Config, Debug)]
+pub struct MlpConfig {
+    /// Input features.
+    pub d_in: usize,
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Output features (1 for an energy).
+    pub d_out: usize,
+}
+
+impl MlpConfig {
+    fn linears(&self, device: &Device) -> Vec<Linear> {
+        let mut sizes = vec![self.d_in];
+        sizes.extend(&self.hidden);
+        sizes.push(self.d_out);
+        sizes
+            .windows(2)
+            .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+            .collect()
+    }
+
+    /// An energy network (`d_out` is ignored: an energy is one scalar).
+    pub fn init_energy(&self, device: &Device) -> EnergyMlp {
+        EnergyMlp {
+            layers: MlpConfig::new(self.d_in, self.hidden.clone(), 1).linears(device),
+        }
+    }
+
+    /// A plain network.
+    pub fn init(&self, device: &Device) -> Mlp {
+        Mlp {
+            layers: self.linears(device),
+        }
+    }
+}
+
+/// `E(x)`: linear layers with softplus between them, one scalar output per sample.
+#[derive(Module, Debug)]
+pub struct EnergyMlp {
+    /// The layers, input first.
+    pub layers: Vec<Linear>,
+}
+
+impl EnergyMlp {
+    /// The energy of each sample.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, d]`
+    /// - returns: `[batch]`
+    pub fn energy(&self, x: Tensor<2>) -> Tensor<1> {
+        let last = self.layers.len() - 1;
+        let mut h = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let a = layer.forward(h);
+            h = if i < last { softplus(a) } else { a };
+        }
+        let batch = h.dims()[0];
+        h.reshape([batch])
+    }
+
+    /// The energy of each sample and `∂E/∂x`, both differentiable:
+    ///
+    /// ```text
+    /// a_l = h_{l−1} W_l + b_l,  h_l = softplus(a_l) (l < L),  E = a_L
+    /// g_L = 1,  g_{h_{l−1}} = g_l W_lᵀ,  g_{l−1} = g_{h_{l−1}} ⊙ sigmoid(a_{l−1})
+    /// ```
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, d]`
+    /// - returns: (`[batch]`, `[batch, d]`)
+    pub fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+        let last = self.layers.len() - 1;
+        let mut pre = Vec::with_capacity(last);
+        let mut h = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let a = layer.forward(h);
+            if i < last {
+                pre.push(a.clone());
+                h = softplus(a);
+            } else {
+                h = a;
+            }
+        }
+        let batch = h.dims()[0];
+        let mut g = h.ones_like();
+        let energy = h.reshape([batch]);
+        for i in (0..self.layers.len()).rev() {
+            g = g.matmul(self.layers[i].weight.val().transpose());
+            if i > 0 {
+                g = g * sigmoid(pre[i - 1].clone());
+            }
+        }
+        (energy, g)
+    }
+
+    /// `∂E/∂x` (see [`Self::energy_and_grad`]).
+    pub fn grad(&self, x: Tensor<2>) -> Tensor<2> {
+        self.energy_and_grad(x).1
+    }
+}
+
+/// Hidden-layer activation of an [`Mlp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Smooth.
+    Softplus,
+    /// Rectified linear.
+    Relu,
+}
+
+/// A plain fully connected network with a linear output layer.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// The layers, input first.
+    pub layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// # Shapes
+    /// - `x`: `[batch, d_in]`
+    /// - returns: `[batch, d_out]`
+    pub fn forward(&self, x: Tensor<2>, activation: Activation) -> Tensor<2> {
+        let last = self.layers.len() - 1;
+        let mut h = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(h);
+            if i < last {
+                h = match activation {
+                    Activation::Softplus => softplus(h),
+                    Activation::Relu => burn::tensor::activation::relu(h),
+                };
+            }
+        }
+        h
+    }
+}

@@ -1,0 +1,211 @@
+//! The Neural Hamiltonian Flow (paper §4; reference §11).
+//!
+//! The state is `s = (q, p) ∈ R^{2d}` with base density `π₀ = N(0, I)`. Stage `k` is a learned
+//! separable Hamiltonian `H_k(q, p) = K_k(p) + V_k(q)` (two [`EnergyMlp`]s) integrated by `L`
+//! leapfrog steps of size `dt`; the flow is `s_K = Φ_K ∘ … ∘ Φ_1(s₀)`. Leapfrog is symplectic, so
+//! every stage preserves volume (log-det 0), and integrating with `−dt` inverts it exactly.
+//!
+//! Data are positions `q`; the momentum is latent. With a variational posterior
+//! `f_ψ(p | q) = N(μ(q), diag σ(q)²)` (an [`Mlp`] on `q`):
+//!
+//! ```text
+//! log p(q) ≥ ELBO(q) = E_{p ~ f_ψ(·|q)} [ log π₀(Φ⁻¹(q, p)) − log f_ψ(p | q) ]
+//! ```
+//!
+//! with `π₀` evaluated on both `q₀` and `p₀` (the gaspardbb implementation evaluates only `q₀`, a
+//! bug). The importance-weighted estimate `log (1/S) Σ_s exp(w_s)` with `S` posterior samples
+//! tightens the bound for evaluation.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+use super::mlp::{Activation, EnergyMlp, Mlp, MlpConfig};
+use crate::model::LatentHamiltonian;
+use crate::model::integrator::leapfrog;
+
+/// `ln(2π)`.
+pub const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// Size and dynamics of an NHF.
+#[derive(Config, Debug, PartialEq)]
+pub struct NhfConfig {
+    /// Data dimension `d` (the state has `2d`).
+    pub dim: usize,
+    /// Hamiltonian stages `K`.
+    #[config(default = 4)]
+    pub stages: usize,
+    /// Leapfrog steps per stage `L`.
+    #[config(default = 8)]
+    pub leapfrog_steps: usize,
+    /// Leapfrog step size.
+    #[config(default = 0.1)]
+    pub dt: f64,
+    /// Width of every hidden layer (energies and posterior).
+    #[config(default = 64)]
+    pub hidden: usize,
+    /// Hidden layers of every network.
+    #[config(default = 2)]
+    pub depth: usize,
+    /// `K_k(p) = ½|p|² + k_θ(p)`: the kinetic network learns the deviation from the standard
+    /// kinetic energy (true), or `K_k(p) = k_θ(p)` alone (false). With the quadratic base,
+    /// momentum moves positions from the first step (`dq/dt = p + ∂k_θ/∂p`); a freshly
+    /// initialised MLP alone gives nearly zero velocity and a flow that barely moves.
+    #[config(default = true)]
+    pub quadratic_kinetic: bool,
+}
+
+impl NhfConfig {
+    /// A freshly initialised flow.
+    pub fn init(&self, device: &Device) -> Nhf {
+        let hidden = vec![self.hidden; self.depth];
+        let energy = MlpConfig::new(self.dim, hidden.clone(), 1);
+        Nhf {
+            stages: (0..self.stages)
+                .map(|_| Stage {
+                    kinetic: energy.init_energy(device),
+                    potential: energy.init_energy(device),
+                    quadratic_kinetic: self.quadratic_kinetic,
+                })
+                .collect(),
+            posterior: MlpConfig::new(self.dim, hidden, 2 * self.dim).init(device),
+            dt: self.dt,
+            leapfrog_steps: self.leapfrog_steps,
+            dim: self.dim,
+        }
+    }
+}
+
+/// One stage: `H(q, p) = K(p) + V(q)`.
+#[derive(Module, Debug)]
+pub struct Stage {
+    /// The learned part of the kinetic energy `K(p)`.
+    pub kinetic: EnergyMlp,
+    /// Potential energy `V(q)`, the interpretable landscape of the paper's figures.
+    pub potential: EnergyMlp,
+    /// Whether `K(p)` adds `½|p|²` to the network.
+    #[module(skip)]
+    pub quadratic_kinetic: bool,
+}
+
+impl LatentHamiltonian<2> for Stage {
+    fn energy(&self, q: Tensor<2>, p: Tensor<2>) -> Tensor<1> {
+        let batch = p.dims()[0];
+        let mut kinetic = self.kinetic.energy(p.clone());
+        if self.quadratic_kinetic {
+            kinetic = kinetic + p.square().sum_dim(1).reshape([batch]).mul_scalar(0.5);
+        }
+        kinetic + self.potential.energy(q)
+    }
+    fn dh_dq(&self, q: Tensor<2>, _p: Tensor<2>) -> Tensor<2> {
+        self.potential.grad(q)
+    }
+    fn dh_dp(&self, _q: Tensor<2>, p: Tensor<2>) -> Tensor<2> {
+        let learned = self.kinetic.grad(p.clone());
+        if self.quadratic_kinetic {
+            learned + p
+        } else {
+            learned
+        }
+    }
+    fn is_separable(&self) -> bool {
+        true
+    }
+}
+
+/// A Neural Hamiltonian Flow.
+#[derive(Module, Debug)]
+pub struct Nhf {
+    /// The Hamiltonian stages, applied first to last from the base.
+    pub stages: Vec<Stage>,
+    /// `f_ψ(p | q)`: `q ↦ (μ, log σ)`.
+    pub posterior: Mlp,
+    /// Leapfrog step size.
+    #[module(skip)]
+    pub dt: f64,
+    /// Leapfrog steps per stage.
+    #[module(skip)]
+    pub leapfrog_steps: usize,
+    /// Data dimension.
+    #[module(skip)]
+    pub dim: usize,
+}
+
+impl Nhf {
+    /// `L` leapfrog steps of `stage` with step `dt` (negative: backward).
+    pub fn stage_map(
+        &self,
+        stage: &Stage,
+        q: Tensor<2>,
+        p: Tensor<2>,
+        dt: f64,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let (mut q, mut p) = (q, p);
+        let mut force = None;
+        for _ in 0..self.leapfrog_steps {
+            (q, p) = leapfrog(stage, q, p, dt, &mut force);
+        }
+        (q, p)
+    }
+
+    /// The flow `Φ_K ∘ … ∘ Φ_1`: base samples to data space.
+    ///
+    /// # Shapes
+    /// - `q`, `p`: `[batch, d]`; returns the same
+    pub fn forward_flow(&self, q: Tensor<2>, p: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let (mut q, mut p) = (q, p);
+        for stage in &self.stages {
+            (q, p) = self.stage_map(stage, q, p, self.dt);
+        }
+        (q, p)
+    }
+
+    /// The inverse flow: data space to the base, each stage integrated with `−dt`.
+    pub fn inverse_flow(&self, q: Tensor<2>, p: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let (mut q, mut p) = (q, p);
+        for stage in self.stages.iter().rev() {
+            (q, p) = self.stage_map(stage, q, p, -self.dt);
+        }
+        (q, p)
+    }
+
+    /// Mean and log standard deviation of `f_ψ(p | q)`, each `[batch, d]`.
+    pub fn posterior(&self, q: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let out = self.posterior.forward(q, Activation::Softplus);
+        let mut parts = out.split(self.dim, 1);
+        let log_sigma = parts.pop().expect("two halves");
+        let mu = parts.pop().expect("two halves");
+        (mu, log_sigma)
+    }
+
+    /// One-sample ELBO of each `q`, with the posterior draw `p = μ + σ ⊙ eps`.
+    ///
+    /// # Shapes
+    /// - `q`, `eps` (standard normal): `[batch, d]`
+    /// - returns: `[batch]`
+    pub fn elbo(&self, q: Tensor<2>, eps: Tensor<2>) -> Tensor<1> {
+        let batch = q.dims()[0];
+        let d = self.dim as f64;
+        let (mu, log_sigma) = self.posterior(q.clone());
+        let p = mu + log_sigma.clone().exp() * eps.clone();
+        let (q0, p0) = self.inverse_flow(q, p);
+        // log π₀(q₀, p₀) over all 2d coordinates.
+        let log_base = (q0.square() + p0.square())
+            .sum_dim(1)
+            .mul_scalar(-0.5)
+            .sub_scalar(d * LN_2PI);
+        // log f_ψ(p | q) = log N(eps; 0, I) − Σ log σ.
+        let log_post = eps
+            .square()
+            .sum_dim(1)
+            .mul_scalar(-0.5)
+            .sub_scalar(0.5 * d * LN_2PI)
+            - log_sigma.sum_dim(1);
+        (log_base - log_post).reshape([batch])
+    }
+
+    /// Samples in data space from base draws `(eps_q, eps_p)` (standard normal, `[n, d]` each).
+    pub fn sample(&self, eps_q: Tensor<2>, eps_p: Tensor<2>) -> Tensor<2> {
+        self.forward_flow(eps_q, eps_p).0
+    }
+}

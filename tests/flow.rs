@@ -1,0 +1,226 @@
+//! The Neural Hamiltonian Flow, in f64 on the CPU backend: exact energy gradients, volume
+//! preservation, invertibility, the ordering ELBO ≤ importance-weighted estimate ≤ true
+//! log-density, and learning a density. A separate test binary, so the f64 device affects
+//! nothing else.
+
+use burn::tensor::{Device, Distribution, FloatDType, Tensor};
+use hgn::flow::mlp::MlpConfig;
+use hgn::flow::nhf::NhfConfig;
+use hgn::flow::train::{
+    FlowData, FlowKind, FlowNet, FlowTrainOptions, load_flow, log_likelihoods, new_config,
+    train_flow,
+};
+
+fn f64_device() -> Device {
+    static CONFIGURED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CONFIGURED.get_or_init(|| {
+        Device::flex()
+            .configure(FloatDType::F64)
+            .expect("flex computes in f64");
+        Device::flex().seed(11);
+    });
+    Device::flex()
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
+}
+
+/// Determinant by Gaussian elimination with partial pivoting.
+fn determinant(mut a: Vec<Vec<f64>>) -> f64 {
+    let n = a.len();
+    let mut det = 1.0;
+    for col in 0..n {
+        let pivot = (col..n)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .unwrap();
+        if pivot != col {
+            a.swap(pivot, col);
+            det = -det;
+        }
+        det *= a[col][col];
+        for row in col + 1..n {
+            let f = a[row][col] / a[col][col];
+            for k in col..n {
+                a[row][k] -= f * a[col][k];
+            }
+        }
+    }
+    det
+}
+
+#[test]
+fn energy_mlp_gradient_matches_autodiff() {
+    let device = f64_device().autodiff();
+    for d in [1, 2, 5] {
+        let net = MlpConfig::new(d, vec![16, 16], 1).init_energy(&device);
+        let x = Tensor::<2>::random([7, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let (energy, explicit) = net.energy_and_grad(x.clone());
+        let grads = energy.sum().backward();
+        let auto = values(x.grad(&grads).unwrap());
+        let explicit = values(explicit);
+        let scale = auto.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let err = auto
+            .iter()
+            .zip(&explicit)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err <= 1e-10 * scale, "d {d}: {err}");
+    }
+}
+
+/// The Jacobian of `stages` NHF stages at one random state, by autodiff (exact in f64).
+fn flow_jacobian(dim: usize, stages: usize) -> (Vec<Vec<f64>>, f64) {
+    let device = f64_device().autodiff();
+    let nhf = NhfConfig::new(dim)
+        .with_stages(stages)
+        .with_leapfrog_steps(6)
+        .with_dt(0.4)
+        .with_hidden(16)
+        .init(&device);
+    let q = Tensor::<2>::random([1, dim], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let p = Tensor::<2>::random([1, dim], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let mut rows = vec![];
+    let mut distance = 0.0f64;
+    for i in 0..2 * dim {
+        let (q1, p1) = nhf.forward_flow(q.clone(), p.clone());
+        let out = Tensor::cat(vec![q1, p1], 1);
+        let component = out.slice([0..1, i..i + 1]).sum();
+        let grads = component.backward();
+        let mut row = values(q.grad(&grads).unwrap());
+        row.extend(values(p.grad(&grads).unwrap()));
+        distance = distance.max(
+            row.iter()
+                .enumerate()
+                .map(|(j, v)| (v - if i == j { 1.0 } else { 0.0 }).abs())
+                .fold(0.0, f64::max),
+        );
+        rows.push(row);
+    }
+    (rows, distance)
+}
+
+#[test]
+fn every_stage_preserves_volume() {
+    for (dim, stages) in [(1, 1), (2, 1), (2, 3), (3, 2)] {
+        let (jacobian, distance) = flow_jacobian(dim, stages);
+        // The map is far from the identity, so a unit determinant is not trivial.
+        assert!(
+            distance > 0.05,
+            "dim {dim}: the flow barely moves ({distance})"
+        );
+        let det = determinant(jacobian);
+        assert!(
+            (det - 1.0).abs() < 1e-9,
+            "dim {dim}, {stages} stages: det {det}"
+        );
+    }
+}
+
+#[test]
+fn integrating_backward_inverts_the_flow() {
+    let device = f64_device();
+    let nhf = NhfConfig::new(2)
+        .with_stages(3)
+        .with_leapfrog_steps(8)
+        .with_dt(0.3)
+        .init(&device);
+    let q = Tensor::<2>::random([64, 2], Distribution::Normal(0.0, 1.0), &device);
+    let p = Tensor::<2>::random([64, 2], Distribution::Normal(0.0, 1.0), &device);
+    let (q1, p1) = nhf.forward_flow(q.clone(), p.clone());
+    let moved = values(q1.clone() - q.clone())
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(moved > 0.05, "the flow barely moves ({moved})");
+    let (q0, p0) = nhf.inverse_flow(q1, p1);
+    for (a, b) in [(q, q0), (p, p0)] {
+        let err = values(a - b).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(err < 1e-10, "returned {err} away");
+    }
+}
+
+#[test]
+fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("gauss");
+    let mut config = new_config(FlowKind::Nhf, FlowData::Target("gaussian".into()), 3).unwrap();
+    config.train.steps = 150;
+    config.train.eval_every = 150;
+    config.train.test_size = 1000;
+    config.nhf.stages = 2;
+    config.nhf.leapfrog_steps = 4;
+    config.nhf.hidden = 32;
+    train_flow(&FlowTrainOptions {
+        run: run.clone(),
+        config,
+        resume: false,
+        steps_override: None,
+        device: hgn::device::DeviceArg::Cpu,
+        progress: false,
+    })
+    .unwrap();
+    let device = f64_device();
+    let flow = load_flow(&run, &device).unwrap();
+    let (points, _) = hgn::flow::train::read_points(&run.join("test.npy")).unwrap();
+    let (iw, elbo) = log_likelihoods(&flow.model, &flow.config, &points, 64, &device);
+    let truth: Vec<f64> = points
+        .chunks_exact(2)
+        .map(|p| hgn::flow::targets::gaussian_log_density([p[0], p[1]]))
+        .collect();
+    // Jensen, point by point: log-mean-exp ≥ mean.
+    for (a, b) in iw.iter().zip(&elbo) {
+        assert!(a + 1e-12 >= *b, "IW {a} below ELBO {b}");
+    }
+    // Gibbs: no model beats the true density on average, up to sampling error.
+    let gap: Vec<f64> = iw.iter().zip(&truth).map(|(a, t)| a - t).collect();
+    let (mean_gap, ci) = hgn::metrics::mean_with_ci95(&gap);
+    assert!(mean_gap < ci, "model above the truth: {mean_gap} ± {ci}");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(mean(&elbo) < mean(&iw));
+    // And training got somewhere: within 0.3 nats of the truth.
+    assert!(mean_gap > -0.3, "{mean_gap}");
+}
+
+#[test]
+fn training_on_two_moons_beats_the_gaussian_baseline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("moons");
+    let mut config = new_config(FlowKind::Nhf, FlowData::Target("two-moons".into()), 0).unwrap();
+    config.train.steps = 500;
+    config.train.eval_every = 500;
+    config.train.test_size = 2000;
+    train_flow(&FlowTrainOptions {
+        run: run.clone(),
+        config,
+        resume: false,
+        steps_override: None,
+        device: hgn::device::DeviceArg::Cpu,
+        progress: false,
+    })
+    .unwrap();
+    let report = hgn::flow::train::evaluate_flow(&run, None, Some(16)).unwrap();
+    assert!(
+        report.test_nll < report.gaussian_baseline_nll - 0.3,
+        "NLL {} vs Gaussian {}",
+        report.test_nll,
+        report.gaussian_baseline_nll
+    );
+    assert!(report.test_nll <= report.test_nll_bound);
+}
+
+#[test]
+fn flows_of_both_kinds_sample_the_base_dimension_they_need() {
+    let device = f64_device();
+    let config = new_config(FlowKind::Realnvp, FlowData::Target("rings".into()), 0).unwrap();
+    let net = FlowNet::init(&config, &device);
+    assert_eq!(net.base_dim(2), 2);
+    let mut nhf_config = config.clone();
+    nhf_config.kind = FlowKind::Nhf;
+    assert_eq!(FlowNet::init(&nhf_config, &device).base_dim(2), 4);
+    // RealNVP's sampler inverts its density map.
+    let nvp = net.realnvp.unwrap();
+    let x = Tensor::<2>::random([32, 2], Distribution::Normal(0.0, 2.0), &device);
+    let (z, _) = nvp.to_base(x.clone());
+    let back = nvp.sample(z);
+    let err = values(back - x).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(err < 1e-12, "{err}");
+}
