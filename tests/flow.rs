@@ -224,3 +224,139 @@ fn flows_of_both_kinds_sample_the_base_dimension_they_need() {
     let err = values(back - x).iter().fold(0.0f64, |m, v| m.max(v.abs()));
     assert!(err < 1e-12, "{err}");
 }
+
+// ---- `hgn flow` end to end -------------------------------------------------------------
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn hgn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hgn"))
+        .args(args)
+        .output()
+        .expect("hgn runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_error(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line: {err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "'{needle}' not in: {err}"
+    );
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let reader = decoder.read_info().unwrap();
+    (reader.info().width, reader.info().height)
+}
+
+#[test]
+fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
+    use rand::SeedableRng;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    // A user's file: 400 two-moons points.
+    let points = hgn::flow::targets::sample(
+        "two-moons",
+        400,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(5),
+    )
+    .unwrap();
+    let file = tmp.path().join("points.npy");
+    hgn::flow::train::write_points(&file, &points, 2).unwrap();
+    let run = tmp.path().join("nvp");
+    ok(hgn(&[
+        "flow", "train", "--data", &s(&file), "--run", &s(&run), "--model", "realnvp",
+        "--steps", "30", "-q",
+    ]));
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(hgn(&["flow", "eval", "--run", &s(&run), "--json"]))).unwrap();
+    assert_eq!(report["points"], 40, "10 % held out");
+    assert_eq!(report["model"], "realnvp");
+    assert!(report["parameters"].as_u64().unwrap() > 1000);
+    assert!(report["test_nll"].as_f64().unwrap().is_finite());
+    let all: serde_json::Value = serde_json::from_str(&ok(hgn(&[
+        "flow", "eval", "--run", &s(&run), "--data", &s(&file), "--json",
+    ])))
+    .unwrap();
+    assert_eq!(all["points"], 400);
+    // Resuming continues to the new step count.
+    ok(hgn(&["flow", "train", "--run", &s(&run), "--resume", "--steps", "40", "-q"]));
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(metrics.lines().last().unwrap().contains("\"step\":40"), "{metrics}");
+    // Samples as .npy and .png.
+    let npy = tmp.path().join("samples.npy");
+    ok(hgn(&["flow", "sample", "--run", &s(&run), "--count", "123", "--out", &s(&npy)]));
+    let (drawn, d) = hgn::flow::train::read_points(&npy).unwrap();
+    assert_eq!((drawn.len() / d, d), (123, 2));
+    let png = tmp.path().join("samples.png");
+    ok(hgn(&["flow", "sample", "--run", &s(&run), "--count", "500", "--out", &s(&png)]));
+    assert_eq!(png_size(&png), (600, 600));
+    let plots = ok(hgn(&["flow", "plot", "--run", &s(&run)]));
+    assert!(plots.contains("density.png") && !plots.contains("potentials.png"));
+    assert_eq!(png_size(&run.join("plots/density.png")), (900, 300));
+
+    // An NHF on a built-in target also draws its learned potentials.
+    let nhf = tmp.path().join("nhf");
+    ok(hgn(&[
+        "flow", "train", "--target", "eight-gaussians", "--run", &s(&nhf), "--steps", "10",
+        "--stages", "2", "--leapfrog-steps", "2", "--hidden", "16", "-q",
+    ]));
+    let plots = ok(hgn(&["flow", "plot", "--run", &s(&nhf)]));
+    assert!(plots.contains("potentials.png"), "{plots}");
+    assert_eq!(png_size(&nhf.join("plots/potentials.png")), (600, 300));
+    let report: serde_json::Value = serde_json::from_str(&ok(hgn(&[
+        "flow", "eval", "--run", &s(&nhf), "--json", "--samples", "4",
+    ])))
+    .unwrap();
+    assert_eq!(report["iw_samples"], 4);
+    assert!(report["test_nll"].as_f64().unwrap() <= report["test_nll_bound"].as_f64().unwrap());
+
+    // Bad input: one line each, nothing written.
+    let fresh = tmp.path().join("fresh");
+    assert_error(
+        &hgn(&["flow", "train", "--target", "spiral-galaxy", "--run", &s(&fresh)]),
+        "unknown target",
+    );
+    assert_error(&hgn(&["flow", "train", "--run", &s(&fresh)]), "--target NAME or --data");
+    let text = tmp.path().join("not.npy");
+    std::fs::write(&text, "1,2\n3,4\n").unwrap();
+    assert_error(
+        &hgn(&["flow", "train", "--data", &s(&text), "--run", &s(&fresh)]),
+        "not a float64 .npy",
+    );
+    let line = tmp.path().join("line.npy");
+    hgn::flow::train::write_points(&line, &[0.0, 1.0, 2.0, 3.0], 1).unwrap();
+    assert_error(
+        &hgn(&["flow", "train", "--data", &s(&line), "--run", &s(&fresh), "--model", "realnvp"]),
+        "at least 2 dimensions",
+    );
+    assert!(!fresh.exists());
+    assert_error(
+        &hgn(&["flow", "eval", "--run", &s(&run), "--data", &s(&line)]),
+        "1 columns but the flow models 2",
+    );
+    assert_error(
+        &hgn(&["flow", "sample", "--run", &s(&run), "--out", &s(&tmp.path().join("x.txt"))]),
+        "must end in .npy or .png",
+    );
+    assert_error(
+        &hgn(&["flow", "train", "--target", "rings", "--run", &s(&run)]),
+        "already holds a run",
+    );
+    assert_error(&hgn(&["flow", "eval", "--run", &s(&fresh)]), "not a flow run");
+}
