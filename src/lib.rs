@@ -11,6 +11,9 @@
 //!   training windows read from the files;
 //! - [`model`]: the HGN on burn tensors, with explicit Hamiltonian gradients, integrators and loss;
 //! - [`train`], [`bench`], [`export`]: `hgn train`, `hgn bench`, `hgn export`;
+//! - [`metrics`], [`eval`], [`rollout`], [`plot`], [`table1`]: evaluation formulas, `hgn eval`,
+//!   `hgn rollout`, `hgn plot`, `hgn table1`; [`viz`]: charts, heat maps, PNG and GIF writing;
+//! - [`flow`]: the Neural Hamiltonian Flow, its RealNVP baseline and `hgn flow`;
 //! - [`device`]: the `--device` flag → burn device; [`progress`]: progress bars;
 //! - [`cli`]: the command line; `main.rs` sets the allocator and calls [`cli::main`].
 

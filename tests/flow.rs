@@ -280,8 +280,17 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
     hgn::flow::train::write_points(&file, &points, 2).unwrap();
     let run = tmp.path().join("nvp");
     ok(hgn(&[
-        "flow", "train", "--data", &s(&file), "--run", &s(&run), "--model", "realnvp",
-        "--steps", "30", "-q",
+        "flow",
+        "train",
+        "--data",
+        &s(&file),
+        "--run",
+        &s(&run),
+        "--model",
+        "realnvp",
+        "--steps",
+        "30",
+        "-q",
     ]));
     let report: serde_json::Value =
         serde_json::from_str(&ok(hgn(&["flow", "eval", "--run", &s(&run), "--json"]))).unwrap();
@@ -290,21 +299,57 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
     assert!(report["parameters"].as_u64().unwrap() > 1000);
     assert!(report["test_nll"].as_f64().unwrap().is_finite());
     let all: serde_json::Value = serde_json::from_str(&ok(hgn(&[
-        "flow", "eval", "--run", &s(&run), "--data", &s(&file), "--json",
+        "flow",
+        "eval",
+        "--run",
+        &s(&run),
+        "--data",
+        &s(&file),
+        "--json",
     ])))
     .unwrap();
     assert_eq!(all["points"], 400);
     // Resuming continues to the new step count.
-    ok(hgn(&["flow", "train", "--run", &s(&run), "--resume", "--steps", "40", "-q"]));
+    ok(hgn(&[
+        "flow",
+        "train",
+        "--run",
+        &s(&run),
+        "--resume",
+        "--steps",
+        "40",
+        "-q",
+    ]));
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    assert!(metrics.lines().last().unwrap().contains("\"step\":40"), "{metrics}");
+    assert!(
+        metrics.lines().last().unwrap().contains("\"step\":40"),
+        "{metrics}"
+    );
     // Samples as .npy and .png.
     let npy = tmp.path().join("samples.npy");
-    ok(hgn(&["flow", "sample", "--run", &s(&run), "--count", "123", "--out", &s(&npy)]));
+    ok(hgn(&[
+        "flow",
+        "sample",
+        "--run",
+        &s(&run),
+        "--count",
+        "123",
+        "--out",
+        &s(&npy),
+    ]));
     let (drawn, d) = hgn::flow::train::read_points(&npy).unwrap();
     assert_eq!((drawn.len() / d, d), (123, 2));
     let png = tmp.path().join("samples.png");
-    ok(hgn(&["flow", "sample", "--run", &s(&run), "--count", "500", "--out", &s(&png)]));
+    ok(hgn(&[
+        "flow",
+        "sample",
+        "--run",
+        &s(&run),
+        "--count",
+        "500",
+        "--out",
+        &s(&png),
+    ]));
     assert_eq!(png_size(&png), (600, 600));
     let plots = ok(hgn(&["flow", "plot", "--run", &s(&run)]));
     assert!(plots.contains("density.png") && !plots.contains("potentials.png"));
@@ -313,14 +358,33 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
     // An NHF on a built-in target also draws its learned potentials.
     let nhf = tmp.path().join("nhf");
     ok(hgn(&[
-        "flow", "train", "--target", "eight-gaussians", "--run", &s(&nhf), "--steps", "10",
-        "--stages", "2", "--leapfrog-steps", "2", "--hidden", "16", "-q",
+        "flow",
+        "train",
+        "--target",
+        "eight-gaussians",
+        "--run",
+        &s(&nhf),
+        "--steps",
+        "10",
+        "--stages",
+        "2",
+        "--leapfrog-steps",
+        "2",
+        "--hidden",
+        "16",
+        "-q",
     ]));
     let plots = ok(hgn(&["flow", "plot", "--run", &s(&nhf)]));
     assert!(plots.contains("potentials.png"), "{plots}");
     assert_eq!(png_size(&nhf.join("plots/potentials.png")), (600, 300));
     let report: serde_json::Value = serde_json::from_str(&ok(hgn(&[
-        "flow", "eval", "--run", &s(&nhf), "--json", "--samples", "4",
+        "flow",
+        "eval",
+        "--run",
+        &s(&nhf),
+        "--json",
+        "--samples",
+        "4",
     ])))
     .unwrap();
     assert_eq!(report["iw_samples"], 4);
@@ -329,10 +393,20 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
     // Bad input: one line each, nothing written.
     let fresh = tmp.path().join("fresh");
     assert_error(
-        &hgn(&["flow", "train", "--target", "spiral-galaxy", "--run", &s(&fresh)]),
+        &hgn(&[
+            "flow",
+            "train",
+            "--target",
+            "spiral-galaxy",
+            "--run",
+            &s(&fresh),
+        ]),
         "unknown target",
     );
-    assert_error(&hgn(&["flow", "train", "--run", &s(&fresh)]), "--target NAME or --data");
+    assert_error(
+        &hgn(&["flow", "train", "--run", &s(&fresh)]),
+        "--target NAME or --data",
+    );
     let text = tmp.path().join("not.npy");
     std::fs::write(&text, "1,2\n3,4\n").unwrap();
     assert_error(
@@ -342,7 +416,16 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
     let line = tmp.path().join("line.npy");
     hgn::flow::train::write_points(&line, &[0.0, 1.0, 2.0, 3.0], 1).unwrap();
     assert_error(
-        &hgn(&["flow", "train", "--data", &s(&line), "--run", &s(&fresh), "--model", "realnvp"]),
+        &hgn(&[
+            "flow",
+            "train",
+            "--data",
+            &s(&line),
+            "--run",
+            &s(&fresh),
+            "--model",
+            "realnvp",
+        ]),
         "at least 2 dimensions",
     );
     assert!(!fresh.exists());
@@ -351,12 +434,22 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
         "1 columns but the flow models 2",
     );
     assert_error(
-        &hgn(&["flow", "sample", "--run", &s(&run), "--out", &s(&tmp.path().join("x.txt"))]),
+        &hgn(&[
+            "flow",
+            "sample",
+            "--run",
+            &s(&run),
+            "--out",
+            &s(&tmp.path().join("x.txt")),
+        ]),
         "must end in .npy or .png",
     );
     assert_error(
         &hgn(&["flow", "train", "--target", "rings", "--run", &s(&run)]),
         "already holds a run",
     );
-    assert_error(&hgn(&["flow", "eval", "--run", &s(&fresh)]), "not a flow run");
+    assert_error(
+        &hgn(&["flow", "eval", "--run", &s(&fresh)]),
+        "not a flow run",
+    );
 }

@@ -106,8 +106,7 @@ fn rollout_loss(
     let mut loss = Tensor::<1>::zeros([1], &q0.device());
     for (t, (q, p)) in r.q.into_iter().zip(r.p).enumerate() {
         let target = q0.clone().mul_scalar(0.3 * t as f64).sin();
-        loss =
-            loss + (q - target).square().sum() + p.square().sum().mul_scalar(0.1);
+        loss = loss + (q - target).square().sum() + p.square().sum().mul_scalar(0.1);
     }
     loss
 }

@@ -298,7 +298,7 @@ pub fn new_config(kind: FlowKind, data: FlowData, seed: u64) -> Result<FlowRunCo
     }
     for s in &mut scale {
         *s = s.sqrt();
-        if !(*s > 1e-12) {
+        if s.is_nan() || *s <= 1e-12 {
             *s = 1.0;
         }
     }
@@ -404,7 +404,9 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let train_device = device.clone().autodiff();
     let mut model = FlowNet::init(&config, &train_device);
     let mut optim = AdamConfig::new()
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.train.clip_norm as f32)))
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(
+            config.train.clip_norm as f32,
+        )))
         .init();
     let checkpoint = opts.run.join("checkpoint");
     let (mut start, mut seconds_before) = (0usize, 0.0f64);
