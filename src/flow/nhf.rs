@@ -169,11 +169,18 @@ impl Nhf {
         (q, p)
     }
 
-    /// Mean and log standard deviation of `f_ψ(p | q)`, each `[batch, d]`.
+    /// Mean and log standard deviation of `f_ψ(p | q)`, each `[batch, d]`; `log σ = 5·tanh(a/5)`
+    /// of the network's output `a`.
     pub fn posterior(&self, q: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let out = self.posterior.forward(q, Activation::Softplus);
         let mut parts = out.split(self.dim, 1);
-        let log_sigma = parts.pop().expect("two halves");
+        // log σ softly bounded to (−5, 5): σ never overflows or collapses to zero.
+        let log_sigma = parts
+            .pop()
+            .expect("two halves")
+            .div_scalar(5.0)
+            .tanh()
+            .mul_scalar(5.0);
         let mu = parts.pop().expect("two halves");
         (mu, log_sigma)
     }

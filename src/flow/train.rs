@@ -241,7 +241,13 @@ pub struct FlowMetricsLine {
     /// Training throughput (train lines).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub steps_per_second: Option<f64>,
+    /// Batches skipped so far because their loss was not finite (train lines).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub skipped: Option<usize>,
 }
+
+/// Non-finite batches in a row after which a flow's training stops.
+const MAX_CONSECUTIVE_SKIPS: usize = 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FlowCheckpointState {
@@ -452,6 +458,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let started = Instant::now();
     let mut last_log = Instant::now();
     let mut test_nll = f64::NAN;
+    let (mut skipped, mut consecutive_skips) = (0usize, 0usize);
     let b = config.train.batch_size;
     for step in start..total {
         let mut rng = trajectory_rng(config.train.seed, 3, step as u64);
@@ -480,18 +487,25 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         let eps = Tensor::<2>::from_data(TensorData::new(noise, [b, d]), &train_device);
         let loss = model.objective(x, eps).mean().neg();
         let value = scalar(loss.clone()) + log_scale;
-        if !value.is_finite() {
-            bar.abandon();
-            bail!(
-                "the loss became {value} at step {step}; stopped. The last good checkpoint in {} is intact",
-                checkpoint.display()
-            );
+        if value.is_finite() {
+            consecutive_skips = 0;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.train.learning_rate, model, grads);
+        } else {
+            // A batch that drives the leapfrog unstable is skipped; many in a row end the run.
+            skipped += 1;
+            consecutive_skips += 1;
+            if consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
+                bar.abandon();
+                bail!(
+                    "the loss was {value} for {MAX_CONSECUTIVE_SKIPS} batches in a row, the last at step {step}; stopped. The last good checkpoint in {} is intact",
+                    checkpoint.display()
+                );
+            }
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(config.train.learning_rate, model, grads);
         let done = step + 1;
         bar.set_position(done as u64);
-        if step % config.train.log_every == 0 || done == total {
+        if value.is_finite() && (step % config.train.log_every == 0 || done == total) {
             let elapsed = last_log.elapsed().as_secs_f64();
             last_log = Instant::now();
             let rate = if step == start {
@@ -505,6 +519,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                 kind: "train".into(),
                 nll: value,
                 steps_per_second: Some(rate),
+                skipped: Some(skipped),
             };
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
         }
@@ -518,6 +533,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                 kind: "eval".into(),
                 nll: test_nll,
                 steps_per_second: None,
+                skipped: None,
             };
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
             metrics.flush()?;
