@@ -66,10 +66,13 @@ fn explicit_energy_gradient_matches_autodiff() {
 #[test]
 fn joint_hamiltonian_gradients_match_autodiff() {
     let device = f64_device().autodiff();
-    for separable in [true, false] {
+    // Learned K(p) net, one joint net, and the fixed K(p) = |p|²/(2m) of the tiny preset.
+    for (separable, mass) in [(true, None), (false, None), (true, Some(0.7))] {
         let h = HamiltonianNetConfig::new(16, 4)
             .with_separable(separable)
+            .with_kinetic_mass(mass)
             .init(&device);
+        assert_eq!(h.kinetic.is_none(), mass.is_some() || !separable);
         let q = normal([2, 16, 4, 4], &device).require_grad();
         let p = normal([2, 16, 4, 4], &device).require_grad();
         let grads = h.energy(q.clone(), p.clone()).sum().backward();
@@ -79,7 +82,7 @@ fn joint_hamiltonian_gradients_match_autodiff() {
         let err_p = relative_error(&values(h.dh_dp(q, p)), &auto_p);
         assert!(
             err_q <= 1e-10 && err_p <= 1e-10,
-            "separable {separable}: {err_q:e}, {err_p:e}"
+            "separable {separable}, mass {mass:?}: {err_q:e}, {err_p:e}"
         );
     }
 }
