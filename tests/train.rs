@@ -59,6 +59,8 @@ fn micro_config(dir: &Path, steps: usize) -> std::path::PathBuf {
         .with_latent_channels(2)
         .with_hamiltonian_width(4);
     config.model.variational = true;
+    // A learned K(p) net, as in the paper (the tiny preset fixes K = |p|²/2).
+    config.model.kinetic_mass = None;
     config.train.steps = steps;
     config.train.batch_size = 4;
     config.train.log_every = 1;

@@ -45,6 +45,9 @@ pub struct CompareRow {
     pub nhf: FlowEvalReport,
     /// RealNVP evaluation.
     pub realnvp: FlowEvalReport,
+    /// Runs whose training stopped early (evaluated at their last checkpoint), with the reason.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Trains (or reuses) both flows on every target, evaluates, and writes the table and pictures.
@@ -65,6 +68,7 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
     for target in &opts.targets {
         let mut reports = vec![];
         let mut maps = vec![];
+        let mut notes = vec![];
         for kind in [FlowKind::Nhf, FlowKind::Realnvp] {
             let run = opts
                 .out
@@ -76,7 +80,22 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
                 opts.steps,
                 run.display()
             );
-            train_to(&run, kind, target, opts)?;
+            if let Err(e) = train_to(&run, kind, target, opts) {
+                // A run that diverged is reported at its last checkpoint, not dropped.
+                let reason = format!("{e:#}");
+                ensure!(
+                    run.join("checkpoint").is_dir(),
+                    "{target}, {}: {reason}",
+                    kind.name()
+                );
+                eprintln!("{target}, {}: {reason}", kind.name());
+                let step = evaluate_flow(&run, None, Some(1))?.steps;
+                notes.push(format!(
+                    "{} on {target} stopped early ({}); evaluated at its last checkpoint, step {step}",
+                    kind.name(),
+                    reason.split(';').next().unwrap_or(&reason)
+                ));
+            }
             reports.push(evaluate_flow(&run, None, None)?);
             maps.push(flow_pictures(&run)?);
         }
@@ -86,6 +105,7 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
             target: target.clone(),
             nhf,
             realnvp,
+            notes,
         });
         let realnvp_maps = maps.pop().expect("two");
         let nhf_maps = maps.pop().expect("two");
@@ -162,8 +182,9 @@ pub fn markdown(rows: &[CompareRow], steps: usize) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {:.3} ({:.3}) | {:.3} | {:.3} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {}{} | {:.3} ({:.3}) | {:.3} | {:.3} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
             r.target,
+            if r.notes.is_empty() { "" } else { " *" },
             r.nhf.test_nll,
             r.nhf.test_nll_bound,
             r.realnvp.test_nll,
@@ -175,6 +196,9 @@ pub fn markdown(rows: &[CompareRow], steps: usize) -> String {
             r.nhf.samples_per_second,
             r.realnvp.samples_per_second
         );
+    }
+    for note in rows.iter().flat_map(|r| &r.notes) {
+        let _ = writeln!(out, "\nNote: {note}.");
     }
     out
 }

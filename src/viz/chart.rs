@@ -289,10 +289,9 @@ mod tests {
     #[test]
     fn ticks_are_nice() {
         assert_eq!(linear_ticks(0.0, 10.0), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
-        assert_eq!(
-            linear_ticks(-0.3, 0.3),
-            vec![-0.2, -0.1, 0.0, 0.1, 0.2, 0.3]
-        );
+        // Range 0.6: a fifth is 0.12, rounded up to a step of 0.2.
+        assert_eq!(linear_ticks(-0.3, 0.3), vec![-0.2, 0.0, 0.2]);
+        assert_eq!(linear_ticks(-1.0, 3.0), vec![-1.0, 0.0, 1.0, 2.0, 3.0]);
         assert_eq!(log_ticks(1e-4, 1e-1), vec![1e-4, 1e-3, 1e-2, 1e-1]);
         assert_eq!(log_ticks(0.15, 0.9), vec![0.2, 0.5]);
         assert_eq!(format_tick(1200.0), "1200");

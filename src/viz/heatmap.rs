@@ -174,7 +174,10 @@ mod tests {
             extent: [0.0, 1.0, 0.0, 1.0],
         };
         let c = map.render(200, 200);
+        let side = (200 - LEFT - 8).min(200 - TOP - BOTTOM);
         assert_eq!(c.get(LEFT + 10, TOP + 2), [253, 231, 37]);
-        assert_eq!(c.get(LEFT + 10, 200 - BOTTOM - 2), [68, 1, 84]);
+        assert_eq!(c.get(LEFT + 10, TOP + side - 2), [68, 1, 84]);
+        // Outside the square map the canvas stays white.
+        assert_eq!(c.get(LEFT + 10, TOP + side + 1), WHITE);
     }
 }
