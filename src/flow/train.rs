@@ -246,14 +246,19 @@ pub struct FlowMetricsLine {
     pub skipped: Option<usize>,
 }
 
-/// Non-finite batches in a row after which a flow's training stops.
+/// Non-finite batches in a row after which a flow's training rewinds (or stops).
 const MAX_CONSECUTIVE_SKIPS: usize = 20;
+/// Rewinds to the last checkpoint (each halving the learning rate) before a run gives up.
+const MAX_REWINDS: usize = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FlowCheckpointState {
     step: usize,
     /// Wall-clock seconds of training so far.
     seconds: f64,
+    /// Factor on the learning rate after rewinds from instabilities (absent: 1).
+    #[serde(default)]
+    lr_scale: Option<f64>,
 }
 
 /// What a training call did.
@@ -415,7 +420,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         )))
         .init();
     let checkpoint = opts.run.join("checkpoint");
-    let (mut start, mut seconds_before) = (0usize, 0.0f64);
+    let (mut start, mut seconds_before, mut lr_scale) = (0usize, 0.0f64, 1.0f64);
     if opts.resume {
         ensure!(
             checkpoint.is_dir(),
@@ -436,6 +441,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         })?;
         start = state.step;
         seconds_before = state.seconds;
+        lr_scale = state.lr_scale.unwrap_or(1.0);
         truncate_metrics(&opts.run.join("metrics.jsonl"), start)?;
     } else {
         std::fs::create_dir_all(&opts.run)
@@ -460,7 +466,9 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let mut test_nll = f64::NAN;
     let (mut skipped, mut consecutive_skips) = (0usize, 0usize);
     let b = config.train.batch_size;
-    for step in start..total {
+    let mut rewinds = 0;
+    let mut step = start;
+    while step < total {
         let mut rng = trajectory_rng(config.train.seed, 3, step as u64);
         let points: Vec<f64> = match (&config.data, &train_points) {
             (FlowData::Target(name), _) => {
@@ -490,17 +498,48 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         if value.is_finite() {
             consecutive_skips = 0;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.train.learning_rate, model, grads);
+            model = optim.step(config.train.learning_rate * lr_scale, model, grads);
         } else {
-            // A batch that drives the leapfrog unstable is skipped; many in a row end the run.
+            // A batch that drives the leapfrog unstable is skipped. Many in a row mean the
+            // weights themselves have become unstable: rewind to the last checkpoint with half
+            // the learning rate (at most MAX_REWINDS times), then give up.
             skipped += 1;
             consecutive_skips += 1;
             if consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
-                bar.abandon();
-                bail!(
-                    "the loss was {value} for {MAX_CONSECUTIVE_SKIPS} batches in a row, the last at step {step}; stopped. The last good checkpoint in {} is intact",
-                    checkpoint.display()
-                );
+                let state = std::fs::read_to_string(checkpoint.join("state.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<FlowCheckpointState>(&t).ok());
+                match state {
+                    Some(state) if rewinds < MAX_REWINDS => {
+                        rewinds += 1;
+                        lr_scale = state.lr_scale.unwrap_or(1.0) * 0.5;
+                        model = load_weights(&opts.run, model)?;
+                        optim = optim.load(checkpoint.join("optim.bpk")).map_err(|e| {
+                            anyhow::anyhow!("cannot reload the checkpoint's optimiser: {e}")
+                        })?;
+                        bar.println(format!(
+                            "step {step}: the loss stayed {value} for {MAX_CONSECUTIVE_SKIPS} batches; rewinding to step {} with learning rate ×{lr_scale}",
+                            state.step
+                        ));
+                        step = state.step;
+                        consecutive_skips = 0;
+                        metrics.flush()?;
+                        truncate_metrics(&opts.run.join("metrics.jsonl"), step)?;
+                        metrics = std::fs::OpenOptions::new()
+                            .append(true)
+                            .open(opts.run.join("metrics.jsonl"))
+                            .context("cannot open metrics.jsonl")?;
+                        bar.set_position(step as u64);
+                        continue;
+                    }
+                    _ => {
+                        bar.abandon();
+                        bail!(
+                            "the loss was {value} for {MAX_CONSECUTIVE_SKIPS} batches in a row, the last at step {step}; stopped. The last good checkpoint in {} is intact",
+                            checkpoint.display()
+                        );
+                    }
+                }
             }
         }
         let done = step + 1;
@@ -545,9 +584,11 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                 &FlowCheckpointState {
                     step: done,
                     seconds,
+                    lr_scale: (lr_scale != 1.0).then_some(lr_scale),
                 },
             )?;
         }
+        step += 1;
     }
     bar.finish_and_clear();
     Ok(FlowTrainSummary {
