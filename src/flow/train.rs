@@ -517,10 +517,15 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                         optim = optim.load(checkpoint.join("optim.bpk")).map_err(|e| {
                             anyhow::anyhow!("cannot reload the checkpoint's optimiser: {e}")
                         })?;
-                        bar.println(format!(
+                        let message = format!(
                             "step {step}: the loss stayed {value} for {MAX_CONSECUTIVE_SKIPS} batches; rewinding to step {} with learning rate ×{lr_scale}",
                             state.step
-                        ));
+                        );
+                        if opts.progress {
+                            bar.println(message);
+                        } else {
+                            eprintln!("{message}");
+                        }
                         step = state.step;
                         consecutive_skips = 0;
                         metrics.flush()?;
