@@ -512,7 +512,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                 match state {
                     Some(state) if rewinds < MAX_REWINDS => {
                         rewinds += 1;
-                        lr_scale = state.lr_scale.unwrap_or(1.0) * 0.5;
+                        lr_scale *= 0.5;
                         model = load_weights(&opts.run, model)?;
                         optim = optim.load(checkpoint.join("optim.bpk")).map_err(|e| {
                             anyhow::anyhow!("cannot reload the checkpoint's optimiser: {e}")
