@@ -51,6 +51,8 @@ fn determinant(mut a: Vec<Vec<f64>>) -> f64 {
 
 #[test]
 fn energy_mlp_gradient_matches_autodiff() {
+    // Configure the process-wide device for f64 before anything touches it.
+    let _ = f64_device();
     let device = f64_device().autodiff();
     for d in [1, 2, 5] {
         let net = MlpConfig::new(d, vec![16, 16], 1).init_energy(&device);
@@ -101,6 +103,8 @@ fn flow_jacobian(dim: usize, stages: usize) -> (Vec<Vec<f64>>, f64) {
 
 #[test]
 fn every_stage_preserves_volume() {
+    // Configure the process-wide device for f64 before anything touches it.
+    let _ = f64_device();
     for (dim, stages) in [(1, 1), (2, 1), (2, 3), (3, 2)] {
         let (jacobian, distance) = flow_jacobian(dim, stages);
         // The map is far from the identity, so a unit determinant is not trivial.
@@ -118,6 +122,8 @@ fn every_stage_preserves_volume() {
 
 #[test]
 fn integrating_backward_inverts_the_flow() {
+    // Configure the process-wide device for f64 before anything touches it.
+    let _ = f64_device();
     let device = f64_device();
     let nhf = NhfConfig::new(2)
         .with_stages(3)
@@ -140,6 +146,8 @@ fn integrating_backward_inverts_the_flow() {
 
 #[test]
 fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth() {
+    // Configure the process-wide device for f64 before anything touches it.
+    let _ = f64_device();
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("gauss");
     let mut config = new_config(FlowKind::Nhf, FlowData::Target("gaussian".into()), 3).unwrap();
@@ -182,6 +190,8 @@ fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth()
 
 #[test]
 fn training_on_two_moons_beats_the_gaussian_baseline() {
+    // Configure the process-wide device for f64 before anything touches it.
+    let _ = f64_device();
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("moons");
     let mut config = new_config(FlowKind::Nhf, FlowData::Target("two-moons".into()), 0).unwrap();
@@ -209,6 +219,8 @@ fn training_on_two_moons_beats_the_gaussian_baseline() {
 
 #[test]
 fn flows_of_both_kinds_sample_the_base_dimension_they_need() {
+    // Configure the process-wide device for f64 before anything touches it.
+    let _ = f64_device();
     let device = f64_device();
     let config = new_config(FlowKind::Realnvp, FlowData::Target("rings".into()), 0).unwrap();
     let net = FlowNet::init(&config, &device);
@@ -266,6 +278,8 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 #[test]
 fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
+    // Configure the process-wide device for f64 before anything touches it.
+    let _ = f64_device();
     use rand::SeedableRng;
     let tmp = tempfile::tempdir().unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();

@@ -28,10 +28,13 @@ pub fn softplus<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     burn::tensor::activation::relu(x) + tail
 }
 
-/// `sigmoid(x) = 1 / (1 + exp(−x))`, computed in the tensor's own precision (burn's `sigmoid`
-/// computes in f32 on some backends, which would break the f64 gradient tests).
+/// `sigmoid(x) = (1 + tanh(x/2)) / 2`, computed in the tensor's own precision (burn's `sigmoid`
+/// computes in f32 on some backends, which would break the f64 gradient tests). Written with
+/// `tanh` rather than `1 / (1 + exp(−x))`: for `x` below about −88 (f32) `exp(−x)` overflows, and
+/// although the value is still right, its backward pass multiplies `0 · ∞` and turns every
+/// training gradient into NaN.
 pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    x.neg().exp().add_scalar(1.0).recip()
+    x.mul_scalar(0.5).tanh().mul_scalar(0.5).add_scalar(0.5)
 }
 
 /// Layers of a [`ConvEnergy`].
@@ -333,5 +336,44 @@ impl LatentHamiltonian for HamiltonianNet {
     }
     fn is_separable(&self) -> bool {
         self.joint.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn sigmoid_and_softplus_backward_stay_finite_for_extreme_inputs() {
+        // f32: exp(200) overflows; a backward pass through 1/(1 + exp(−x)) would give NaN.
+        let device = Device::flex().autodiff();
+        let x = Tensor::<1>::from_data(
+            TensorData::new(vec![-200.0f32, -30.0, 0.0, 30.0, 200.0], [5]),
+            &device,
+        )
+        .require_grad();
+        let y = sigmoid(x.clone()).sum() + softplus(x.clone()).sum();
+        let grads = y.backward();
+        let g = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
+        let s = sigmoid(Tensor::<1>::from_data(
+            TensorData::new(vec![-200.0f32, 0.0, 200.0], [3]),
+            &Device::flex(),
+        ))
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .unwrap();
+        assert!(
+            s[0].abs() < 1e-30 && (s[1] - 0.5).abs() < 1e-7 && (s[2] - 1.0).abs() < 1e-7,
+            "{s:?}"
+        );
     }
 }
