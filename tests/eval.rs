@@ -2,40 +2,15 @@
 //! figures are consistent with each other, the pictures decode with the expected frame count and
 //! size, a backward rollout undoes a forward one, and damaged runs give one-line errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
+
+use common::{assert_error, hgn, ok, png_size};
 
 use hgn::eval::EvalReport;
 use hgn::train::RunConfig;
-
-fn hgn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hgn"))
-        .args(args)
-        .output()
-        .expect("hgn runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn assert_error(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure: {err}");
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "'{needle}' not in: {err}"
-    );
-}
 
 /// Sequences of the micro dataset: 8 training frames, 20 test frames.
 const TEST_LEN: usize = 20;
@@ -163,12 +138,6 @@ fn gif_frames(path: &Path) -> (usize, u16, u16) {
         n += 1;
     }
     (n, w, h)
-}
-
-fn png_size(path: &Path) -> (u32, u32) {
-    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
-    let reader = decoder.read_info().unwrap();
-    (reader.info().width, reader.info().height)
 }
 
 /// Parses "wrote PATH (N frames, W×H px)".

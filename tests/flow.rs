@@ -3,6 +3,8 @@
 //! log-density, and learning a density. A separate test binary, so the f64 device affects
 //! nothing else.
 
+mod common;
+
 use burn::tensor::{Device, Distribution, FloatDType, Tensor};
 use hgn::flow::mlp::MlpConfig;
 use hgn::flow::nhf::NhfConfig;
@@ -240,41 +242,8 @@ fn flows_of_both_kinds_sample_the_base_dimension_they_need() {
 // ---- `hgn flow` end to end -------------------------------------------------------------
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn hgn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hgn"))
-        .args(args)
-        .output()
-        .expect("hgn runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn assert_error(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure: {err}");
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "'{needle}' not in: {err}"
-    );
-}
-
-fn png_size(path: &Path) -> (u32, u32) {
-    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
-    let reader = decoder.read_info().unwrap();
-    (reader.info().width, reader.info().height)
-}
+use common::{assert_error, hgn, ok, png_size};
 
 #[test]
 fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {

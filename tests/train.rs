@@ -1,29 +1,14 @@
 //! `hgn train` end to end on a micro model: checkpoints, exact resumption, evaluation lines,
 //! and one-line errors for bad runs.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{assert_error, hgn};
 
 use hgn::train::{MetricsLine, RunConfig};
-
-fn hgn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hgn"))
-        .args(args)
-        .output()
-        .expect("hgn runs")
-}
-
-fn assert_error(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure: {err}");
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "'{needle}' not in: {err}"
-    );
-}
 
 /// A small 32×32 pendulum dataset with 8-frame sequences.
 fn dataset(dir: &Path) {
