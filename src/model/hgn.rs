@@ -75,7 +75,7 @@ impl HgnConfig {
     /// "deterministic" variant, and a fixed quadratic kinetic energy `K(p) = |p|²/2` in place of
     /// the learned `K(p)` net. A freshly initialised `K` net gives nearly zero velocity, so
     /// predictions start out static and training first settles on a blurred average; with
-    /// `dq/dt = p` the model reached the same test MSE in half the steps (600 instead of 1,200).
+    /// `dq/dt = p` the model reached the test MSE of 1,200 steps with a learned `K` in about 600.
     pub fn tiny() -> Self {
         Self::new()
             .with_hidden(16)
