@@ -321,11 +321,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
         &config_path,
         &(serde_json::to_string_pretty(&config)? + "\n"),
     )?;
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(opts.run.join("metrics.jsonl"))
-        .context("cannot open metrics.jsonl")?;
+    let mut metrics = open_metrics(&opts.run)?;
 
     // 4. The loop.
     let total = config.train.steps;
@@ -518,7 +514,17 @@ pub fn evaluate(
     Ok((model_sum / count as f64, baseline_sum / count as f64))
 }
 
-fn scalar(t: Tensor<1>) -> f64 {
+/// `RUN/metrics.jsonl`, opened for appending (created if missing). Shared with the flows.
+pub(crate) fn open_metrics(run: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.join("metrics.jsonl"))
+        .context("cannot open metrics.jsonl")
+}
+
+/// The first value of a tensor as f64 (NaN if it cannot be read). Shared with the flows.
+pub(crate) fn scalar(t: Tensor<1>) -> f64 {
     t.into_data()
         .convert::<f64>()
         .try_to_vec::<f64>()

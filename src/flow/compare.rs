@@ -137,12 +137,7 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
 
 /// Trains `kind` on `target` in `run` up to `opts.steps`, reusing what is there.
 fn train_to(run: &Path, kind: FlowKind, target: &str, opts: &CompareOptions) -> Result<()> {
-    let state = run.join("checkpoint").join("state.json");
-    let done = std::fs::read_to_string(&state)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["step"].as_u64())
-        .map(|s| s as usize);
+    let done = crate::eval::checkpoint_step(run).ok();
     if done == Some(opts.steps) {
         return Ok(());
     }

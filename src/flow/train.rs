@@ -32,7 +32,9 @@ use super::targets;
 use crate::data::npy::{Dtype, NpyWriter, read_f64};
 use crate::device::DeviceArg;
 use crate::physics::sampling::{standard_normal, trajectory_rng};
-use crate::train::{progress_bar, save_checkpoint, truncate_metrics, write_atomic};
+use crate::train::{
+    open_metrics, progress_bar, save_checkpoint, scalar, truncate_metrics, write_atomic,
+};
 
 /// Which flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -427,18 +429,8 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
             "{} has no checkpoint to resume from",
             opts.run.display()
         );
-        let state: FlowCheckpointState = serde_json::from_str(
-            &std::fs::read_to_string(checkpoint.join("state.json"))
-                .context("cannot read the checkpoint state")?,
-        )
-        .context("the checkpoint state is damaged")?;
-        model = load_weights(&opts.run, model)?;
-        optim = optim.load(checkpoint.join("optim.bpk")).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot load {}: {e}",
-                checkpoint.join("optim.bpk").display()
-            )
-        })?;
+        let state;
+        (model, optim, state) = restore(&opts.run, model, optim)?;
         start = state.step;
         seconds_before = state.seconds;
         lr_scale = state.lr_scale.unwrap_or(1.0);
@@ -452,11 +444,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         &config_path,
         &(serde_json::to_string_pretty(&config)? + "\n"),
     )?;
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(opts.run.join("metrics.jsonl"))
-        .context("cannot open metrics.jsonl")?;
+    let mut metrics = open_metrics(&opts.run)?;
 
     let total = config.train.steps;
     let bar = progress_bar(total as u64, start as u64, opts.progress);
@@ -506,17 +494,12 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
             skipped += 1;
             consecutive_skips += 1;
             if consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
-                let state = std::fs::read_to_string(checkpoint.join("state.json"))
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<FlowCheckpointState>(&t).ok());
-                match state {
-                    Some(state) if rewinds < MAX_REWINDS => {
+                match read_state(&opts.run) {
+                    Ok(_) if rewinds < MAX_REWINDS => {
                         rewinds += 1;
                         lr_scale *= 0.5;
-                        model = load_weights(&opts.run, model)?;
-                        optim = optim.load(checkpoint.join("optim.bpk")).map_err(|e| {
-                            anyhow::anyhow!("cannot reload the checkpoint's optimiser: {e}")
-                        })?;
+                        let state;
+                        (model, optim, state) = restore(&opts.run, model, optim)?;
                         let message = format!(
                             "step {step}: the loss stayed {value} for {MAX_CONSECUTIVE_SKIPS} batches; rewinding to step {} with learning rate ×{lr_scale}",
                             state.step
@@ -530,10 +513,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                         consecutive_skips = 0;
                         metrics.flush()?;
                         truncate_metrics(&opts.run.join("metrics.jsonl"), step)?;
-                        metrics = std::fs::OpenOptions::new()
-                            .append(true)
-                            .open(opts.run.join("metrics.jsonl"))
-                            .context("cannot open metrics.jsonl")?;
+                        metrics = open_metrics(&opts.run)?;
                         bar.set_position(step as u64);
                         continue;
                     }
@@ -659,12 +639,27 @@ fn validate(config: &FlowRunConfig) -> Result<()> {
     Ok(())
 }
 
-fn scalar(t: Tensor<1>) -> f64 {
-    t.into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .map(|v| v[0])
-        .unwrap_or(f64::NAN)
+/// `RUN/checkpoint/state.json`.
+fn read_state(run: &Path) -> Result<FlowCheckpointState> {
+    let path = run.join("checkpoint").join("state.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+}
+
+/// The checkpoint's weights, optimiser state and bookkeeping, loaded into `model` and `optim`.
+fn restore(
+    run: &Path,
+    model: FlowNet,
+    optim: burn::optim::ModuleOptimizer,
+) -> Result<(FlowNet, burn::optim::ModuleOptimizer, FlowCheckpointState)> {
+    let state = read_state(run)?;
+    let model = load_weights(run, model)?;
+    let path = run.join("checkpoint").join("optim.bpk");
+    let optim = optim
+        .load(&path)
+        .map_err(|e| anyhow::anyhow!("cannot load {}: {e}", path.display()))?;
+    Ok((model, optim, state))
 }
 
 fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
@@ -710,12 +705,7 @@ pub fn load_flow(run: &Path, device: &Device) -> Result<LoadedFlow> {
     let config = FlowRunConfig::load(run)?;
     validate(&config)?;
     let model = load_weights(run, FlowNet::init(&config, device))?;
-    let path = run.join("checkpoint").join("state.json");
-    let state: FlowCheckpointState = serde_json::from_str(
-        &std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?,
-    )
-    .with_context(|| format!("{} is damaged", path.display()))?;
+    let state = read_state(run)?;
     Ok(LoadedFlow {
         config,
         model,
