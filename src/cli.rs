@@ -353,6 +353,14 @@ pub struct TrainArgs {
     /// Rollout steps after the inferred state [default: the preset's].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub rollout_steps: Option<usize>,
+    /// Train both directions of time: half the steps infer the state at a window's last frame
+    /// and integrate backward [default: the preset's].
+    #[arg(long)]
+    pub bidirectional: bool,
+    /// Make q and p vectors of this many dimensions, with MLP energies, instead of latent maps
+    /// [default: the preset's].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub latent_dim: Option<usize>,
     /// The paper's "deterministic" ablation: z = encoder mean, no KL.
     #[arg(long)]
     pub deterministic: bool,
@@ -636,6 +644,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if args.no_f_psi {
         config.model.latent_transform = false;
     }
+    if args.bidirectional {
+        config.train.bidirectional = true;
+    }
+    if let Some(d) = args.latent_dim {
+        config.model.latent_dim = Some(d);
+    }
     let changed_by_flags = args.batch_size.is_some()
         || args.seed.is_some()
         || args.lr.is_some()
@@ -644,6 +658,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         || args.no_f_psi
         || args.curriculum.is_some()
         || args.rollout_steps.is_some()
+        || args.bidirectional
+        || args.latent_dim.is_some()
         || args.config.is_some();
     if args.resume && changed_by_flags {
         anyhow::bail!(

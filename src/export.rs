@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! encoder.layers.{i}.{weight,bias}              conv weights [out, in, kh, kw] (PyTorch OIHW)
+//! encoder.head.{weight,bias}                     vector latent: linear, weight [in, out]
 //! transform.layers.{i}.{weight,bias}            absent for the "no f_ψ" ablation
-//! hamiltonian.kinetic.layers.{0..4}.{weight,bias}    K(p) of a separable H
+//! hamiltonian.kinetic.layers.{0..4}.{weight,bias}    K(p) of a separable H (0..2: vector latent)
 //! hamiltonian.potential.layers.{0..4}.{weight,bias}  U(q) of a separable H
 //! hamiltonian.joint.layers.{0..4}.{weight,bias}      H(q, p) of a non-separable H
 //! decoder.constant                               learned constant channels [1, 2, s, s]
+//! decoder.project.{weight,bias}                  vector latent: linear q → first map, [in, out]
 //! decoder.blocks.{0..2}.{i}.{weight,bias}        upsampling blocks (`paper` layout)
 //! residual_decoder.blocks.{0..2}.{0,1}.{weight,bias}, residual_decoder.skips.0.{weight,bias},
 //! residual_decoder.output.{weight,bias}          residual decoder (`campusai` layout)

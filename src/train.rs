@@ -68,6 +68,12 @@ pub struct TrainConfig {
     /// Short early rollouts let encoder and decoder learn the frames before the dynamics.
     #[config(default = "None")]
     pub curriculum_steps: Option<usize>,
+    /// Train both directions of time: each step, with probability ½ drawn from the step's
+    /// stream, the state is inferred at the window's last frame from the `K` frames ending there
+    /// and rolled out with `−dt` onto the frames before it (what `hgn eval` and
+    /// `hgn rollout --backward` ask of the model); otherwise forward as usual.
+    #[config(default = false)]
+    pub bidirectional: bool,
 }
 
 impl TrainConfig {
@@ -331,25 +337,19 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut last_log = Instant::now();
     let mut last_eval = None;
     for step in start_step..total {
-        let (frames, noise, decode) = draw_batch(&train_set, &config, step, &train_device)?;
-        let k = model_cfg.num_inference_frames;
-        let [b, _, c, h, wd] = frames.dims();
-        let inference = frames.clone().slice([0..b, 0..k, 0..c, 0..h, 0..wd]);
-        let targets = Tensor::cat(
-            decode
-                .iter()
-                .map(|&i| {
-                    frames
-                        .clone()
-                        .slice([0..b, k - 1 + i..k + i, 0..c, 0..h, 0..wd])
-                })
-                .collect(),
-            1,
-        );
+        let (frames, noise, decode, backward) =
+            draw_batch(&train_set, &config, step, &train_device)?;
+        let (inference, targets) =
+            window_parts(frames, model_cfg.num_inference_frames, &decode, backward);
+        let dt = if backward {
+            -model_cfg.dt
+        } else {
+            model_cfg.dt
+        };
         let output = model.forward_decoding(
             inference,
             Some(noise),
-            model_cfg.dt,
+            dt,
             config.train.rollout_at(step, model_cfg.rollout_steps),
             &decode,
         );
@@ -435,14 +435,45 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
     })
 }
 
-/// The batch, the posterior noise and the rollout frames to decode at `step`, drawn from the
-/// step's own RNG stream.
+/// Splits a batch of windows `[batch, W, 3, S, S]` into the encoder's input and the targets of
+/// the rollout states at `decode`. Forward (reference D3): the first `k` frames, targets
+/// `k − 1 + i`. Backward: the last `k` frames (in recorded order), targets `W − 1 − i`.
+pub fn window_parts(
+    frames: Tensor<5>,
+    k: usize,
+    decode: &[usize],
+    backward: bool,
+) -> (Tensor<5>, Tensor<5>) {
+    let [b, w, c, h, wd] = frames.dims();
+    let (first, index): (usize, Box<dyn Fn(usize) -> usize>) = if backward {
+        (w - k, Box::new(move |i| w - 1 - i))
+    } else {
+        (0, Box::new(move |i| k - 1 + i))
+    };
+    let inference = frames
+        .clone()
+        .slice([0..b, first..first + k, 0..c, 0..h, 0..wd]);
+    let targets = Tensor::cat(
+        decode
+            .iter()
+            .map(|&i| {
+                let t = index(i);
+                frames.clone().slice([0..b, t..t + 1, 0..c, 0..h, 0..wd])
+            })
+            .collect(),
+        1,
+    );
+    (inference, targets)
+}
+
+/// The batch, the posterior noise, the rollout frames to decode and the direction of time
+/// (`true`: backward) at `step`, drawn from the step's own RNG stream.
 fn draw_batch(
     set: &SequenceDataset,
     config: &RunConfig,
     step: usize,
     device: &Device,
-) -> Result<(Tensor<5>, Tensor<4>, Vec<usize>)> {
+) -> Result<(Tensor<5>, Tensor<4>, Vec<usize>, bool)> {
     let m = &config.model;
     let window = m.window_len();
     let mut rng = trajectory_rng(config.train.seed, 2, step as u64);
@@ -467,10 +498,13 @@ fn draw_batch(
         }
         _ => (0..states).collect(),
     };
+    // Drawn last, so runs without it keep the random streams they always had.
+    let backward = config.train.bidirectional && rng.random_bool(0.5);
     Ok((
         frames,
         Tensor::from_data(TensorData::new(noise, shape), device),
         decode,
+        backward,
     ))
 }
 
@@ -600,4 +634,42 @@ pub(crate) fn progress_bar(total: u64, start: u64, visible: bool) -> ProgressBar
     );
     bar.set_position(start);
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames whose every pixel holds the frame's index, `[batch 2, W, 3, 2, 2]`.
+    fn indexed_frames(w: usize) -> Tensor<5> {
+        let values: Vec<f32> = (0..2)
+            .flat_map(|_| (0..w).flat_map(|t| std::iter::repeat_n(t as f32, 12)))
+            .collect();
+        Tensor::from_data(TensorData::new(values, [2, w, 3, 2, 2]), &Device::flex())
+    }
+
+    fn frame_ids(t: Tensor<5>) -> Vec<usize> {
+        let [_, n, _, _, _] = t.dims();
+        let v = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        (0..n).map(|i| v[i * 12] as usize).collect()
+    }
+
+    #[test]
+    fn window_parts_pick_the_frames_of_each_direction() {
+        // W = 8 frames, K = 3 inference frames, rollout states 0, 2 and 5 decoded.
+        let (inference, targets) = window_parts(indexed_frames(8), 3, &[0, 2, 5], false);
+        assert_eq!(frame_ids(inference), [0, 1, 2]);
+        assert_eq!(frame_ids(targets), [2, 4, 7]);
+        let (inference, targets) = window_parts(indexed_frames(8), 3, &[0, 2, 5], true);
+        assert_eq!(
+            frame_ids(inference),
+            [5, 6, 7],
+            "recorded order, ending at the last"
+        );
+        assert_eq!(
+            frame_ids(targets),
+            [7, 5, 2],
+            "backward from the last frame"
+        );
+    }
 }

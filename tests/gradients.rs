@@ -66,15 +66,24 @@ fn explicit_energy_gradient_matches_autodiff() {
 #[test]
 fn joint_hamiltonian_gradients_match_autodiff() {
     let device = f64_device().autodiff();
-    // Learned K(p) net, one joint net, and the fixed K(p) = |p|²/(2m) of the tiny preset.
-    for (separable, mass) in [(true, None), (false, None), (true, Some(0.7))] {
-        let h = HamiltonianNetConfig::new(16, 4)
+    // Learned K(p) net, one joint net, and the fixed K(p) = |p|²/(2m) of the tiny preset, on
+    // latent maps (16×4×4) and on vector states (3×1×1, MLP energies).
+    for (separable, mass, channels, size) in [
+        (true, None, 16, 4),
+        (false, None, 16, 4),
+        (true, Some(0.7), 16, 4),
+        (true, None, 3, 1),
+        (false, None, 3, 1),
+        (true, Some(0.7), 3, 1),
+    ] {
+        let h = HamiltonianNetConfig::new(channels, size)
             .with_separable(separable)
             .with_kinetic_mass(mass)
+            .with_width(8)
             .init(&device);
         assert_eq!(h.kinetic.is_none(), mass.is_some() || !separable);
-        let q = normal([2, 16, 4, 4], &device).require_grad();
-        let p = normal([2, 16, 4, 4], &device).require_grad();
+        let q = normal([2, channels, size, size], &device).require_grad();
+        let p = normal([2, channels, size, size], &device).require_grad();
         let grads = h.energy(q.clone(), p.clone()).sum().backward();
         let auto_q = values(q.grad(&grads).unwrap());
         let auto_p = values(p.grad(&grads).unwrap());
@@ -82,7 +91,7 @@ fn joint_hamiltonian_gradients_match_autodiff() {
         let err_p = relative_error(&values(h.dh_dp(q, p)), &auto_p);
         assert!(
             err_q <= 1e-10 && err_p <= 1e-10,
-            "separable {separable}, mass {mass:?}: {err_q:e}, {err_p:e}"
+            "{channels}×{size}×{size}, separable {separable}, mass {mass:?}: {err_q:e}, {err_p:e}"
         );
     }
 }
@@ -121,16 +130,20 @@ fn scalar(t: Tensor<1>) -> f64 {
 #[test]
 fn rollout_parameter_gradients_match_central_finite_differences() {
     let device = f64_device().autodiff();
-    for (separable, kind) in [
-        (true, IntegratorKind::Leapfrog),
-        (false, IntegratorKind::Leapfrog),
-        (true, IntegratorKind::Euler),
+    // Conv energies on 4×4×4 maps, and MLP energies on 3-vectors (the vector latent).
+    for (separable, kind, channels, size) in [
+        (true, IntegratorKind::Leapfrog, 4, 4),
+        (false, IntegratorKind::Leapfrog, 4, 4),
+        (true, IntegratorKind::Euler, 4, 4),
+        (true, IntegratorKind::Leapfrog, 3, 1),
+        (false, IntegratorKind::Leapfrog, 3, 1),
     ] {
-        let h = HamiltonianNetConfig::new(4, 4)
+        let h = HamiltonianNetConfig::new(channels, size)
             .with_separable(separable)
+            .with_width(if size == 1 { 8 } else { 64 })
             .init(&device);
-        let q0 = normal([2, 4, 4, 4], &device).mul_scalar(0.5);
-        let p0 = normal([2, 4, 4, 4], &device).mul_scalar(0.5);
+        let q0 = normal([2, channels, size, size], &device).mul_scalar(0.5);
+        let p0 = normal([2, channels, size, size], &device).mul_scalar(0.5);
         let grads = rollout_loss(&h, kind, &q0, &p0).backward();
         let nets: Vec<(&str, PickNet)> = if separable {
             vec![
@@ -141,7 +154,9 @@ fn rollout_parameter_gradients_match_central_finite_differences() {
             vec![("joint", |h| h.joint.as_mut().unwrap())]
         };
         for (name, pick) in nets {
-            for layer in 0..5 {
+            let layers = pick(&mut h.clone()).layers.len();
+            assert_eq!(layers, if size == 1 { 3 } else { 5 });
+            for layer in 0..layers {
                 let mut probe = h.clone();
                 let weight = pick(&mut probe).layers[layer].weight.val();
                 let analytic = values(weight.grad(&grads).expect("weights are tracked"));
@@ -367,6 +382,28 @@ fn decoder_and_encoder_produce_the_documented_shapes() {
         values.iter().all(|v| *v > 0.0 && *v < 1.0),
         "decoder output must be in (0, 1)"
     );
+}
+
+#[test]
+fn vector_latent_model_produces_the_documented_shapes() {
+    let device = f64_device();
+    let model = hgn::model::HgnConfig::tiny()
+        .with_latent_dim(Some(3))
+        .init(&device);
+    let frames = Tensor::<5>::random([2, 5, 3, 32, 32], Distribution::Default, &device);
+    let out = model.forward(frames, None, 0.125, 3);
+    assert_eq!(out.mean.dims(), [2, 6, 1, 1]);
+    assert_eq!(out.rollout.q[3].dims(), [2, 3, 1, 1]);
+    assert_eq!(out.rollout.p[3].dims(), [2, 3, 1, 1]);
+    assert_eq!(out.reconstruction.dims(), [2, 4, 3, 32, 32]);
+    let h = &model.hamiltonian;
+    assert!(h.kinetic.is_none(), "tiny fixes K(p) = |p|²/2");
+    assert_eq!(h.potential.as_ref().unwrap().layers.len(), 3);
+    let z = model.infer(
+        Tensor::<5>::random([2, 5, 3, 32, 32], Distribution::Default, &device),
+        None,
+    );
+    assert_eq!(z.0.dims(), [2, 3, 1, 1]);
 }
 
 #[test]

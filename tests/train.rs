@@ -46,6 +46,8 @@ fn micro_config(dir: &Path, steps: usize) -> std::path::PathBuf {
     config.model.variational = true;
     // A learned K(p) net, as in the paper (the tiny preset fixes K = |p|²/2).
     config.model.kinetic_mass = None;
+    // Both directions of time, so an exact resume also repeats each step's direction draw.
+    config.train.bidirectional = true;
     config.train.steps = steps;
     config.train.batch_size = 4;
     config.train.log_every = 1;

@@ -108,6 +108,19 @@ impl ConvEnergyConfig {
         )
     }
 
+    /// An MLP on a vector state `[B, d, 1, 1]`, written as 1×1 convolutions: channels
+    /// `[width, width, 1]`, softplus between (the vector-latent HGN).
+    pub fn mlp(channels_in: usize, width: usize) -> Self {
+        Self::new(
+            channels_in,
+            1,
+            vec![width, width, 1],
+            vec![1; 3],
+            vec![1; 3],
+            vec![Padding::Valid; 3],
+        )
+    }
+
     /// Builds the net.
     pub fn init(&self, device: &Device) -> ConvEnergy {
         let n = self.channels.len();
@@ -238,9 +251,11 @@ pub struct HamiltonianNetConfig {
 }
 
 impl HamiltonianNetConfig {
-    /// Builds the network; each energy net uses the layer stack of `architecture`.
+    /// Builds the network; each energy net uses the layer stack of `architecture`, or an MLP
+    /// ([`ConvEnergyConfig::mlp`]) when the state is a vector (`size` 1).
     pub fn init(&self, device: &Device) -> HamiltonianNet {
         let stack = |channels_in: usize| match self.architecture {
+            _ if self.size == 1 => ConvEnergyConfig::mlp(channels_in, self.width),
             Architecture::Paper => {
                 ConvEnergyConfig::paper_with_width(channels_in, self.size, self.width)
             }

@@ -62,6 +62,13 @@ pub struct HgnConfig {
     /// `K(p)` net (separable `H` only).
     #[config(default = "None")]
     pub kinetic_mass: Option<f64>,
+    /// `Some(d)`: `q` and `p` are `d`-vectors (held as `[batch, d, 1, 1]`) instead of
+    /// `latent_channels` maps of `S/8 × S/8`. The encoder ends in a linear layer, f_ψ and the
+    /// energies are MLPs, and the decoder starts with a linear layer to its first map (`paper`
+    /// layout only). A few numbers describe a pendulum; a small vector state learns it far
+    /// sooner than spatial maps do.
+    #[config(default = "None")]
+    pub latent_dim: Option<usize>,
 }
 
 impl HgnConfig {
@@ -99,6 +106,9 @@ impl HgnConfig {
 
     /// Channels and spatial size of `z` (and of the posterior noise).
     pub fn z_shape(&self) -> (usize, usize) {
+        if let Some(d) = self.latent_dim {
+            return (self.z_channels.unwrap_or(2 * d), 1);
+        }
         let channels = self.z_channels.unwrap_or(2 * self.latent_channels);
         match self.architecture {
             Architecture::Paper => (channels, self.latent_size()),
@@ -111,9 +121,17 @@ impl HgnConfig {
         self.num_inference_frames + self.rollout_steps
     }
 
-    /// Spatial size of the latent maps.
+    /// Spatial size of the encoder's last map and of the decoder's first.
     pub fn latent_size(&self) -> usize {
         self.image_size / 8
+    }
+
+    /// Channels and spatial size of `q` (and of `p`).
+    pub fn state_shape(&self) -> (usize, usize) {
+        match self.latent_dim {
+            Some(d) => (d, 1),
+            None => (self.latent_channels, self.latent_size()),
+        }
     }
 
     /// Checks the settings; messages name the field.
@@ -140,6 +158,12 @@ impl HgnConfig {
             self.dt.is_finite() && self.dt != 0.0,
             "model.dt must be a non-zero number"
         );
+        if let Some(d) = self.latent_dim {
+            anyhow::ensure!(
+                d >= 1 && self.architecture == Architecture::Paper,
+                "model.latent_dim needs the paper layout and at least 1 dimension"
+            );
+        }
         if let Some(m) = self.kinetic_mass {
             anyhow::ensure!(
                 self.separable && m.is_finite() && m > 0.0,
@@ -153,6 +177,8 @@ impl HgnConfig {
     pub fn init(&self, device: &Device) -> Hgn {
         let (z_channels, z_size) = self.z_shape();
         let size = self.latent_size();
+        let (state_channels, state_size) = self.state_shape();
+        let vector = self.latent_dim.is_some();
         let campusai = self.architecture == Architecture::CampusAi;
         // Built in data-flow order, which is also the order of the device's random draws.
         let encoder = EncoderConfig::new(
@@ -162,6 +188,7 @@ impl HgnConfig {
             z_channels,
         )
         .with_architecture(self.architecture)
+        .with_vector(vector)
         .init(device);
         let transform = self.latent_transform.then(|| {
             if campusai {
@@ -173,20 +200,23 @@ impl HgnConfig {
                     device,
                 )
             } else {
-                TransformConfig::new(z_channels, size, self.hidden).init(device)
+                TransformConfig::new(z_channels, z_size, self.hidden).init(device)
             }
         });
         Hgn {
             encoder,
             transform,
-            hamiltonian: HamiltonianNetConfig::new(self.latent_channels, size)
+            hamiltonian: HamiltonianNetConfig::new(state_channels, state_size)
                 .with_separable(self.separable)
                 .with_kinetic_mass(self.kinetic_mass)
                 .with_width(self.hamiltonian_width)
                 .with_architecture(self.architecture)
                 .init(device),
-            decoder: (!campusai)
-                .then(|| DecoderConfig::new(self.latent_channels, size, self.hidden).init(device)),
+            decoder: (!campusai).then(|| {
+                DecoderConfig::new(state_channels, size, self.hidden)
+                    .with_vector(vector)
+                    .init(device)
+            }),
             residual_decoder: campusai
                 .then(|| ResidualDecoder::new(self.latent_channels, size, self.hidden, device)),
             // softplus(log(e − 1)) = 1: GECO's λ starts at 1.

@@ -5,6 +5,7 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,10 @@ pub struct EncoderConfig {
     /// Layout.
     #[config(default = "Architecture::Paper")]
     pub architecture: Architecture,
+    /// `z` is a vector (`[batch, z_channels, 1, 1]`): the last conv gives `hidden` channels and a
+    /// linear layer on the flattened map gives mean and log-scale (`paper` layout only).
+    #[config(default = false)]
+    pub vector: bool,
 }
 
 impl EncoderConfig {
@@ -64,43 +69,66 @@ impl EncoderConfig {
                 layers.push(conv(h, h, 3, 1, Padding::Same, s, device));
             }
             layers.push(conv(h, 2 * self.z_channels, 3, 1, Padding::Same, s, device));
-            return Encoder { layers };
+            return Encoder { layers, head: None };
         }
+        let last = if self.vector { h } else { 2 * self.z_channels };
         let specs = [
             (self.channels_in, h / 2, 2, 2, Padding::Valid, s),
             (h / 2, h, 4, 1, Padding::Same, s / 2),
             (h, h, 2, 2, Padding::Valid, s / 2),
             (h, h, 4, 1, Padding::Same, s / 4),
             (h, h, 2, 2, Padding::Valid, s / 4),
-            (h, 2 * self.z_channels, 4, 1, Padding::Same, s / 8),
+            (h, last, 4, 1, Padding::Same, s / 8),
         ];
         let layers = specs
             .iter()
             .map(|&(ci, co, k, st, pad, size)| conv(ci, co, k, st, pad, size, device))
             .collect();
-        Encoder { layers }
+        let head = self
+            .vector
+            .then(|| linear(h * (s / 8) * (s / 8), 2 * self.z_channels, device));
+        Encoder { layers, head }
     }
+}
+
+/// A linear layer with the convolutions' initialisation (normal, variance 1/fan-in, zero bias).
+fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out)
+        .with_initializer(Initializer::Normal {
+            mean: 0.0,
+            std: (d_in as f64).powf(-0.5),
+        })
+        .init(device)
 }
 
 /// q_φ(z | x): stacked frames to the mean and log-scale of a diagonal Gaussian over `z`.
 #[derive(Module, Debug)]
 pub struct Encoder {
-    /// Six convolutions, ReLU after all but the last.
+    /// Six convolutions (paper layout) or eight (CampusAI), ReLU between.
     pub layers: Vec<Conv2d>,
+    /// Linear layer to a vector `z` (ReLU before it), for a vector latent.
+    pub head: Option<Linear>,
 }
 
 impl Encoder {
     /// # Shapes
     /// - `x`: `[batch, 3·K, S, S]`, frames stacked frame-major along channels
-    /// - returns: (mean, log-scale), each `[batch, z_channels, S/8, S/8]`
+    /// - returns: (mean, log-scale), each `[batch, z_channels, S/8, S/8]` (`[batch, z_channels,
+    ///   1, 1]` for a vector latent)
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let last = self.layers.len() - 1;
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
             h = layer.forward(h);
-            if i < last {
+            if i < last || self.head.is_some() {
                 h = relu(h);
             }
+        }
+        if let Some(head) = &self.head {
+            let [b, c, hh, w] = h.dims();
+            let out = head.forward(h.reshape([b, c * hh * w]));
+            let n = out.dims()[1];
+            h = out.reshape([b, n, 1, 1]);
         }
         let z_channels = h.dims()[1] / 2;
         let mut halves = h.split(z_channels, 1);
@@ -110,7 +138,8 @@ impl Encoder {
     }
 }
 
-/// The latent transform f_ψ: `depth` convs `k3 s1 SAME`, ReLU between, none at the end.
+/// The latent transform f_ψ: `depth` convs `k3 s1 SAME`, ReLU between, none at the end (`k1`,
+/// i.e. an MLP, on a vector latent).
 #[derive(Config, Debug)]
 pub struct TransformConfig {
     /// Channels of `z` in and of `(q, p)` out.
@@ -176,7 +205,9 @@ impl TransformConfig {
                 } else {
                     self.hidden
                 };
-                conv(ci, co, 3, 1, Padding::Same, self.size, device)
+                // On a 1×1 state (vector latent) a 3×3 kernel would only use its centre.
+                let kernel = if self.size == 1 { 1 } else { 3 };
+                conv(ci, co, kernel, 1, Padding::Same, self.size, device)
             })
             .collect();
         Transform { layers }
@@ -222,13 +253,24 @@ pub struct DecoderConfig {
     /// Convs per upsampling block (DeepMind: 2).
     #[config(default = 2)]
     pub depth: usize,
+    /// `q` is a vector (`[batch, q_channels, 1, 1]`): a linear layer and leaky ReLU first map it
+    /// to `hidden × size × size`.
+    #[config(default = false)]
+    pub vector: bool,
 }
 
 impl DecoderConfig {
     /// Builds the decoder.
     pub fn init(&self, device: &Device) -> Decoder {
         let mut blocks = Vec::new();
-        let mut channels = self.q_channels + self.constant_channels;
+        let project = self
+            .vector
+            .then(|| linear(self.q_channels, self.hidden * self.size * self.size, device));
+        let mut channels = if self.vector {
+            self.hidden
+        } else {
+            self.q_channels
+        } + self.constant_channels;
         let mut size = self.size;
         for block in 0..3 {
             size *= 2;
@@ -254,6 +296,7 @@ impl DecoderConfig {
         Decoder {
             constant: Param::from_tensor(constant),
             blocks,
+            project,
         }
     }
 }
@@ -265,6 +308,8 @@ pub struct Decoder {
     pub constant: Param<Tensor<4>>,
     /// Convolutions of each upsampling block.
     pub blocks: Vec<Vec<Conv2d>>,
+    /// Linear map of a vector `q` onto the first `hidden × s × s` map.
+    pub project: Option<Linear>,
 }
 
 /// Nearest-neighbour ×2 upsampling. `[b, c, h, w]` → `[b, c, 2h, 2w]`.
@@ -277,12 +322,21 @@ pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
 
 impl Decoder {
     /// # Shapes
-    /// - `q`: `[batch, q_channels, s, s]`
+    /// - `q`: `[batch, q_channels, s, s]` (vector latent: `[batch, q_channels, 1, 1]`)
     /// - returns: `[batch, 3, 8s, 8s]` in (0, 1)
     pub fn forward(&self, q: Tensor<4>) -> Tensor<4> {
-        let [b, _, s, _] = q.dims();
         let constant = self.constant.val();
-        let c = constant.dims()[1];
+        let [_, c, s, _] = constant.dims();
+        let q = match &self.project {
+            Some(project) => {
+                let [b, d, _, _] = q.dims();
+                let h = project.forward(q.reshape([b, d]));
+                let hidden = h.dims()[1] / (s * s);
+                leaky_relu(h, 0.2).reshape([b, hidden, s, s])
+            }
+            None => q,
+        };
+        let b = q.dims()[0];
         let mut h = Tensor::cat(vec![q, constant.expand([b, c, s, s])], 1);
         let num_blocks = self.blocks.len();
         for (bi, block) in self.blocks.iter().enumerate() {
