@@ -9,7 +9,8 @@
 //!   frames (slow motion), the nearest one is shown and the difference panel is left grey.
 //! - **Prior mode** (`--prior --count N`): `N` new trajectories from `z` drawn with `--seed`:
 //!   from the prior N(0, I) for a variational model; for a deterministic one, which has no prior,
-//!   from a diagonal Gaussian fitted to the posterior means of the first 256 training sequences.
+//!   from a full-covariance Gaussian fitted to the posterior means of the first 256 training
+//!   sequences.
 
 use std::path::{Path, PathBuf};
 
@@ -242,8 +243,12 @@ fn split_frames(pred: &Prediction, i: usize, n: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// `z` for prior samples: N(0, I) for a variational model; for a deterministic model a diagonal
-/// Gaussian fitted to the posterior means of (up to) 256 training sequences.
+/// `z` for prior samples: N(0, I) for a variational model; for a deterministic model a
+/// Gaussian with the mean and full covariance of the posterior means of (up to) 256 training
+/// sequences. A diagonal fit would ignore how the latent coordinates move together and decode to
+/// mixtures; the full covariance keeps those correlations. Sampling needs no factorisation:
+/// with the centred posteriors `x_i − μ`, `z = μ + Σ_i ε_i (x_i − μ) / √(n − 1)`, `ε ~ N(0, I)`,
+/// has exactly the sample covariance.
 fn draw_prior(
     model: &Hgn,
     config: &crate::train::RunConfig,
@@ -255,16 +260,16 @@ fn draw_prior(
     let (zc, zs) = config.model.z_shape();
     let per = zc * zs * zs;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let noise: Vec<f64> = (0..count * per)
-        .map(|_| standard_normal(&mut rng))
-        .collect();
-    let (mu, sigma, source) = if model.variational {
-        (vec![0.0; per], vec![1.0; per], "the prior N(0, I)")
+    let (z, source): (Vec<f32>, _) = if model.variational {
+        let z = (0..count * per)
+            .map(|_| standard_normal(&mut rng) as f32)
+            .collect();
+        (z, "the prior N(0, I)")
     } else {
         let set = open_split(data, Split::Train, config)?;
         let k = config.model.num_inference_frames;
         let n = set.num_sequences.min(256);
-        let (mut sum, mut sq) = (vec![0.0f64; per], vec![0.0f64; per]);
+        let mut rows: Vec<Vec<f64>> = Vec::with_capacity(n);
         for start in (0..n).step_by(32) {
             let ids: Vec<usize> = (start..(start + 32).min(n)).collect();
             let windows = ids
@@ -279,39 +284,48 @@ fn draw_prior(
                 .convert::<f64>()
                 .try_to_vec::<f64>()
                 .unwrap_or_default();
-            for row in values.chunks_exact(per) {
-                for (j, v) in row.iter().enumerate() {
-                    sum[j] += v;
-                    sq[j] += v * v;
-                }
-            }
+            rows.extend(values.chunks_exact(per).map(<[f64]>::to_vec));
         }
-        let nf = n as f64;
-        let mu: Vec<f64> = sum.iter().map(|s| s / nf).collect();
-        let sigma = sq
-            .iter()
-            .zip(&mu)
-            .map(|(s, m)| (s / nf - m * m).max(0.0).sqrt())
+        anyhow::ensure!(
+            rows.len() >= 2,
+            "fitting a Gaussian to the training posteriors needs at least 2 training sequences"
+        );
+        let z = gaussian_like(&rows, count, &mut rng)
+            .into_iter()
+            .map(|v| v as f32)
             .collect();
         (
-            mu,
-            sigma,
+            z,
             "a Gaussian fitted to the training posteriors (deterministic model: no prior)",
         )
     };
-    let z: Vec<f32> = noise
-        .chunks_exact(per)
-        .flat_map(|row| {
-            row.iter()
-                .enumerate()
-                .map(|(j, e)| (mu[j] + sigma[j] * e) as f32)
-                .collect::<Vec<_>>()
-        })
-        .collect();
     Ok((
         Tensor::from_data(TensorData::new(z, [count, zc, zs, zs]), device),
         source,
     ))
+}
+
+/// `count` draws from the Gaussian with the sample mean and covariance of `rows` (at least two,
+/// of equal length): `μ + Σ_i ε_i (x_i − μ) / √(n − 1)` with `ε ~ N(0, I)`, concatenated.
+fn gaussian_like(rows: &[Vec<f64>], count: usize, rng: &mut impl rand::Rng) -> Vec<f64> {
+    let per = rows[0].len();
+    let nf = rows.len() as f64;
+    let mu: Vec<f64> = (0..per)
+        .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / nf)
+        .collect();
+    let scale = 1.0 / (nf - 1.0).sqrt();
+    let mut z = Vec::with_capacity(count * per);
+    for _ in 0..count {
+        let mut sample = mu.clone();
+        for row in rows {
+            let e = standard_normal(rng) * scale;
+            for (s, (x, m)) in sample.iter_mut().zip(row.iter().zip(&mu)) {
+                *s += e * (x - m);
+            }
+        }
+        z.extend(sample);
+    }
+    z
 }
 
 const GAP: usize = 6;
@@ -400,4 +414,32 @@ fn png_strip(
         }
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaussian_like_draws_with_the_rows_mean_and_full_covariance() {
+        // Rows on the line y = 2x + 1 (x = 0..4): a diagonal fit would scatter off the line.
+        let rows: Vec<Vec<f64>> = (0..5)
+            .map(|i| vec![i as f64, 2.0 * i as f64 + 1.0])
+            .collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let z = gaussian_like(&rows, 20_000, &mut rng);
+        let pairs: Vec<(f64, f64)> = z.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+        for &(x, y) in &pairs {
+            assert!(
+                (y - (2.0 * x + 1.0)).abs() < 1e-9,
+                "({x}, {y}) left the line"
+            );
+        }
+        let n = pairs.len() as f64;
+        let mean_x = pairs.iter().map(|p| p.0).sum::<f64>() / n;
+        let var_x = pairs.iter().map(|p| (p.0 - mean_x).powi(2)).sum::<f64>() / n;
+        // Sample mean 2 and variance 2.5 of 0..4.
+        assert!((mean_x - 2.0).abs() < 0.05, "mean {mean_x}");
+        assert!((var_x - 2.5).abs() < 0.1, "variance {var_x}");
+    }
 }
