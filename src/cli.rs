@@ -354,7 +354,8 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub rollout_steps: Option<usize>,
     /// Train both directions of time: half the steps infer the state at a window's last frame
-    /// and integrate backward [default: the preset's].
+    /// and integrate backward [default: the preset's: on for tiny; off elsewhere, and a
+    /// --config file's `train.bidirectional` turns it off].
     #[arg(long)]
     pub bidirectional: bool,
     /// Make q and p vectors of this many dimensions, with MLP energies, instead of latent maps

@@ -85,7 +85,20 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
         .series
         .push(Series::line("", xy(&|m| m.lambda, &train), 3));
     let path = out.join("training.png");
-    grid(&[loss, mse, kl, lambda], 2, W, H).save_png(&path)?;
+    let charts = if config.model.variational {
+        vec![loss, mse, kl, lambda]
+    } else {
+        // A deterministic model's objective is the MSE and it has no KL or λ: show the
+        // training speed instead.
+        let mut speed = Chart::new("training speed", "step", "steps / s");
+        speed.series.push(Series::line(
+            "",
+            xy(&|m| m.steps_per_second.filter(|v| *v > 0.0), &train),
+            2,
+        ));
+        vec![mse, speed]
+    };
+    grid(&charts, 2, W, H).save_png(&path)?;
     written.push(path);
 
     // MSE per rollout step.

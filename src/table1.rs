@@ -34,7 +34,7 @@ pub const VARIANTS: [&str; 4] = ["leapfrog", "euler", "deterministic", "no-f-psi
 pub enum Scale {
     /// Minutes on a CPU: a smoke test of the whole pipeline, not a result.
     Tiny,
-    /// The quick-start model on 5,000 sequences per system, 1,200 steps: hours on a CPU.
+    /// The quick-start model on 5,000 sequences per system, 2,400 steps: hours on a CPU.
     Small,
     /// The paper's data (50,000 / 10,000 sequences) and `paper` preset, 5 epochs as in the
     /// ReScience replication (15,625 steps at batch 16): meant for a GPU.
@@ -78,7 +78,7 @@ impl Scale {
                 train: 5000,
                 test: 1000,
                 test_seq_len: 94,
-                steps: 1200,
+                steps: 2400,
                 batch_size: 16,
                 eval_sequences: 1000,
             },
