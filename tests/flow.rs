@@ -5,7 +5,7 @@
 
 mod common;
 
-use burn::tensor::{Device, Distribution, FloatDType, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use hgn::flow::mlp::MlpConfig;
 use hgn::flow::nhf::NhfConfig;
 use hgn::flow::train::{
@@ -13,15 +13,9 @@ use hgn::flow::train::{
     train_flow,
 };
 
+/// The f64 CPU device of this binary, seeded with 11.
 fn f64_device() -> Device {
-    static CONFIGURED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    CONFIGURED.get_or_init(|| {
-        Device::flex()
-            .configure(FloatDType::F64)
-            .expect("flex computes in f64");
-        Device::flex().seed(11);
-    });
-    Device::flex()
+    common::f64_device(11)
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {

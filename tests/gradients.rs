@@ -1,23 +1,18 @@
 //! Exactness of the explicit Hamiltonian gradients and of the latent integrators, in f64 on the
 //! CPU backend. A separate test binary, so configuring the device for f64 affects nothing else.
 
+mod common;
+
 use burn::module::Param;
-use burn::tensor::{DType, Device, Distribution, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 use hgn::model::{
     ConvEnergyConfig, HamiltonianNet, HamiltonianNetConfig, IntegratorKind, LatentHamiltonian,
     rollout,
 };
 
-/// The CPU device, switched to f64 once for the whole process (burn allows it only once).
+/// The f64 CPU device of this binary, seeded with 7.
 fn f64_device() -> Device {
-    static CONFIGURED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    CONFIGURED.get_or_init(|| {
-        Device::flex()
-            .configure(FloatDType::F64)
-            .expect("flex computes in f64");
-        Device::flex().seed(7);
-    });
-    Device::flex()
+    common::f64_device(7)
 }
 
 fn values(t: Tensor<4>) -> Vec<f64> {

@@ -5,6 +5,21 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use burn::tensor::{Device, FloatDType};
+
+/// The CPU device, switched to f64 once for the whole test binary (burn allows it only once),
+/// its random draws seeded with `seed` on that first call.
+pub fn f64_device(seed: u64) -> Device {
+    static CONFIGURED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CONFIGURED.get_or_init(|| {
+        Device::flex()
+            .configure(FloatDType::F64)
+            .expect("flex computes in f64");
+        Device::flex().seed(seed);
+    });
+    Device::flex()
+}
+
 /// Runs `hgn ARGS`.
 pub fn hgn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hgn"))
