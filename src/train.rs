@@ -451,11 +451,8 @@ pub fn window_parts(
     backward: bool,
 ) -> (Tensor<5>, Tensor<5>) {
     let [b, w, c, h, wd] = frames.dims();
-    let (first, index): (usize, Box<dyn Fn(usize) -> usize>) = if backward {
-        (w - k, Box::new(move |i| w - 1 - i))
-    } else {
-        (0, Box::new(move |i| k - 1 + i))
-    };
+    let first = if backward { w - k } else { 0 };
+    let index = |i: usize| if backward { w - 1 - i } else { k - 1 + i };
     let inference = frames
         .clone()
         .slice([0..b, first..first + k, 0..c, 0..h, 0..wd]);
