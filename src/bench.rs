@@ -12,7 +12,7 @@ use burn::tensor::{Distribution, Tensor};
 
 use crate::device::DeviceArg;
 use crate::model::loss;
-use crate::train::RunConfig;
+use crate::train::{RunConfig, window_parts};
 
 /// What `hgn bench` measured.
 #[derive(Debug, Clone)]
@@ -55,12 +55,11 @@ pub fn bench(
         &dev,
     );
     let k = m.num_inference_frames;
+    let all_states: Vec<usize> = (0..=m.rollout_steps).collect();
     let mut step_ms = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let start = Instant::now();
-        let w = m.window_len();
-        let inference = frames.clone().slice([0..b, 0..k, 0..3, 0..s, 0..s]);
-        let targets = frames.clone().slice([0..b, k - 1..w, 0..3, 0..s, 0..s]);
+        let (inference, targets) = window_parts(frames.clone(), k, &all_states, false);
         let output = model.forward(inference, Some(noise.clone()), m.dt, m.rollout_steps);
         let parts = loss(&model, &output, targets, config.objective);
         let grads = GradientsParams::from_grads(parts.total.backward(), &model);

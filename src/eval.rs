@@ -81,9 +81,7 @@ pub fn predict(
     steps: usize,
     backward: bool,
 ) -> Prediction {
-    let [b, t, c, h, w] = frames.dims();
-    let window = if backward { t - k..t } else { 0..k };
-    let inference = frames.slice([0..b, window, 0..c, 0..h, 0..w]);
+    let inference = crate::train::inference_frames(frames, k, backward);
     let (q, p, _, _) = model.infer(inference, None);
     predict_from_state(model, q, p, if backward { -dt } else { dt }, steps)
 }

@@ -451,11 +451,8 @@ pub fn window_parts(
     backward: bool,
 ) -> (Tensor<5>, Tensor<5>) {
     let [b, w, c, h, wd] = frames.dims();
-    let first = if backward { w - k } else { 0 };
     let index = |i: usize| if backward { w - 1 - i } else { k - 1 + i };
-    let inference = frames
-        .clone()
-        .slice([0..b, first..first + k, 0..c, 0..h, 0..wd]);
+    let inference = inference_frames(frames.clone(), k, backward);
     let targets = Tensor::cat(
         decode
             .iter()
@@ -467,6 +464,15 @@ pub fn window_parts(
         1,
     );
     (inference, targets)
+}
+
+/// The `k` frames the encoder sees, in recorded order: the first `k` of `frames`
+/// (`[batch, W, 3, S, S]`), or the last `k` when the state is inferred at the last frame to roll
+/// backward (reference D3).
+pub fn inference_frames(frames: Tensor<5>, k: usize, backward: bool) -> Tensor<5> {
+    let [b, w, c, h, wd] = frames.dims();
+    let first = if backward { w - k } else { 0 };
+    frames.slice([0..b, first..first + k, 0..c, 0..h, 0..wd])
 }
 
 /// The batch, the posterior noise, the rollout frames to decode and the direction of time
@@ -523,6 +529,7 @@ pub fn evaluate(
     let m = &config.model;
     let window = m.window_len();
     let k = m.num_inference_frames;
+    let all_states: Vec<usize> = (0..=m.rollout_steps).collect();
     let n = test.num_sequences.min(config.train.eval_sequences);
     let (mut model_sum, mut baseline_sum, mut count) = (0.0, 0.0, 0usize);
     let mean = Tensor::<1>::from_data(
@@ -537,8 +544,7 @@ pub fn evaluate(
             .collect::<Result<Vec<_>>>()?;
         let frames = batch_tensor(windows, window, test.image_size, device);
         let [b, w, c, h, wd] = frames.dims();
-        let inference = frames.clone().slice([0..b, 0..k, 0..c, 0..h, 0..wd]);
-        let targets = frames.slice([0..b, k - 1..w, 0..c, 0..h, 0..wd]);
+        let (inference, targets) = window_parts(frames, k, &all_states, false);
         let output = model.forward(inference, None, m.dt, m.rollout_steps);
         model_sum += scalar((output.reconstruction - targets.clone()).square().sum());
         let baseline = mean

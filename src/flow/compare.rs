@@ -89,7 +89,7 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
                     kind.name()
                 );
                 eprintln!("{target}, {}: {reason}", kind.name());
-                let step = evaluate_flow(&run, None, Some(1))?.steps;
+                let step = crate::eval::checkpoint_step(&run)?;
                 notes.push(format!(
                     "{} on {target} stopped early ({}); evaluated at its last checkpoint, step {step}",
                     kind.name(),

@@ -494,36 +494,33 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
             skipped += 1;
             consecutive_skips += 1;
             if consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
-                match read_state(&opts.run) {
-                    Ok(_) if rewinds < MAX_REWINDS => {
-                        rewinds += 1;
-                        lr_scale *= 0.5;
-                        let state;
-                        (model, optim, state) = restore(&opts.run, model, optim)?;
-                        let message = format!(
-                            "step {step}: the loss stayed {value} for {MAX_CONSECUTIVE_SKIPS} batches; rewinding to step {} with learning rate ×{lr_scale}",
-                            state.step
-                        );
-                        if opts.progress {
-                            bar.println(message);
-                        } else {
-                            eprintln!("{message}");
-                        }
-                        step = state.step;
-                        consecutive_skips = 0;
-                        metrics.flush()?;
-                        truncate_metrics(&opts.run.join("metrics.jsonl"), step)?;
-                        metrics = open_metrics(&opts.run)?;
-                        bar.set_position(step as u64);
-                        continue;
+                if rewinds < MAX_REWINDS && checkpoint.join("state.json").is_file() {
+                    rewinds += 1;
+                    lr_scale *= 0.5;
+                    let state;
+                    (model, optim, state) = restore(&opts.run, model, optim)?;
+                    let message = format!(
+                        "step {step}: the loss stayed {value} for {MAX_CONSECUTIVE_SKIPS} batches; rewinding to step {} with learning rate ×{lr_scale}",
+                        state.step
+                    );
+                    if opts.progress {
+                        bar.println(message);
+                    } else {
+                        eprintln!("{message}");
                     }
-                    _ => {
-                        bar.abandon();
-                        bail!(
-                            "the loss was {value} for {MAX_CONSECUTIVE_SKIPS} batches in a row, the last at step {step}; stopped. The last good checkpoint in {} is intact",
-                            checkpoint.display()
-                        );
-                    }
+                    step = state.step;
+                    consecutive_skips = 0;
+                    metrics.flush()?;
+                    truncate_metrics(&opts.run.join("metrics.jsonl"), step)?;
+                    metrics = open_metrics(&opts.run)?;
+                    bar.set_position(step as u64);
+                    continue;
+                } else {
+                    bar.abandon();
+                    bail!(
+                        "the loss was {value} for {MAX_CONSECUTIVE_SKIPS} batches in a row, the last at step {step}; stopped. The last good checkpoint in {} is intact",
+                        checkpoint.display()
+                    );
                 }
             }
         }
