@@ -13,7 +13,8 @@ use hgn::flow::train::{
     train_flow,
 };
 
-/// The f64 CPU device of this binary, seeded with 11.
+/// The f64 CPU device of this binary, seeded with 11. Every test calls it first: the
+/// process-wide dtype must be set before anything (here or in `train_flow`) touches the device.
 fn f64_device() -> Device {
     common::f64_device(11)
 }
@@ -47,8 +48,6 @@ fn determinant(mut a: Vec<Vec<f64>>) -> f64 {
 
 #[test]
 fn energy_mlp_gradient_matches_autodiff() {
-    // Configure the process-wide device for f64 before anything touches it.
-    let _ = f64_device();
     let device = f64_device().autodiff();
     for d in [1, 2, 5] {
         let net = MlpConfig::new(d, vec![16, 16], 1).init_energy(&device);
@@ -99,7 +98,6 @@ fn flow_jacobian(dim: usize, stages: usize) -> (Vec<Vec<f64>>, f64) {
 
 #[test]
 fn every_stage_preserves_volume() {
-    // Configure the process-wide device for f64 before anything touches it.
     let _ = f64_device();
     for (dim, stages) in [(1, 1), (2, 1), (2, 3), (3, 2)] {
         let (jacobian, distance) = flow_jacobian(dim, stages);
@@ -118,8 +116,6 @@ fn every_stage_preserves_volume() {
 
 #[test]
 fn integrating_backward_inverts_the_flow() {
-    // Configure the process-wide device for f64 before anything touches it.
-    let _ = f64_device();
     let device = f64_device();
     let nhf = NhfConfig::new(2)
         .with_stages(3)
@@ -142,7 +138,6 @@ fn integrating_backward_inverts_the_flow() {
 
 #[test]
 fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth() {
-    // Configure the process-wide device for f64 before anything touches it.
     let _ = f64_device();
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("gauss");
@@ -186,7 +181,6 @@ fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth()
 
 #[test]
 fn training_on_two_moons_beats_the_gaussian_baseline() {
-    // Configure the process-wide device for f64 before anything touches it.
     let _ = f64_device();
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("moons");
@@ -215,8 +209,6 @@ fn training_on_two_moons_beats_the_gaussian_baseline() {
 
 #[test]
 fn flows_of_both_kinds_sample_the_base_dimension_they_need() {
-    // Configure the process-wide device for f64 before anything touches it.
-    let _ = f64_device();
     let device = f64_device();
     let config = new_config(FlowKind::Realnvp, FlowData::Target("rings".into()), 0).unwrap();
     let net = FlowNet::init(&config, &device);
@@ -241,7 +233,6 @@ use common::{assert_error, hgn, ok, png_size};
 
 #[test]
 fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
-    // Configure the process-wide device for f64 before anything touches it.
     let _ = f64_device();
     use rand::SeedableRng;
     let tmp = tempfile::tempdir().unwrap();
