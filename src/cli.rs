@@ -343,6 +343,10 @@ pub struct TrainArgs {
     /// Adam learning rate [default: the preset's; 1.5e-4 for paper].
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Learning-rate schedule: constant, or cosine (from --lr down to 1 % of it at the last
+    /// step) [default: the preset's: cosine for tiny, constant elsewhere].
+    #[arg(long)]
+    pub lr_schedule: Option<String>,
     /// Latent integrator: leapfrog, euler, rk4 or yoshida4.
     #[arg(long)]
     pub integrator: Option<String>,
@@ -592,7 +596,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn run_train(args: TrainArgs) -> Result<()> {
     use crate::model::IntegratorKind;
-    use crate::train::{RunConfig, TrainOptions, train};
+    use crate::train::{LrSchedule, RunConfig, TrainOptions, train};
     let default_data = PathBuf::from("data/pendulum");
     let data = match (&args.data, &args.run) {
         (Some(data), _) => data.clone(),
@@ -625,6 +629,13 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let Some(lr) = args.lr {
         config.train.learning_rate = lr;
     }
+    if let Some(name) = &args.lr_schedule {
+        config.train.lr_schedule = Some(match name.to_ascii_lowercase().as_str() {
+            "constant" => LrSchedule::Constant,
+            "cosine" => LrSchedule::Cosine,
+            _ => anyhow::bail!("unknown learning-rate schedule '{name}' (known: constant, cosine)"),
+        });
+    }
     if let Some(name) = &args.integrator {
         config.model.integrator = IntegratorKind::ALL
             .into_iter()
@@ -654,6 +665,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let changed_by_flags = args.batch_size.is_some()
         || args.seed.is_some()
         || args.lr.is_some()
+        || args.lr_schedule.is_some()
         || args.integrator.is_some()
         || args.deterministic
         || args.no_f_psi

@@ -10,8 +10,10 @@
 //! hamiltonian.potential.layers.{0..4}.{weight,bias}  U(q) of a separable H
 //! hamiltonian.joint.layers.{0..4}.{weight,bias}      H(q, p) of a non-separable H
 //! decoder.constant                               learned constant channels [1, 2, s, s]
-//! decoder.project.{weight,bias}                  vector latent: linear q → first map, [in, out]
 //! decoder.blocks.{0..2}.{i}.{weight,bias}        upsampling blocks (`paper` layout)
+//! broadcast_decoder.position.{weight,bias}       vector latent: first layer on q, [in, out]
+//! broadcast_decoder.coordinates.{weight,bias}    first layer on the pixel (x, y) ∈ [−1, 1]²
+//! broadcast_decoder.layers.{i}.{weight,bias}     the further 1×1 convs, the last to RGB
 //! residual_decoder.blocks.{0..2}.{0,1}.{weight,bias}, residual_decoder.skips.0.{weight,bias},
 //! residual_decoder.output.{weight,bias}          residual decoder (`campusai` layout)
 //! geco_lambda                                    GECO's λ before the softplus

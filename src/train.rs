@@ -74,9 +74,38 @@ pub struct TrainConfig {
     /// `hgn rollout --backward` ask of the model); otherwise forward as usual.
     #[config(default = false)]
     pub bidirectional: bool,
+    /// Learning-rate schedule over the run's `steps`; `None` (or absent, as in configs written
+    /// before it existed) is constant.
+    #[config(default = "None")]
+    pub lr_schedule: Option<LrSchedule>,
+}
+
+/// How the learning rate moves over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `learning_rate` throughout (the paper, DeepMind and CampusAI).
+    #[default]
+    Constant,
+    /// Half a cosine from `learning_rate` at step 0 down to 1 % of it at the last step.
+    /// `--resume --steps N` with a larger `N` stretches the curve from the resumed step on.
+    Cosine,
 }
 
 impl TrainConfig {
+    /// The learning rate of optimisation step `step`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        match self.lr_schedule.unwrap_or_default() {
+            LrSchedule::Constant => self.learning_rate,
+            LrSchedule::Cosine => {
+                let progress = step as f64 / self.steps.saturating_sub(1).max(1) as f64;
+                let floor = 0.01;
+                let shape = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
+                self.learning_rate * (floor + (1.0 - floor) * shape)
+            }
+        }
+    }
+
     /// Rollout steps trained on at optimisation step `step` for a model of `full` steps.
     pub fn rollout_at(&self, step: usize, full: usize) -> usize {
         match self.curriculum_steps {
@@ -369,7 +398,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
             );
         }
         let grads = GradientsParams::from_grads(parts.total.backward(), &model);
-        model = optim.step(config.train.learning_rate, model, grads);
+        model = optim.step(config.train.lr_at(step), model, grads);
         let done = step + 1;
         bar.set_position(done as u64);
 
@@ -648,6 +677,29 @@ pub(crate) fn progress_bar(total: u64, start: u64, visible: bool) -> ProgressBar
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cosine_schedule_falls_from_the_learning_rate_to_one_percent() {
+        let constant = TrainConfig::new().with_learning_rate(1e-3).with_steps(101);
+        assert_eq!(constant.lr_at(0), 1e-3);
+        assert_eq!(constant.lr_at(100), 1e-3);
+        let cosine = constant.with_lr_schedule(Some(LrSchedule::Cosine));
+        assert!((cosine.lr_at(0) - 1e-3).abs() < 1e-15);
+        // Halfway: the mean of the start and the 1 % floor.
+        assert!((cosine.lr_at(50) - 0.5 * (1e-3 + 1e-5)).abs() < 1e-12);
+        assert!((cosine.lr_at(100) - 1e-5).abs() < 1e-15);
+        assert!((1..=100).all(|s| cosine.lr_at(s) < cosine.lr_at(s - 1)));
+        assert!(
+            (cosine.lr_at(150) - 1e-5).abs() < 1e-15,
+            "past the end: the floor"
+        );
+        let json = serde_json::to_string(&cosine).unwrap();
+        assert!(json.contains(r#""lr_schedule":"cosine""#), "{json}");
+        // A config written before the schedule existed loads as constant.
+        let old = json.replace(r#","lr_schedule":"cosine""#, "");
+        let loaded: TrainConfig = serde_json::from_str(&old).unwrap();
+        assert_eq!(loaded.lr_schedule, None);
+    }
 
     /// Frames whose every pixel holds the frame's index, `[batch 2, W, 3, 2, 2]`.
     fn indexed_frames(w: usize) -> Tensor<5> {

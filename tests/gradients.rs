@@ -391,6 +391,10 @@ fn vector_latent_model_produces_the_documented_shapes() {
     assert_eq!(out.rollout.q[3].dims(), [2, 3, 1, 1]);
     assert_eq!(out.rollout.p[3].dims(), [2, 3, 1, 1]);
     assert_eq!(out.reconstruction.dims(), [2, 4, 3, 32, 32]);
+    assert!(
+        model.broadcast_decoder.is_some() && model.decoder.is_none(),
+        "a vector latent decodes through the spatial broadcast decoder"
+    );
     let h = &model.hamiltonian;
     assert!(h.kinetic.is_none(), "tiny fixes K(p) = |p|²/2");
     assert_eq!(h.potential.as_ref().unwrap().layers.len(), 3);

@@ -7,7 +7,7 @@ use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::{leaky_relu, relu};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::hamiltonian::sigmoid;
@@ -253,24 +253,13 @@ pub struct DecoderConfig {
     /// Convs per upsampling block (DeepMind: 2).
     #[config(default = 2)]
     pub depth: usize,
-    /// `q` is a vector (`[batch, q_channels, 1, 1]`): a linear layer and leaky ReLU first map it
-    /// to `hidden × size × size`.
-    #[config(default = false)]
-    pub vector: bool,
 }
 
 impl DecoderConfig {
     /// Builds the decoder.
     pub fn init(&self, device: &Device) -> Decoder {
         let mut blocks = Vec::new();
-        let project = self
-            .vector
-            .then(|| linear(self.q_channels, self.hidden * self.size * self.size, device));
-        let mut channels = if self.vector {
-            self.hidden
-        } else {
-            self.q_channels
-        } + self.constant_channels;
+        let mut channels = self.q_channels + self.constant_channels;
         let mut size = self.size;
         for block in 0..3 {
             size *= 2;
@@ -296,7 +285,6 @@ impl DecoderConfig {
         Decoder {
             constant: Param::from_tensor(constant),
             blocks,
-            project,
         }
     }
 }
@@ -308,8 +296,6 @@ pub struct Decoder {
     pub constant: Param<Tensor<4>>,
     /// Convolutions of each upsampling block.
     pub blocks: Vec<Vec<Conv2d>>,
-    /// Linear map of a vector `q` onto the first `hidden × s × s` map.
-    pub project: Option<Linear>,
 }
 
 /// Nearest-neighbour ×2 upsampling. `[b, c, h, w]` → `[b, c, 2h, 2w]`.
@@ -322,20 +308,11 @@ pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
 
 impl Decoder {
     /// # Shapes
-    /// - `q`: `[batch, q_channels, s, s]` (vector latent: `[batch, q_channels, 1, 1]`)
+    /// - `q`: `[batch, q_channels, s, s]`
     /// - returns: `[batch, 3, 8s, 8s]` in (0, 1)
     pub fn forward(&self, q: Tensor<4>) -> Tensor<4> {
         let constant = self.constant.val();
         let [_, c, s, _] = constant.dims();
-        let q = match &self.project {
-            Some(project) => {
-                let [b, d, _, _] = q.dims();
-                let h = project.forward(q.reshape([b, d]));
-                let hidden = h.dims()[1] / (s * s);
-                leaky_relu(h, 0.2).reshape([b, hidden, s, s])
-            }
-            None => q,
-        };
         let b = q.dims()[0];
         let mut h = Tensor::cat(vec![q, constant.expand([b, c, s, s])], 1);
         let num_blocks = self.blocks.len();
@@ -351,6 +328,92 @@ impl Decoder {
         }
         sigmoid(h)
     }
+}
+
+/// Spatial broadcast decoder (Watters et al. 2019) for a vector latent: every pixel sees the
+/// whole of `q` beside its own coordinates `(x, y) ∈ [−1, 1]²`, and an MLP (leaky ReLU, slope
+/// 0.2, sigmoid output) gives its colour. A position held in `q` then renders as a shape at that
+/// position without the decoder having to learn to place it, so a point state decodes to one
+/// body rather than to a blend of images. The MLP runs on `[batch, pixels, width]` matrices
+/// (one matmul a layer rather than a 1×1 convolution).
+#[derive(Config, Debug)]
+pub struct BroadcastDecoderConfig {
+    /// Dimensions of `q`.
+    pub q_dim: usize,
+    /// Image height and width.
+    pub image_size: usize,
+    /// Width of the per-pixel MLP.
+    pub width: usize,
+    /// Hidden layers of the per-pixel MLP.
+    #[config(default = 3)]
+    pub depth: usize,
+}
+
+impl BroadcastDecoderConfig {
+    /// Builds the decoder.
+    pub fn init(&self, device: &Device) -> BroadcastDecoder {
+        let mut layers = Vec::new();
+        for _ in 1..self.depth {
+            layers.push(linear(self.width, self.width, device));
+        }
+        layers.push(linear(self.width, 3, device));
+        // The first layer acts on concat(q, x, y); its q and (x, y) parts are held apart so
+        // that `q` is never tiled over the image.
+        BroadcastDecoder {
+            position: linear(self.q_dim, self.width, device),
+            coordinates: linear(2, self.width, device),
+            layers,
+            image_size: self.image_size,
+        }
+    }
+}
+
+/// The decoder p_θ(x | q) of a vector latent: see [`BroadcastDecoderConfig`].
+#[derive(Module, Debug)]
+pub struct BroadcastDecoder {
+    /// The first layer's weights on `q`.
+    pub position: Linear,
+    /// The first layer's weights on the pixel coordinates.
+    pub coordinates: Linear,
+    /// The further layers, the last to RGB.
+    pub layers: Vec<Linear>,
+    /// Image height and width.
+    #[module(skip)]
+    pub image_size: usize,
+}
+
+impl BroadcastDecoder {
+    /// # Shapes
+    /// - `q`: `[batch, d, 1, 1]`
+    /// - returns: `[batch, 3, S, S]` in (0, 1)
+    pub fn forward(&self, q: Tensor<4>) -> Tensor<4> {
+        let [b, d, _, _] = q.dims();
+        let s = self.image_size;
+        let grid = pixel_grid(s, &q.device());
+        let from_q = self.position.forward(q.reshape([b, 1, d]));
+        let mut h = leaky_relu(self.coordinates.forward(grid) + from_q, 0.2);
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(h);
+            if i < last {
+                h = leaky_relu(h, 0.2);
+            }
+        }
+        sigmoid(h.swap_dims(1, 2).reshape([b, 3, s, s]))
+    }
+}
+
+/// Pixel centres in `[−1, 1]`, row-major, `[1, s·s, 2]`: `(x, y)` = (column, row).
+fn pixel_grid(s: usize, device: &Device) -> Tensor<3> {
+    let at = |i: usize| {
+        if s == 1 {
+            0.0
+        } else {
+            -1.0 + 2.0 * i as f32 / (s - 1) as f32
+        }
+    };
+    let values: Vec<f32> = (0..s * s).flat_map(|k| [at(k % s), at(k / s)]).collect();
+    Tensor::from_data(TensorData::new(values, [1, s * s, 2]), device)
 }
 
 /// CampusAI's residual decoder: three blocks of nearest ×2 upsampling, two 3×3 convs with leaky
@@ -409,5 +472,44 @@ impl ResidualDecoder {
             h = sigmoid(x + residual);
         }
         sigmoid(self.output.forward(h))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn pixel_grid_runs_x_along_columns_and_y_along_rows() {
+        let grid = to_vec(pixel_grid(3, &Device::flex()));
+        let xs: Vec<f32> = grid.iter().step_by(2).copied().collect();
+        let ys: Vec<f32> = grid.iter().skip(1).step_by(2).copied().collect();
+        assert_eq!(xs, [-1., 0., 1., -1., 0., 1., -1., 0., 1.]);
+        assert_eq!(ys, [-1., -1., -1., 0., 0., 0., 1., 1., 1.]);
+    }
+
+    #[test]
+    fn broadcast_decoder_renders_each_state_of_a_batch_on_its_own() {
+        let device = Device::flex();
+        let decoder = BroadcastDecoderConfig::new(2, 32, 8).init(&device);
+        let a = Tensor::<4>::from_data(TensorData::new(vec![0.5f32, -1.0], [1, 2, 1, 1]), &device);
+        let b = Tensor::<4>::from_data(TensorData::new(vec![-2.0f32, 3.0], [1, 2, 1, 1]), &device);
+        let both = to_vec(decoder.forward(Tensor::cat(vec![a.clone(), b.clone()], 0)));
+        let (alone_a, alone_b) = (to_vec(decoder.forward(a)), to_vec(decoder.forward(b)));
+        assert_eq!(both.len(), 2 * 3 * 32 * 32);
+        assert_eq!(&both[..alone_a.len()], &alone_a[..]);
+        assert_eq!(&both[alone_a.len()..], &alone_b[..]);
+        assert_ne!(alone_a, alone_b, "the image must depend on q");
+        assert!(both.iter().all(|v| *v > 0.0 && *v < 1.0));
+        // The pixel coordinates enter: a frame is not one colour everywhere.
+        assert!(
+            alone_a[..1024]
+                .iter()
+                .any(|v| (v - alone_a[0]).abs() > 1e-4)
+        );
     }
 }
