@@ -344,7 +344,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub lr: Option<f64>,
     /// Learning-rate schedule: constant, or cosine (from --lr down to 1 % of it at the last
-    /// step) [default: the preset's: cosine for tiny, constant elsewhere].
+    /// step) [default: constant, or a --config file's `train.lr_schedule`].
     #[arg(long)]
     pub lr_schedule: Option<String>,
     /// Latent integrator: leapfrog, euler, rk4 or yoshida4.

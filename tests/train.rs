@@ -236,6 +236,21 @@ fn bad_training_requests_get_one_line_errors() {
     );
     assert_error(
         &hgn(&[
+            "train",
+            "--data",
+            d,
+            "--run",
+            r,
+            "--config",
+            c,
+            "--lr-schedule",
+            "step",
+            "-q",
+        ]),
+        "unknown learning-rate schedule 'step'",
+    );
+    assert_error(
+        &hgn(&[
             "train", "--data", d, "--run", r, "--config", c, "--device", "tpu", "-q",
         ]),
         "unknown device 'tpu'",
