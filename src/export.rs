@@ -13,7 +13,7 @@
 //! decoder.blocks.{0..2}.{i}.{weight,bias}        upsampling blocks (`paper` layout)
 //! broadcast_decoder.position.{weight,bias}       vector latent: first layer on q, [in, out]
 //! broadcast_decoder.coordinates.{weight,bias}    first layer on the pixel (x, y) ∈ [−1, 1]²
-//! broadcast_decoder.layers.{i}.{weight,bias}     the further 1×1 convs, the last to RGB
+//! broadcast_decoder.layers.{i}.{weight,bias}     further per-pixel linear layers, the last to RGB
 //! residual_decoder.blocks.{0..2}.{0,1}.{weight,bias}, residual_decoder.skips.0.{weight,bias},
 //! residual_decoder.output.{weight,bias}          residual decoder (`campusai` layout)
 //! geco_lambda                                    GECO's λ before the softplus

@@ -88,7 +88,8 @@ pub enum LrSchedule {
     #[default]
     Constant,
     /// Half a cosine from `learning_rate` at step 0 down to 1 % of it at the last step.
-    /// `--resume --steps N` with a larger `N` stretches the curve from the resumed step on.
+    /// `--resume --steps N` follows the curve of the new total `N` from the resumed step on
+    /// (so the rate rises to that curve's value there when `N` is larger).
     Cosine,
 }
 

@@ -65,8 +65,9 @@ pub struct HgnConfig {
     /// `Some(d)`: `q` and `p` are `d`-vectors (held as `[batch, d, 1, 1]`) instead of
     /// `latent_channels` maps of `S/8 × S/8`. The encoder ends in a linear layer, f_ψ and the
     /// energies are MLPs, and the decoder is a spatial broadcast decoder of width `2 × hidden`
-    /// (`paper` layout only). On the pendulum at the quick start's budget a 2-vector reaches
-    /// the `tiny` preset's Table 1 error but renders blurrier bodies (README, "What to expect").
+    /// (`paper` layout only). On the pendulum, in the quick start's time (three times its
+    /// steps, the step being cheaper), a 2-vector beats the `tiny` preset's Table 1 error and
+    /// halves its extrapolation error, but renders blurrier bodies (README, "What to expect").
     #[config(default = "None")]
     pub latent_dim: Option<usize>,
 }
