@@ -219,42 +219,22 @@ fn bad_training_requests_get_one_line_errors() {
         &hgn(&["train", "--data", d, "--run", r, "--preset", "huge", "-q"]),
         "unknown preset 'huge'",
     );
-    assert_error(
-        &hgn(&[
-            "train",
-            "--data",
-            d,
-            "--run",
-            r,
-            "--config",
-            c,
-            "--integrator",
-            "verlet",
-            "-q",
-        ]),
-        "unknown integrator 'verlet'",
-    );
-    assert_error(
-        &hgn(&[
-            "train",
-            "--data",
-            d,
-            "--run",
-            r,
-            "--config",
-            c,
+    for (flag, value, needle) in [
+        ("--integrator", "verlet", "unknown integrator 'verlet'"),
+        (
             "--lr-schedule",
             "step",
-            "-q",
-        ]),
-        "unknown learning-rate schedule 'step'",
-    );
-    assert_error(
-        &hgn(&[
-            "train", "--data", d, "--run", r, "--config", c, "--device", "tpu", "-q",
-        ]),
-        "unknown device 'tpu'",
-    );
+            "unknown learning-rate schedule 'step'",
+        ),
+        ("--device", "tpu", "unknown device 'tpu'"),
+    ] {
+        assert_error(
+            &hgn(&[
+                "train", "--data", d, "--run", r, "--config", c, flag, value, "-q",
+            ]),
+            needle,
+        );
+    }
     assert_error(
         &hgn(&["train", "--data", d, "--run", r, "--resume", "-q"]),
         "holds no run to resume",
