@@ -7,8 +7,8 @@ For each test sequence of an hgn pendulum dataset (default data/pendulum), fits 
 K - 1 to the noisy angles of frames 0..K-1 (`observed_states.npy`, what the images show) by
 Gauss-Newton least squares through the exact equations of motion (RK4, 10 sub-steps a frame),
 then integrates the fit forward and compares the angle with the clean one (`states.npy`). This
-is the maximum-likelihood estimate under the dataset's Gaussian noise: no learned model that sees
-the same K frames can place the bob more precisely on average. The disc's radius is about 0.4
+is the maximum-likelihood estimate under the dataset's Gaussian noise, with the true physics
+known: a learned model that sees the same K frames cannot expect to place the bob much better. The disc's radius is about 0.4
 rad of swing, so errors beyond it mean the bob is drawn where it is not.
 Prints, per K, the median angle error and the share of sequences off by more than 0.4 rad.
 """
@@ -33,6 +33,8 @@ def main():
         params = np.load(os.path.join(args.dir, "test", "params.npy"))
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
+    if "param_names" not in meta or "dt" not in meta:
+        sys.exit(f"error: {args.dir}/meta.json is not an hgn dataset description")
     if meta.get("system") != "pendulum":
         sys.exit(f"error: {args.dir} holds {meta.get('system')!r}, not the pendulum")
     dt = meta["dt"]
