@@ -630,11 +630,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         config.train.learning_rate = lr;
     }
     if let Some(name) = &args.lr_schedule {
-        config.train.lr_schedule = Some(match name.to_ascii_lowercase().as_str() {
-            "constant" => LrSchedule::Constant,
-            "cosine" => LrSchedule::Cosine,
-            _ => anyhow::bail!("unknown learning-rate schedule '{name}' (known: constant, cosine)"),
-        });
+        config.train.lr_schedule = Some(name.parse::<LrSchedule>()?);
     }
     if let Some(name) = &args.integrator {
         config.model.integrator = IntegratorKind::ALL

@@ -93,6 +93,17 @@ pub enum LrSchedule {
     Cosine,
 }
 
+impl std::str::FromStr for LrSchedule {
+    type Err = anyhow::Error;
+
+    /// A schedule by the name it has in `config.json` (any case).
+    fn from_str(name: &str) -> Result<Self> {
+        serde_json::from_value(serde_json::Value::String(name.to_ascii_lowercase())).map_err(|_| {
+            anyhow::anyhow!("unknown learning-rate schedule '{name}' (known: constant, cosine)")
+        })
+    }
+}
+
 impl TrainConfig {
     /// The learning rate of optimisation step `step`.
     pub fn lr_at(&self, step: usize) -> f64 {
@@ -700,6 +711,8 @@ mod tests {
         let old = json.replace(r#","lr_schedule":"cosine""#, "");
         let loaded: TrainConfig = serde_json::from_str(&old).unwrap();
         assert_eq!(loaded.lr_schedule, None);
+        assert_eq!("Cosine".parse::<LrSchedule>().unwrap(), LrSchedule::Cosine);
+        assert!("step".parse::<LrSchedule>().is_err());
     }
 
     /// Frames whose every pixel holds the frame's index, `[batch 2, W, 3, 2, 2]`.
