@@ -38,7 +38,7 @@ pub enum Command {
     Train(TrainArgs),
     /// Time full training steps (rollout, backward, Adam) of a preset on synthetic frames.
     Bench {
-        /// Model preset: paper, campusai or tiny.
+        /// Model preset: paper, campusai, tiny or vector (a 2-vector state).
         #[arg(long, default_value = "paper")]
         preset: String,
         /// Sequences per step.
@@ -324,10 +324,12 @@ pub struct TrainArgs {
     /// or runs/DATA-PRESET-N if that exists].
     #[arg(long)]
     pub run: Option<PathBuf>,
-    /// Model preset: tiny (quick, CPU), paper (DeepMind's hgn_paper_config) or campusai
-    /// (the CampusAI/ReScience layout).
-    #[arg(long, default_value = "tiny")]
-    pub preset: String,
+    /// Model preset: vector (small networks, a 2-vector state), tiny (the same networks with
+    /// 4×4 latent maps), paper (DeepMind's hgn_paper_config) or campusai (the CampusAI/ReScience
+    /// layout) [default: vector for a system with one degree of freedom, such as the pendulum;
+    /// tiny otherwise].
+    #[arg(long)]
+    pub preset: Option<String>,
     /// A run config file (JSON, as written to RUN/config.json) instead of a preset.
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
@@ -358,12 +360,12 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub rollout_steps: Option<usize>,
     /// Train both directions of time: half the steps infer the state at a window's last frame
-    /// and integrate backward [default: the preset's: on for tiny; off elsewhere, and a
+    /// and integrate backward [default: the preset's: on for vector and tiny; off elsewhere, and a
     /// --config file's `train.bidirectional` turns it off].
     #[arg(long)]
     pub bidirectional: bool,
     /// Make q and p vectors of this many dimensions, with MLP energies, instead of latent maps
-    /// [default: the preset's].
+    /// [default: the preset's: 2 for vector, latent maps for the others].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub latent_dim: Option<usize>,
     /// The paper's "deterministic" ablation: z = encoder mean, no KL.
@@ -615,7 +617,23 @@ fn run_train(args: TrainArgs) -> Result<()> {
     };
     let mut config = match &args.config {
         Some(path) => RunConfig::load(path)?,
-        None => RunConfig::preset(&args.preset)?,
+        None => {
+            let preset = match &args.preset {
+                Some(name) => name.clone(),
+                None => {
+                    // A missing default dataset is generated below: the pendulum.
+                    let coordinates = match crate::data::format::DatasetMeta::load(&data) {
+                        Ok(meta) => meta.state_names.len(),
+                        Err(_) => find_system("pendulum")
+                            .expect("built in")
+                            .state_names()
+                            .len(),
+                    };
+                    RunConfig::default_preset(coordinates).to_string()
+                }
+            };
+            RunConfig::preset(&preset)?
+        }
     };
     if let Some(steps) = args.steps {
         config.train.steps = steps;

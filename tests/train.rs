@@ -201,6 +201,71 @@ fn training_reduces_the_reconstruction_error() {
 }
 
 #[test]
+fn the_default_preset_follows_the_systems_degrees_of_freedom() {
+    // One step without --preset: the pendulum (one degree of freedom) gets the vector preset's
+    // 2-vector state, two bodies the latent maps of tiny; a named preset and --latent-dim win.
+    let tmp = tempfile::tempdir().unwrap();
+    for (system, flags, preset, dim) in [
+        ("pendulum", &[][..], "vector", Some(2)),
+        ("two-body", &[][..], "tiny", None),
+        (
+            "two-body",
+            &["--preset", "vector", "--latent-dim", "3"][..],
+            "vector",
+            Some(3),
+        ),
+    ] {
+        let data = tmp.path().join(system);
+        if !data.exists() {
+            let out = hgn(&[
+                "generate",
+                "--system",
+                system,
+                "--out",
+                data.to_str().unwrap(),
+                "--train",
+                "4",
+                "--test",
+                "2",
+                "--seq-len",
+                "14",
+                "--test-seq-len",
+                "14",
+                "-q",
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let run = tmp.path().join(format!("run-{system}-{preset}"));
+        let mut args = vec![
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "-q",
+        ];
+        args.extend_from_slice(flags);
+        let out = hgn(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config = RunConfig::load(&run.join("config.json")).unwrap();
+        assert_eq!(config.preset, preset, "{system} {flags:?}");
+        assert_eq!(config.model.latent_dim, dim, "{system} {flags:?}");
+    }
+}
+
+#[test]
 fn bad_training_requests_get_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

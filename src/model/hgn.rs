@@ -65,9 +65,10 @@ pub struct HgnConfig {
     /// `Some(d)`: `q` and `p` are `d`-vectors (held as `[batch, d, 1, 1]`) instead of
     /// `latent_channels` maps of `S/8 × S/8`. The encoder ends in a linear layer, f_ψ and the
     /// energies are MLPs, and the decoder is a spatial broadcast decoder of width `2 × hidden`
-    /// (`paper` layout only). On the pendulum, in the quick start's time (three times its
-    /// steps, the step being cheaper), a 2-vector beats the `tiny` preset's Table 1 error and
-    /// halves its extrapolation error, but renders blurrier bodies (README, "What to expect").
+    /// (`paper` layout only). On the pendulum, in the same time (three times the steps, the
+    /// step being cheaper), a 2-vector beats the `tiny` preset's Table 1 error and halves its
+    /// extrapolation error, but renders blurrier bodies (README, "What to expect"); it is the
+    /// quick start's [`HgnConfig::vector`].
     #[config(default = "None")]
     pub latent_dim: Option<usize>,
 }
@@ -78,7 +79,7 @@ impl HgnConfig {
         Self::new()
     }
 
-    /// A small model for the quick start and tests: the same structure with 16 channels and
+    /// A small model for CPUs, tests and `hgn table1 --scale tiny`: the same structure with 16 channels and
     /// 4 + 4 latent channels, 10-frame rollouts (5 inference frames, 9 steps), the paper's
     /// "deterministic" variant, and a fixed quadratic kinetic energy `K(p) = |p|²/2` in place of
     /// the learned `K(p)` net. A freshly initialised `K` net gives nearly zero velocity, so
@@ -92,6 +93,13 @@ impl HgnConfig {
             .with_rollout_steps(9)
             .with_variational(false)
             .with_kinetic_mass(Some(1.0))
+    }
+
+    /// The quick start's model: [`HgnConfig::tiny`] with `q` and `p` as 2-vectors
+    /// ([`HgnConfig::latent_dim`]), for systems with one degree of freedom (see
+    /// [`crate::train::RunConfig::default_preset`]).
+    pub fn vector() -> Self {
+        Self::tiny().with_latent_dim(Some(2))
     }
 
     /// The CampusAI/ReScience layout (reference §4.3): stride-1 encoder to a 48×32×32 `z`,
