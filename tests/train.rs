@@ -12,18 +12,26 @@ use hgn::train::{MetricsLine, RunConfig};
 
 /// A small 32×32 pendulum dataset with 8-frame sequences.
 fn dataset(dir: &Path) {
+    generate(dir, "pendulum", 24, 8, 8);
+}
+
+/// `hgn generate` of `train` and `test` sequences of `len` frames, which must succeed.
+fn generate(dir: &Path, system: &str, train: usize, test: usize, len: usize) {
+    let (train, test, len) = (train.to_string(), test.to_string(), len.to_string());
     let out = hgn(&[
         "generate",
+        "--system",
+        system,
         "--out",
         dir.to_str().unwrap(),
         "--train",
-        "24",
+        &train,
         "--test",
-        "8",
+        &test,
         "--seq-len",
-        "8",
+        &len,
         "--test-seq-len",
-        "8",
+        &len,
         "-q",
     ]);
     assert!(
@@ -217,27 +225,7 @@ fn the_default_preset_follows_the_systems_degrees_of_freedom() {
     ] {
         let data = tmp.path().join(system);
         if !data.exists() {
-            let out = hgn(&[
-                "generate",
-                "--system",
-                system,
-                "--out",
-                data.to_str().unwrap(),
-                "--train",
-                "4",
-                "--test",
-                "2",
-                "--seq-len",
-                "14",
-                "--test-seq-len",
-                "14",
-                "-q",
-            ]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            generate(&data, system, 4, 2, 14);
         }
         let run = tmp.path().join(format!("run-{system}-{preset}"));
         let mut args = vec![
