@@ -761,6 +761,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
         summary.baseline_mse,
         run.display()
     );
+    if !args.quiet {
+        let r = run.display();
+        eprintln!(
+            "next: hgn eval --run {r}; hgn rollout --run {r} --out rollout.gif; hgn plot --run {r}"
+        );
+    }
     Ok(())
 }
 
