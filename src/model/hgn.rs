@@ -82,9 +82,10 @@ impl HgnConfig {
     /// A small model for CPUs, tests and `hgn table1 --scale tiny`: the same structure with 16
     /// channels and 4 + 4 latent channels, 10-frame rollouts (5 inference frames, 9 steps), the
     /// paper's "deterministic" variant, and a fixed quadratic kinetic energy `K(p) = |p|²/2` in
-    /// place of the learned `K(p)` net. A freshly initialised `K` net gives nearly zero velocity, so
-    /// predictions start out static and training first settles on a blurred average; with
-    /// `dq/dt = p` the model reached the test MSE of 1,200 steps with a learned `K` in about 600.
+    /// place of the learned `K(p)` net. A freshly initialised `K` net gives nearly zero
+    /// velocity, so predictions start out static and training first settles on a blurred
+    /// average; with `dq/dt = p` the model reached the test MSE of 1,200 steps with a learned `K`
+    /// in about 600.
     pub fn tiny() -> Self {
         Self::new()
             .with_hidden(16)
