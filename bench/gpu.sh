@@ -19,7 +19,7 @@ say "== machine"
 run nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 run python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
-say "== paper preset, batch 16, 29 rollout steps"
+say "== paper preset (reconstruct: 31 frames in, 30 steps back), batch 16"
 T=150 run "$hgn" bench --device vulkan --preset paper --batch-size 16 --steps 10
 T=60 run python3 bench/torch_hgn.py --device cuda --batch-size 16 --steps 10
 say "== paper preset, batch 128"

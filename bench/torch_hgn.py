@@ -3,8 +3,11 @@
 
 DeepMind's hgn_paper_config architecture (reference D1) in PyTorch, NCHW:
 encoder (3 strided blocks, TF SAME/VALID padding) -> z 32x4x4 -> 5-conv latent transform ->
-(q, p) 16x4x4 each -> separable H = K(p) + U(q) conv nets with softplus -> 29 leapfrog steps
+(q, p) 16x4x4 each -> separable H = K(p) + U(q) conv nets with softplus -> leapfrog steps
 (kick-drift-kick, force reused between steps) -> decoder from q only -> GECO loss -> Adam.
+The window follows the preset's protocol (reference D3): `reconstruct` (the default, as the
+`paper` preset: all 31 frames in, 30 steps back, 31 targets) or `forecast` (5 frames in,
+29 steps forward, 30 targets).
 
 Unlike hgn, which writes dH/dq and dH/dp as explicit tensor operations, this twin takes them
 with torch.autograd.grad(create_graph=True), i.e. true double backward, as the public
@@ -148,24 +151,28 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rollout-steps", type=int, default=29)
+    ap.add_argument("--protocol", choices=["reconstruct", "forecast"], default="reconstruct")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    model = Hgn().to(device)
+    reconstruct = args.protocol == "reconstruct"
+    k, steps, dt = (31, 30, -0.125) if reconstruct else (5, 29, 0.125)
+    model = Hgn(frames=k).to(device)
     optim = torch.optim.Adam(model.parameters(), lr=1.5e-4, eps=1e-8)
-    b, steps = args.batch_size, args.rollout_steps
-    frames = torch.rand(b, 5 + steps, 3, 32, 32, device=device)
+    b = args.batch_size
+    window = k if reconstruct else k + steps
+    frames = torch.rand(b, window, 3, 32, 32, device=device)
     noise = torch.randn(b, 32, 4, 4, device=device)
     times = []
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
-        inference = frames[:, :5].clone().requires_grad_(False)
-        targets = frames[:, 4:]
-        recon, mean, log_scale = model(inference, noise, steps)
+        inference = frames[:, :k].clone().requires_grad_(False)
+        # Rollout state i is frame k - 1 + i forward, frame W - 1 - i backward.
+        targets = frames.flip(1) if reconstruct else frames[:, k - 1:]
+        recon, mean, log_scale = model(inference, noise, steps, dt)
         mse = ((recon - targets) ** 2).mean()
         t, c, h, w = targets.shape[1:]
         kl = 0.5 * (mean ** 2 + (2 * log_scale).exp() - 2 * log_scale - 1).sum() / (b * t * c * h * w)
@@ -187,7 +194,7 @@ def main():
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         where = f"{args.threads} threads"
     print(f"torch {torch.__version__}: median {median:.1f} ms/step, {b * 1e3 / median:.2f} sequences/s, "
-          f"peak memory {peak_mib:.0f} MiB ({where}, batch {b}, {steps} rollout steps)")
+          f"peak memory {peak_mib:.0f} MiB ({where}, batch {b}, {args.protocol}, {steps} rollout steps)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ use burn::tensor::{Distribution, Tensor};
 
 use crate::device::DeviceArg;
 use crate::model::loss;
-use crate::train::{RunConfig, window_parts};
+use crate::train::RunConfig;
 
 /// What `hgn bench` measured.
 #[derive(Debug, Clone)]
@@ -47,20 +47,26 @@ pub fn bench(
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let b = config.train.batch_size;
     let s = m.image_size;
-    let frames = Tensor::<5>::random([b, m.window_len(), 3, s, s], Distribution::Default, &dev);
+    let window = config.window();
+    let direction = window.direction(false);
+    let frames = Tensor::<5>::random([b, window.len(), 3, s, s], Distribution::Default, &dev);
     let (z_channels, z_size) = m.z_shape();
     let noise = Tensor::<4>::random(
         [b, z_channels, z_size, z_size],
         Distribution::Normal(0.0, 1.0),
         &dev,
     );
-    let k = m.num_inference_frames;
     let all_states: Vec<usize> = (0..=m.rollout_steps).collect();
     let mut step_ms = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let start = Instant::now();
-        let (inference, targets) = window_parts(frames.clone(), k, &all_states, false);
-        let output = model.forward(inference, Some(noise.clone()), m.dt, m.rollout_steps);
+        let (inference, targets) = window.parts(frames.clone(), &all_states, direction);
+        let output = model.forward(
+            inference,
+            Some(noise.clone()),
+            direction.signed(m.dt),
+            m.rollout_steps,
+        );
         let parts = loss(&model, &output, targets, config.objective);
         let grads = GradientsParams::from_grads(parts.total.backward(), &model);
         model = optim.step(config.train.learning_rate, model, grads);

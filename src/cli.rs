@@ -54,6 +54,9 @@ pub enum Command {
     /// Evaluate a run: the paper's Table 1 MSE, extrapolation, VPT and learned energy
     /// (writes RUN/eval.json).
     Eval(EvalArgs),
+    /// The physics oracle of a dataset: the exact system fitted to the frames a model's encoder
+    /// sees, scored with the Table 1 metric, beside the noise floor and the mean-frame baseline.
+    Oracle(OracleArgs),
     /// Draw a run's predictions (truth, prediction, difference) as an animated GIF or PNG strip:
     /// forward, backward, faster or slower, or sampled from the prior.
     Rollout(RolloutArgs),
@@ -94,6 +97,10 @@ pub enum Command {
             default_value = "leapfrog,euler,deterministic,no-f-psi"
         )]
         variants: Vec<String>,
+        /// Window protocol of every run: reconstruct (the paper's Table 1: all 31 frames seen,
+        /// state at the last, rolled back over them) or forecast (5 frames in, 30 forward).
+        #[arg(long, default_value = "reconstruct")]
+        protocol: String,
         /// Working and output folder (datasets, runs, table1.md) [default: table1-SCALE].
         #[arg(long)]
         out: Option<PathBuf>,
@@ -268,6 +275,45 @@ pub struct EvalArgs {
     /// Device for the rollouts: cpu, wgpu[:N] or vulkan[:N].
     #[arg(long, default_value = "cpu")]
     pub device: crate::device::DeviceArg,
+    /// Skip the physics oracle (the exact system fitted to the same frames).
+    #[arg(long)]
+    pub no_oracle: bool,
+    /// Posterior draws per sequence for the oracle's expected image.
+    #[arg(long, default_value = "64", allow_negative_numbers = true, value_parser = parse_count)]
+    pub oracle_draws: usize,
+    /// Keep each sequence's Table 1 figures (model, baseline, oracles) in the report.
+    #[arg(long)]
+    pub per_sequence: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Flags of `hgn oracle`.
+#[derive(Debug, Args)]
+pub struct OracleArgs {
+    /// The dataset folder.
+    #[arg(long, default_value = "data/pendulum")]
+    pub data: PathBuf,
+    /// The split scored.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: SplitArg,
+    /// At most this many sequences (the first ones).
+    #[arg(long, default_value = "200", allow_negative_numbers = true, value_parser = parse_count)]
+    pub sequences: usize,
+    /// forecast (fit frames 0..K, score the 30 from K − 1) or reconstruct (fit and score the
+    /// first K frames).
+    #[arg(long, default_value = "forecast")]
+    pub protocol: String,
+    /// K: frames fitted [default: 5 for forecast, 31 for reconstruct].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub inference_frames: Option<usize>,
+    /// Posterior draws per sequence for the expected image.
+    #[arg(long, default_value = "64", allow_negative_numbers = true, value_parser = parse_count)]
+    pub draws: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -356,9 +402,18 @@ pub struct TrainArgs {
     /// many steps [default: the preset's; 0 turns it off].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub curriculum: Option<usize>,
-    /// Rollout steps after the inferred state [default: the preset's].
+    /// Rollout steps after the inferred state [default: the preset's; under reconstruct,
+    /// --inference-frames − 1].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub rollout_steps: Option<usize>,
+    /// Window protocol: forecast (K frames in, roll forward) or reconstruct (the whole window in,
+    /// state at its last frame, roll backward over it; the paper's Table 1) [default: the
+    /// preset's: reconstruct for paper, forecast for the others].
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// Frames the encoder sees (K; under reconstruct the whole window) [default: the preset's].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub inference_frames: Option<usize>,
     /// Train both directions of time: half the steps infer the state at a window's last frame
     /// and integrate backward [default: the preset's: on for vector and tiny; off elsewhere, and a
     /// --config file's `train.bidirectional` turns it off].
@@ -521,20 +576,26 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(args) => run_eval(args),
+        Command::Oracle(args) => run_oracle(args),
         Command::Flow { command } => run_flow(command),
         Command::Table1 {
             scale,
             systems,
             variants,
+            protocol,
             out,
             device,
             quiet,
         } => {
+            let protocol: crate::protocol::Protocol = protocol.parse()?;
             let opts = crate::table1::Table1Options {
                 scale,
                 systems,
                 variants,
-                out: out.unwrap_or_else(|| PathBuf::from(format!("table1-{}", scale.name()))),
+                protocol,
+                out: out.unwrap_or_else(|| {
+                    PathBuf::from(format!("table1-{}-{protocol}", scale.name()))
+                }),
                 device,
                 progress: !quiet && std::io::stderr().is_terminal(),
             };
@@ -664,6 +725,21 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let Some(c) = args.curriculum {
         config.train.curriculum_steps = (c > 0).then_some(c);
     }
+    if let Some(name) = &args.protocol {
+        config.protocol = name.parse::<crate::protocol::Protocol>()?;
+        if config.protocol == crate::protocol::Protocol::Reconstruct {
+            // Reconstruct always rolls backward over the window it saw.
+            config.train.bidirectional = false;
+        }
+    }
+    if let Some(k) = args.inference_frames {
+        config.model.num_inference_frames = k;
+    }
+    if config.protocol == crate::protocol::Protocol::Reconstruct
+        && (args.protocol.is_some() || args.inference_frames.is_some())
+    {
+        config.model.rollout_steps = config.model.num_inference_frames.saturating_sub(1);
+    }
     if let Some(r) = args.rollout_steps {
         config.model.rollout_steps = r;
     }
@@ -685,6 +761,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         || args.no_f_psi
         || args.curriculum.is_some()
         || args.rollout_steps.is_some()
+        || args.protocol.is_some()
+        || args.inference_frames.is_some()
         || args.bidirectional
         || args.latent_dim.is_some()
         || args.config.is_some();
@@ -976,13 +1054,79 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         max_sequences: args.sequences,
         progress: !args.quiet && std::io::stderr().is_terminal(),
         device: args.device,
+        oracle: (!args.no_oracle).then(|| crate::oracle::OracleOptions {
+            draws: args.oracle_draws.max(2),
+            seed: 0,
+        }),
+        per_sequence: args.per_sequence,
     };
     let report = crate::eval::evaluate_run(&opts)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.table());
-        println!("wrote {}", args.run.join(crate::eval::EVAL_FILE).display());
+        println!("wrote {}", args.run.join(crate::run::EVAL_FILE).display());
+    }
+    Ok(())
+}
+
+fn run_oracle(args: OracleArgs) -> Result<()> {
+    use crate::data::format::Split;
+    use crate::protocol::Protocol;
+    let split = match args.split {
+        SplitArg::Train => Split::Train,
+        SplitArg::Test => Split::Test,
+        SplitArg::Both => anyhow::bail!("--split takes train or test"),
+    };
+    let protocol: Protocol = args.protocol.parse()?;
+    let k = args.inference_frames.unwrap_or(match protocol {
+        Protocol::Forecast => 5,
+        Protocol::Reconstruct => 31,
+    });
+    let opts = crate::oracle::DatasetOracleOptions {
+        data: args.data.clone(),
+        split,
+        max_sequences: args.sequences,
+        protocol,
+        inference_frames: k,
+        scored_frames: crate::eval::TABLE1_FRAMES,
+        oracle: crate::oracle::OracleOptions {
+            draws: args.draws.max(2),
+            seed: 0,
+        },
+    };
+    let bar = crate::progress::bar(
+        args.sequences as u64,
+        !args.quiet && std::io::stderr().is_terminal(),
+        "oracle {bar:25.cyan/blue} {pos}/{len} sequences  eta {eta}",
+    );
+    let report = crate::oracle::dataset_oracle(&opts, &|done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let f = &report.frames;
+        println!(
+            "hgn oracle: {} {} split, {} sequences, {} protocol (fit frames {}..{}, score frames {}..{}), {} draws",
+            report.data.display(),
+            report.split,
+            report.sequences,
+            report.protocol,
+            f.fitted[0],
+            f.fitted[f.fitted.len() - 1] + 1,
+            f.scored[0],
+            f.scored[f.scored.len() - 1] + 1,
+            report.draws
+        );
+        println!("{:<40}{:>10}", "per-pixel MSE ×1e4", "");
+        for (name, v) in [
+            ("expected-image oracle", report.expected_x1e4),
+            ("point oracle", report.point_x1e4),
+            ("noise floor", report.noise_floor_x1e4),
+            ("mean-frame baseline", report.baseline_x1e4),
+        ] {
+            println!("  {name:<38}{v:>10.2}");
+        }
     }
     Ok(())
 }

@@ -1,16 +1,22 @@
-//! `hgn eval`: the paper's and DeepMind's metrics on a trained run (reference D5, §10).
+//! `hgn eval`: the paper's and DeepMind's metrics on a trained run (reference D5, D6, §10), under
+//! the run's protocol (D3, [`crate::protocol`]).
 //!
 //! Every sequence of a split is predicted twice from the posterior mean (no sampling, so the
 //! figures are deterministic): **forward**, inferring the state at frame `K − 1` from frames
-//! `0..K` and integrating with `+dt`; **backward**, inferring the state at the last frame from the
-//! last `K` frames (in their recorded order, as in training) and integrating with `−dt` into the
-//! past. Both run the same number of steps, `min(L − K, max(29, rollout_steps + 60))` for
-//! sequences of `L` frames. From those rollouts:
+//! `0..K` and integrating with `+dt` for `min(L − K, max(29, rollout_steps + 60))` steps
+//! (sequences of `L` frames); **backward**, with `−dt`: under `forecast` from the state inferred
+//! at the last frame from the last `K` frames, as many steps; under `reconstruct` the
+//! reconstruction itself, from the state inferred at frame `W − 1` of the first window, `W − 1`
+//! steps back to frame 0. From those rollouts:
 //!
-//! - **Table 1** (paper): per-element MSE over the first 30 predicted frames of the forward
-//!   rollout, averaged per sequence, then mean ± 95 % t confidence interval over sequences, ×1e4;
-//! - **window / extrapolation** (DeepMind): MSE and `l2_norm` over the training window (the
-//!   first `rollout_steps + 1` predicted frames) and over up to 60 frames past it;
+//! - **Table 1** (paper): per-element MSE averaged per sequence, then mean ± 95 % t confidence
+//!   interval over sequences, ×1e4, over the first 30 predicted frames of the forward rollout
+//!   (`forecast`) or over all `W` frames of the reconstruction (`reconstruct`); beside it the
+//!   mean-frame baseline and the physics oracle ([`crate::oracle`]) on the same frames, and the
+//!   model's ratio to the expected-image oracle;
+//! - **window / extrapolation** (DeepMind): MSE and `l2_norm` over the frames of the training
+//!   window (forecast: the first `rollout_steps + 1` predicted frames; reconstruct: the inferred
+//!   frame forward, all `W` backward) and over up to 60 frames past it;
 //! - **VPT**: per sequence the first predicted frame with MSE / mean(x²) > 0.025, median over
 //!   sequences (`vpt_abs`, in steps) and divided by the frames predicted (`vpt_rel`);
 //! - **energy**: the learned `H(q_t, p_t)` along the forward rollout: mean and max of
@@ -24,18 +30,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::dataset::{SequenceDataset, batch_tensor};
 use crate::data::format::Split;
-use crate::export::load_run_on;
 use crate::metrics;
 use crate::model::Hgn;
 use crate::model::LatentHamiltonian;
+use crate::oracle::{OracleData, OracleFrames, OracleOptions};
+use crate::protocol::{Direction, Protocol, Window};
+use crate::run::{EVAL_FILE, RunDir, write_atomic};
 use crate::train::RunConfig;
 
 /// Frames of the paper's Table 1 rollouts.
 pub const TABLE1_FRAMES: usize = 30;
 /// Extrapolation steps past the training window (DeepMind's `num_extrapolation_steps`).
 pub const EXTRAPOLATION_STEPS: usize = 60;
-/// Name of the report written into the run folder.
-pub const EVAL_FILE: &str = "eval.json";
 /// Sequences per forward pass.
 const CHUNK: usize = 32;
 
@@ -54,6 +60,10 @@ pub struct EvalOptions {
     pub progress: bool,
     /// Device the rollouts run on.
     pub device: crate::device::DeviceArg,
+    /// Compute the physics oracle with these settings (`None`: skip it).
+    pub oracle: Option<OracleOptions>,
+    /// Keep each sequence's Table 1 figures in the report ([`SplitReport::per_sequence`]).
+    pub per_sequence: bool,
 }
 
 /// Rollouts of a batch of sequences, as plain arrays.
@@ -70,20 +80,20 @@ pub struct Prediction {
     pub p: Vec<Vec<Vec<f64>>>,
 }
 
-/// Rolls out the model from the inference frames of `frames` (`[B, T, 3, S, S]`, `T ≥ K`):
-/// forward from frames `0..K`, or backward (`−dt`) from the last `K` frames. The posterior mean is
-/// used unless `noise` is given.
+/// Rolls out the model, from the posterior mean, from the inference frames of `frames`
+/// (`[B, T, 3, S, S]`, `T ≥ K`) that `window` picks for `direction`: forward from frames `0..K`,
+/// or backward (`−dt`) from the last `K` frames.
 pub fn predict(
     model: &Hgn,
+    window: &Window,
     frames: Tensor<5>,
-    k: usize,
     dt: f64,
     steps: usize,
-    backward: bool,
+    direction: Direction,
 ) -> Prediction {
-    let inference = crate::train::inference_frames(frames, k, backward);
+    let inference = window.inference(frames, direction);
     let (q, p, _, _) = model.infer(inference, None);
-    predict_from_state(model, q, p, if backward { -dt } else { dt }, steps)
+    predict_from_state(model, q, p, direction.signed(dt), steps)
 }
 
 /// Rolls out the model from the latent state `(q, p)` (`[B, L, s, s]` each) with step `dt`.
@@ -186,6 +196,38 @@ pub struct EnergyReport {
     pub abs_drift_per_step: f64,
 }
 
+/// The physics oracle on the Table 1 frames of the evaluated sequences (reference D6).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OracleReport {
+    /// The frames fitted and scored.
+    pub frames: OracleFrames,
+    /// Posterior draws per sequence for the expected image.
+    pub draws: usize,
+    /// The fitted state rendered sharp, ×1e4.
+    pub point_x1e4: Interval,
+    /// The posterior-averaged image (the MSE-optimal prediction), ×1e4.
+    pub expected_x1e4: Interval,
+    /// The clean states rendered, against the noisy targets, ×1e4.
+    pub noise_floor_x1e4: Interval,
+    /// The model's Table 1 mean divided by the expected-image oracle's.
+    pub model_ratio: f64,
+    /// The mean-frame baseline divided by the expected-image oracle.
+    pub baseline_ratio: f64,
+}
+
+/// Each evaluated sequence's Table 1 figures (×1e4), index `i` = sequence `i` of the split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PerSequence {
+    /// The model.
+    pub model: Vec<f64>,
+    /// The mean-frame baseline.
+    pub baseline: Vec<f64>,
+    /// The expected-image oracle (empty without the oracle).
+    pub oracle_expected: Vec<f64>,
+    /// The point oracle (empty without the oracle).
+    pub oracle_point: Vec<f64>,
+}
+
 /// Every figure for one split.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SplitReport {
@@ -195,14 +237,22 @@ pub struct SplitReport {
     pub sequences: usize,
     /// Frames per sequence in the dataset.
     pub seq_len: usize,
-    /// Steps of each rollout (forward and backward).
+    /// Steps of the forward rollouts (and of the backward ones under `forecast`; under
+    /// `reconstruct` those run `W − 1`).
     pub steps: usize,
-    /// Frames in the Table 1 average (30 unless the sequences are shorter).
+    /// Frames in the Table 1 average (forecast: 30 unless the sequences are shorter;
+    /// reconstruct: the window's `W`).
     pub table1_frames: usize,
     /// The paper's metric: MSE × 1e4 over the Table 1 frames, mean ± 95 % CI over sequences.
     pub table1_mse_x1e4: Interval,
     /// The mean training frame as a prediction, on the same frames, × 1e4.
     pub baseline_mse_x1e4: f64,
+    /// The physics oracle on the same frames (absent when not computed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<OracleReport>,
+    /// Each sequence's Table 1 figures, in sequence order (only when asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_sequence: Option<PerSequence>,
     /// Forward rollouts.
     pub forward: DirectionReport,
     /// Backward rollouts.
@@ -222,6 +272,10 @@ pub struct EvalReport {
     pub checkpoint_step: usize,
     /// Preset name of the run.
     pub preset: String,
+    /// The window protocol every number follows (absent in reports written before it existed:
+    /// forecast).
+    #[serde(default)]
+    pub protocol: Protocol,
     /// Integrator of the model.
     pub integrator: String,
     /// Model time step.
@@ -269,27 +323,13 @@ pub fn open_split(data: &Path, split: Split, config: &RunConfig) -> Result<Seque
     Ok(set)
 }
 
-/// The step of a run's checkpoint.
-pub fn checkpoint_step(run: &Path) -> Result<usize> {
-    let path = run.join("checkpoint").join("state.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
-    value["step"]
-        .as_u64()
-        .map(|s| s as usize)
-        .with_context(|| format!("{} is damaged (no step)", path.display()))
-}
-
 /// Runs the evaluation, writes `RUN/eval.json` and returns the report.
 pub fn evaluate_run(opts: &EvalOptions) -> Result<EvalReport> {
     let report = evaluate_run_in_memory(opts)?;
-    let path = opts.run.join(EVAL_FILE);
-    let tmp = opts.run.join(format!(".{EVAL_FILE}.tmp"));
-    std::fs::write(&tmp, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    write_atomic(
+        &opts.run.join(EVAL_FILE),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
     Ok(report)
 }
 
@@ -298,16 +338,17 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
     ensure!(opts.max_sequences >= 1, "--sequences must be at least 1");
     ensure!(!opts.splits.is_empty(), "no split to evaluate");
     let device = opts.device.device()?;
-    let (config, model) = load_run_on(&opts.run, &device)?;
+    let run = RunDir::new(&opts.run);
+    let (config, model) = run.load(&device)?;
     let data = dataset_of(&opts.run, &config, opts.data.as_deref())?;
-    let step = checkpoint_step(&opts.run)?;
+    let step = run.checkpoint_step()?;
     // The baseline is the mean frame of the training split, as during training.
     let train = open_split(&data, Split::Train, &config)?;
     let mean_frame = train.mean_frame(1000)?;
     let mut splits = Vec::new();
     for &split in &opts.splits {
         let set = open_split(&data, split, &config)?;
-        splits.push(evaluate_split(
+        let mut report = evaluate_split(
             &model,
             &config,
             &set,
@@ -316,7 +357,20 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
             opts.max_sequences,
             opts.progress,
             &device,
-        )?);
+        )?;
+        if let Some(oracle) = &opts.oracle {
+            let (summary, scores) =
+                oracle_report(&data, split, &config, &report, oracle, opts.progress)?;
+            report.oracle = Some(summary);
+            if let Some(per) = report.per_sequence.as_mut() {
+                per.oracle_expected = scores.iter().map(|s| s.expected).collect();
+                per.oracle_point = scores.iter().map(|s| s.point).collect();
+            }
+        }
+        if !opts.per_sequence {
+            report.per_sequence = None;
+        }
+        splits.push(report);
     }
     let m = &config.model;
     Ok(EvalReport {
@@ -324,6 +378,7 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
         data,
         checkpoint_step: step,
         preset: config.preset.clone(),
+        protocol: config.protocol,
         integrator: m.integrator.name().to_string(),
         dt: m.dt,
         inference_frames: m.num_inference_frames,
@@ -381,7 +436,49 @@ impl DirectionSums {
     }
 }
 
-/// Steps of the evaluation rollouts for sequences of `seq_len` frames.
+/// The physics oracle on the Table 1 frames of `report`'s sequences, and each sequence's scores.
+pub fn oracle_report(
+    data: &Path,
+    split: Split,
+    config: &RunConfig,
+    report: &SplitReport,
+    opts: &OracleOptions,
+    progress: bool,
+) -> Result<(OracleReport, Vec<crate::oracle::SequenceOracle>)> {
+    let oracle = OracleData::open(data, split)?;
+    let frames = OracleFrames::of(
+        config.protocol,
+        config.model.num_inference_frames,
+        report.table1_frames,
+    );
+    let n = report.sequences;
+    let bar = crate::progress::bar(
+        n as u64,
+        progress,
+        &format!(
+            "oracle {:5} {{bar:25.cyan/blue}} {{pos}}/{{len}} sequences  eta {{eta}}",
+            split.name()
+        ),
+    );
+    let scores = oracle.sequences(n, &frames, opts, &|done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    let pick = |f: fn(&crate::oracle::SequenceOracle) -> f64| -> Vec<f64> {
+        scores.iter().map(f).collect()
+    };
+    let expected = Interval::of(&pick(|s| s.expected));
+    let summary = OracleReport {
+        frames,
+        draws: opts.draws,
+        point_x1e4: Interval::of(&pick(|s| s.point)),
+        model_ratio: report.table1_mse_x1e4.mean / expected.mean,
+        baseline_ratio: report.baseline_mse_x1e4 / expected.mean,
+        expected_x1e4: expected,
+        noise_floor_x1e4: Interval::of(&pick(|s| s.noise_floor)),
+    };
+    Ok((summary, scores))
+}
+
+/// Steps of the forward evaluation rollouts for sequences of `seq_len` frames.
 pub fn eval_steps(config: &RunConfig, seq_len: usize) -> usize {
     let m = &config.model;
     let wanted = (TABLE1_FRAMES - 1).max(m.rollout_steps + EXTRAPOLATION_STEPS);
@@ -400,12 +497,28 @@ fn evaluate_split(
     device: &Device,
 ) -> Result<SplitReport> {
     let m = &config.model;
+    let spec = config.window();
     let k = m.num_inference_frames;
     let len = set.seq_len;
     let steps = eval_steps(config, len);
     let frames_predicted = steps + 1;
-    let window = m.rollout_steps + 1;
-    let table1_frames = TABLE1_FRAMES.min(frames_predicted);
+    let reconstruct = config.protocol == Protocol::Reconstruct;
+    // The training window's frames in each direction, and the backward rollout's sequence.
+    let (window_fwd, window_bwd) = if reconstruct {
+        (1, spec.len())
+    } else {
+        (m.rollout_steps + 1, m.rollout_steps + 1)
+    };
+    let (bwd_len, bwd_steps) = if reconstruct {
+        (spec.len(), spec.len() - 1)
+    } else {
+        (len, steps)
+    };
+    let table1_frames = if reconstruct {
+        spec.len()
+    } else {
+        TABLE1_FRAMES.min(frames_predicted)
+    };
     let frame_len = mean_frame.len();
     let n = set.num_sequences.min(max_sequences);
     let bar = crate::progress::bar(
@@ -426,32 +539,49 @@ fn evaluate_split(
             .map(|&i| set.read_window(i, 0, len))
             .collect::<Result<Vec<_>>>()?;
         let tensor = batch_tensor(sequences.clone(), len, set.image_size, device);
-        let fwd = predict(model, tensor.clone(), k, m.dt, steps, false);
-        let bwd = predict(model, tensor, k, m.dt, steps, true);
+        let [b, _, c, h, w] = tensor.dims();
+        let fwd = predict(
+            model,
+            &spec,
+            tensor.clone(),
+            m.dt,
+            steps,
+            Direction::Forward,
+        );
+        let bwd_frames = tensor.slice([0..b, 0..bwd_len, 0..c, 0..h, 0..w]);
+        let bwd = predict(
+            model,
+            &spec,
+            bwd_frames,
+            m.dt,
+            bwd_steps,
+            Direction::Backward,
+        );
         for (i, seq) in sequences.iter().enumerate() {
             // Forward: predicted frame t is recorded frame K − 1 + t.
             let truth_fwd = &seq[(k - 1) * frame_len..(k + steps) * frame_len];
-            let e = metrics::frame_errors(&fwd.frames[i], truth_fwd, frame_len);
-            table1.push(1e4 * metrics::mean(&e.mse[..table1_frames]));
-            let mean_seq: Vec<f32> = mean_frame.repeat(table1_frames);
-            let b = metrics::frame_errors(
-                &mean_seq,
-                &truth_fwd[..table1_frames * frame_len],
-                frame_len,
-            );
-            baseline.push(1e4 * metrics::mean(&b.mse));
-            forward.add(&e, window);
-            // Backward: predicted frame t is recorded frame L − 1 − t.
-            let truth_bwd: Vec<f32> = (0..frames_predicted)
+            let e_fwd = metrics::frame_errors(&fwd.frames[i], truth_fwd, frame_len);
+            // Backward: predicted frame t is recorded frame L' − 1 − t of the first L' frames.
+            let truth_bwd: Vec<f32> = (0..=bwd_steps)
                 .flat_map(|t| {
-                    let f = len - 1 - t;
+                    let f = bwd_len - 1 - t;
                     seq[f * frame_len..(f + 1) * frame_len].iter().copied()
                 })
                 .collect();
-            backward.add(
-                &metrics::frame_errors(&bwd.frames[i], &truth_bwd, frame_len),
-                window,
-            );
+            let e_bwd = metrics::frame_errors(&bwd.frames[i], &truth_bwd, frame_len);
+            // Table 1: the forecast's first frames, or the whole reconstruction.
+            let (scored, truth) = if reconstruct {
+                (&e_bwd, &truth_bwd[..])
+            } else {
+                (&e_fwd, truth_fwd)
+            };
+            table1.push(1e4 * metrics::mean(&scored.mse[..table1_frames]));
+            let mean_seq: Vec<f32> = mean_frame.repeat(table1_frames);
+            let base =
+                metrics::frame_errors(&mean_seq, &truth[..table1_frames * frame_len], frame_len);
+            baseline.push(1e4 * metrics::mean(&base.mse));
+            forward.add(&e_fwd, window_fwd);
+            backward.add(&e_bwd, window_bwd);
             let h = &fwd.energy[i];
             if h.iter().any(|v| !v.is_finite()) {
                 bail!(
@@ -477,8 +607,15 @@ fn evaluate_split(
         table1_frames,
         table1_mse_x1e4: Interval::of(&table1),
         baseline_mse_x1e4: metrics::mean(&baseline),
-        forward: forward.report(window, frames_predicted),
-        backward: backward.report(window, frames_predicted),
+        oracle: None,
+        per_sequence: Some(PerSequence {
+            model: table1,
+            baseline,
+            oracle_expected: vec![],
+            oracle_point: vec![],
+        }),
+        forward: forward.report(window_fwd, frames_predicted),
+        backward: backward.report(window_bwd, bwd_steps + 1),
         energy: EnergyReport {
             mean_energy: metrics::mean(&mean_h),
             avg_deficit: metrics::mean(&deficits),
@@ -496,10 +633,11 @@ impl EvalReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "hgn eval: {} (step {}, preset {}, {}, dt {}) on {}",
+            "hgn eval: {} (step {}, preset {}, {} protocol, {}, dt {}) on {}",
             self.run.display(),
             self.checkpoint_step,
             self.preset,
+            self.protocol,
             self.integrator,
             self.dt,
             self.data.display()
@@ -531,6 +669,31 @@ impl EvalReport {
             ),
         ];
         let mut rows = rows;
+        let oracle = |f: &dyn Fn(&OracleReport) -> String| {
+            col(&|s| s.oracle.as_ref().map_or_else(|| "-".to_string(), f))
+        };
+        if self.splits.iter().any(|s| s.oracle.is_some()) {
+            rows.push((
+                "oracle: expected image ×1e4".into(),
+                oracle(&|o| format!("{:.2}", o.expected_x1e4.mean)),
+            ));
+            rows.push((
+                "oracle: point ×1e4".into(),
+                oracle(&|o| format!("{:.2}", o.point_x1e4.mean)),
+            ));
+            rows.push((
+                "oracle: noise floor ×1e4".into(),
+                oracle(&|o| format!("{:.2}", o.noise_floor_x1e4.mean)),
+            ));
+            rows.push((
+                "model / expected-image oracle".into(),
+                oracle(&|o| format!("{:.3}", o.model_ratio)),
+            ));
+            rows.push((
+                "baseline / expected-image oracle".into(),
+                oracle(&|o| format!("{:.3}", o.baseline_ratio)),
+            ));
+        }
         for (name, pick) in [
             (
                 "forward",

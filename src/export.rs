@@ -23,9 +23,8 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::Result;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::store::ModuleRecord;
 use burn::tensor::Tensor;
 
 use crate::device::DeviceArg;
@@ -78,34 +77,7 @@ pub fn named_tensors(model: &Hgn) -> Vec<NamedTensor> {
 
 /// Loads the model of a run from its `config.json` and checkpoint, on the CPU.
 pub fn load_run(run: &Path) -> Result<(RunConfig, Hgn)> {
-    load_run_on(run, &DeviceArg::Cpu.device()?)
-}
-
-/// Loads the model of a run onto `device`.
-pub fn load_run_on(run: &Path, device: &burn::tensor::Device) -> Result<(RunConfig, Hgn)> {
-    let config = RunConfig::load(&run.join("config.json"))
-        .with_context(|| format!("{} is not a training run", run.display()))?;
-    let weights = run.join("checkpoint").join("model.bpk");
-    ensure!(
-        weights.is_file(),
-        "{} has no checkpoint yet ({} is missing)",
-        run.display(),
-        weights.display()
-    );
-    let record = ModuleRecord::load(&weights)
-        .map_err(|e| anyhow::anyhow!("cannot load {}: {e}", weights.display()))?;
-    config.validate()?;
-    let model = config
-        .model
-        .init(device)
-        .try_load_record(record)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "the checkpoint in {} does not match its config.json ({e})",
-                run.display()
-            )
-        })?;
-    Ok((config, model))
+    crate::run::RunDir::new(run).load(&DeviceArg::Cpu.device()?)
 }
 
 /// Serialises tensors in the SafeTensors format (little-endian f32).
@@ -148,8 +120,6 @@ pub fn export(run: &Path, out: &Path) -> Result<usize> {
         "config": serde_json::to_string(&config)?,
     });
     let bytes = safetensors_bytes(&tensors, &metadata);
-    let tmp = out.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    crate::run::write_atomic(out, bytes)?;
     Ok(tensors.len())
 }

@@ -10,7 +10,11 @@
 //! - [`data`]: the dataset format (`.npy` + `meta.json`), `hgn generate`, `hgn inspect`, and
 //!   training windows read from the files;
 //! - [`model`]: the HGN on burn tensors, with explicit Hamiltonian gradients, integrators and loss;
+//! - [`protocol`]: the window protocols (`forecast`, `reconstruct`) every consumer of frames
+//!   follows; [`run`]: run folders, crash-safe writes and checkpoints; [`rng`]: the named
+//!   random streams;
 //! - [`train`], [`bench`], [`export`]: `hgn train`, `hgn bench`, `hgn export`;
+//! - [`oracle`]: the physics oracle (the exact system fitted to the same frames);
 //! - [`metrics`], [`eval`], [`rollout`], [`plot`], [`table1`]: evaluation formulas, `hgn eval`,
 //!   `hgn rollout`, `hgn plot`, `hgn table1`; [`viz`]: charts, heat maps, PNG and GIF writing;
 //! - [`flow`]: the Neural Hamiltonian Flow, its RealNVP baseline and `hgn flow`;
@@ -26,10 +30,14 @@ pub mod export;
 pub mod flow;
 pub mod metrics;
 pub mod model;
+pub mod oracle;
 pub mod physics;
 pub mod plot;
 pub mod progress;
+pub mod protocol;
+pub mod rng;
 pub mod rollout;
+pub mod run;
 pub mod table1;
 pub mod train;
 pub mod viz;

@@ -18,11 +18,10 @@ use anyhow::{Context, Result, ensure};
 
 use crate::data::dataset::batch_tensor;
 use crate::data::format::Split;
-use crate::eval::{
-    EVAL_FILE, EvalOptions, EvalReport, dataset_of, eval_steps, open_split, predict,
-};
+use crate::eval::{EvalOptions, EvalReport, dataset_of, eval_steps, open_split, predict};
 use crate::export::load_run;
 use crate::metrics::first_principal_component;
+use crate::run::EVAL_FILE;
 use crate::train::MetricsLine;
 use crate::viz::chart::grid;
 use crate::viz::{Chart, Series};
@@ -121,6 +120,8 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
             max_sequences: 64,
             progress: opts.progress,
             device: crate::device::DeviceArg::Cpu,
+            oracle: None,
+            per_sequence: false,
         })?
     };
     let split = report
@@ -184,7 +185,14 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
         .collect::<Result<Vec<_>>>()?;
     let frames = batch_tensor(windows, len, set.image_size, &device);
     let m = &config.model;
-    let pred = predict(&model, frames, m.num_inference_frames, m.dt, steps, false);
+    let pred = predict(
+        &model,
+        &config.window(),
+        frames,
+        m.dt,
+        steps,
+        crate::protocol::Direction::Forward,
+    );
     let mut energy = Chart::new("learned energy H along rollouts", "step", "H");
     let mut shifted = Chart::new("H(t) - H(0)", "step", "dH");
     for (i, h) in pred.energy.iter().enumerate() {

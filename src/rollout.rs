@@ -24,6 +24,7 @@ use crate::eval::{Prediction, dataset_of, open_split, predict, predict_from_stat
 use crate::export::load_run;
 use crate::model::Hgn;
 use crate::physics::sampling::standard_normal;
+use crate::protocol::Direction;
 use crate::viz::canvas::{BLACK, GREY, WHITE};
 use crate::viz::{Canvas, write_gif};
 
@@ -125,87 +126,90 @@ pub fn write_rollout(opts: &RolloutOptions) -> Result<RolloutSummary> {
     };
     let direction = if opts.backward { "backward" } else { "forward" };
 
-    let (rows, labels, caption, prior_source): (Vec<Vec<Panel>>, Vec<String>, String, _) = if opts
-        .prior
-    {
-        let steps = opts.steps.unwrap_or(60);
-        let (z, source) = draw_prior(&model, &config, &data, opts.count, opts.seed, &device)?;
-        let (q, p) = model.initial_state(z);
-        let pred = predict_from_state(&model, q, p, dt, steps);
-        let rows = (0..opts.count)
-            .map(|i| {
-                split_frames(&pred, i, steps + 1)
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            })
-            .collect();
-        let labels = (0..opts.count)
-            .map(|i| format!("sample {}", i + 1))
-            .collect();
-        let caption = format!("{direction}{speed}, seed {}", opts.seed);
-        (rows, labels, caption, Some(source))
-    } else {
-        let set = open_split(&data, Split::Test, &config)?;
-        ensure!(
-            opts.index < set.num_sequences,
-            "--index {} is out of range: the test split has {} sequences",
-            opts.index,
-            set.num_sequences
-        );
-        let k = m.num_inference_frames;
-        let len = set.seq_len;
-        // Recorded time (in frames) of predicted frame t.
-        let start = if opts.backward { len - 1 } else { k - 1 } as f64;
-        let sign = if opts.backward { -1.0 } else { 1.0 };
-        let time_of = |t: usize| start + sign * t as f64 * opts.dt_scale;
-        let available = ((len - k) as f64 / opts.dt_scale).floor() as usize;
-        let steps = opts.steps.unwrap_or(available.max(1));
-        let seq = set.read_window(opts.index, 0, len)?;
-        let frames = batch_tensor(vec![seq.clone()], len, size, &device);
-        let [_, _, c, h, w] = frames.dims();
-        let pred = if opts.dt_scale == 1.0 {
-            predict(&model, frames, k, m.dt, steps, opts.backward)
+    let (rows, labels, caption, prior_source): (Vec<Vec<Panel>>, Vec<String>, String, _) =
+        if opts.prior {
+            let steps = opts.steps.unwrap_or(60);
+            let (z, source) = draw_prior(&model, &config, &data, opts.count, opts.seed, &device)?;
+            let (q, p) = model.initial_state(z);
+            let pred = predict_from_state(&model, q, p, dt, steps);
+            let rows = (0..opts.count)
+                .map(|i| {
+                    split_frames(&pred, i, steps + 1)
+                        .into_iter()
+                        .map(Some)
+                        .collect()
+                })
+                .collect();
+            let labels = (0..opts.count)
+                .map(|i| format!("sample {}", i + 1))
+                .collect();
+            let caption = format!("{direction}{speed}, seed {}", opts.seed);
+            (rows, labels, caption, Some(source))
         } else {
-            let window = if opts.backward { len - k..len } else { 0..k };
-            let (q, p, _, _) = model.infer(frames.slice([0..1, window, 0..c, 0..h, 0..w]), None);
-            predict_from_state(&model, q, p, dt, steps)
-        };
-        let predicted = split_frames(&pred, 0, steps + 1);
-        let fl = 3 * size * size;
-        let (mut truth, mut diff) = (vec![], vec![]);
-        for (t, x_hat) in predicted.iter().enumerate() {
-            let time = time_of(t);
-            let nearest = time.round();
-            if nearest < 0.0 || nearest > (len - 1) as f64 {
-                truth.push(None);
-                diff.push(None);
-                continue;
-            }
-            let f = nearest as usize;
-            let x = seq[f * fl..(f + 1) * fl].to_vec();
-            if (time - nearest).abs() < 1e-9 {
-                diff.push(Some(
-                    x_hat
-                        .iter()
-                        .zip(&x)
-                        .map(|(a, b)| ((a - b).abs() * 3.0).min(1.0))
-                        .collect(),
-                ));
+            let set = open_split(&data, Split::Test, &config)?;
+            ensure!(
+                opts.index < set.num_sequences,
+                "--index {} is out of range: the test split has {} sequences",
+                opts.index,
+                set.num_sequences
+            );
+            let k = m.num_inference_frames;
+            let len = set.seq_len;
+            // Recorded time (in frames) of predicted frame t.
+            let start = if opts.backward { len - 1 } else { k - 1 } as f64;
+            let sign = if opts.backward { -1.0 } else { 1.0 };
+            let time_of = |t: usize| start + sign * t as f64 * opts.dt_scale;
+            let available = ((len - k) as f64 / opts.dt_scale).floor() as usize;
+            let steps = opts.steps.unwrap_or(available.max(1));
+            let seq = set.read_window(opts.index, 0, len)?;
+            let frames = batch_tensor(vec![seq.clone()], len, size, &device);
+            let window = config.window();
+            let time = if opts.backward {
+                Direction::Backward
             } else {
-                diff.push(None);
+                Direction::Forward
+            };
+            let pred = if opts.dt_scale == 1.0 {
+                predict(&model, &window, frames, m.dt, steps, time)
+            } else {
+                let (q, p, _, _) = model.infer(window.inference(frames, time), None);
+                predict_from_state(&model, q, p, dt, steps)
+            };
+            let predicted = split_frames(&pred, 0, steps + 1);
+            let fl = 3 * size * size;
+            let (mut truth, mut diff) = (vec![], vec![]);
+            for (t, x_hat) in predicted.iter().enumerate() {
+                let time = time_of(t);
+                let nearest = time.round();
+                if nearest < 0.0 || nearest > (len - 1) as f64 {
+                    truth.push(None);
+                    diff.push(None);
+                    continue;
+                }
+                let f = nearest as usize;
+                let x = seq[f * fl..(f + 1) * fl].to_vec();
+                if (time - nearest).abs() < 1e-9 {
+                    diff.push(Some(
+                        x_hat
+                            .iter()
+                            .zip(&x)
+                            .map(|(a, b)| ((a - b).abs() * 3.0).min(1.0))
+                            .collect(),
+                    ));
+                } else {
+                    diff.push(None);
+                }
+                truth.push(Some(x));
             }
-            truth.push(Some(x));
-        }
-        let rows = vec![truth, predicted.into_iter().map(Some).collect(), diff];
-        let labels = vec![
-            "truth".to_string(),
-            "prediction".to_string(),
-            "|diff| x3".to_string(),
-        ];
-        let caption = format!("test #{}, {direction}{speed}", opts.index);
-        (rows, labels, caption, None)
-    };
+            let rows = vec![truth, predicted.into_iter().map(Some).collect(), diff];
+            let labels = vec![
+                "truth".to_string(),
+                "prediction".to_string(),
+                "|diff| x3".to_string(),
+            ];
+            let caption = format!("test #{}, {direction}{speed}", opts.index);
+            (rows, labels, caption, None)
+        };
 
     let frames = rows[0].len();
     let step_time = m.dt * opts.dt_scale;

@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use crate::data::format::{DatasetMeta, Split};
 use crate::data::{GenerateOptions, generate};
 use crate::device::DeviceArg;
-use crate::eval::{EVAL_FILE, EvalOptions, EvalReport, Interval, checkpoint_step, evaluate_run};
+use crate::eval::{EvalOptions, EvalReport, Interval, evaluate_run};
 use crate::model::IntegratorKind;
 use crate::physics::find_system;
+use crate::protocol::Protocol;
+use crate::run::{EVAL_FILE, RunDir, write_atomic};
 use crate::train::{RunConfig, TrainOptions, train};
 
 /// The paper's four systems, in its column order.
@@ -113,6 +115,8 @@ pub struct Table1Options {
     pub systems: Vec<String>,
     /// Variants (rows).
     pub variants: Vec<String>,
+    /// The window protocol of every run and number (reference D3).
+    pub protocol: Protocol,
     /// Working and output folder.
     pub out: PathBuf,
     /// Training device.
@@ -134,6 +138,9 @@ pub struct Cell {
     pub test: Interval,
     /// Mean-frame baseline on the test split ×1e4.
     pub test_baseline: f64,
+    /// The physics oracle on the test split (absent in tables written before it existed).
+    #[serde(default)]
+    pub test_oracle: Option<crate::eval::OracleReport>,
     /// The run folder.
     pub run: PathBuf,
 }
@@ -143,16 +150,26 @@ pub struct Cell {
 pub struct Table1 {
     /// Scale.
     pub scale: Scale,
+    /// The protocol of every cell.
+    #[serde(default)]
+    pub protocol: Protocol,
     /// Our cells.
     pub cells: Vec<Cell>,
     /// The Markdown table.
     pub markdown: String,
 }
 
-/// The model config of `variant` at `scale`.
-pub fn variant_config(variant: &str, scale: Scale) -> Result<RunConfig> {
+/// The model config of `variant` at `scale` under `protocol`. Under `reconstruct` the window is
+/// DeepMind's 31 frames (all seen, 30 steps back); under `forecast` the preset's.
+pub fn variant_config(variant: &str, scale: Scale, protocol: Protocol) -> Result<RunConfig> {
     let spec = scale.spec();
     let mut config = RunConfig::preset(spec.preset)?;
+    config.protocol = protocol;
+    if protocol == Protocol::Reconstruct {
+        config.model.num_inference_frames = 31;
+        config.model.rollout_steps = 30;
+        config.train.bidirectional = false;
+    }
     config.train.steps = spec.steps;
     config.train.batch_size = spec.batch_size;
     config.train.eval_every = spec.steps.div_ceil(4).max(1);
@@ -181,7 +198,7 @@ pub fn run_table1(opts: &Table1Options) -> Result<Table1> {
         );
     }
     for v in &opts.variants {
-        variant_config(v, opts.scale)?;
+        variant_config(v, opts.scale, opts.protocol)?;
     }
     let spec = opts.scale.spec();
     std::fs::create_dir_all(&opts.out)
@@ -192,7 +209,10 @@ pub fn run_table1(opts: &Table1Options) -> Result<Table1> {
         let data = opts.out.join("data").join(system);
         ensure_dataset(system, &data, spec, opts.progress)?;
         for variant in &opts.variants {
-            let run = opts.out.join("runs").join(format!("{system}-{variant}"));
+            let run = opts
+                .out
+                .join("runs")
+                .join(format!("{system}-{variant}-{}", opts.protocol));
             eprintln!(
                 "[{}/{total}] {system}, HGN ({variant}): {} steps → {}",
                 cells.len() + 1,
@@ -213,28 +233,24 @@ pub fn run_table1(opts: &Table1Options) -> Result<Table1> {
                 train: split("train")?.table1_mse_x1e4.clone(),
                 test: split("test")?.table1_mse_x1e4.clone(),
                 test_baseline: split("test")?.baseline_mse_x1e4,
+                test_oracle: split("test")?.oracle.clone(),
                 run,
             });
         }
     }
-    let markdown = markdown(opts.scale, &cells);
+    let markdown = markdown(opts.scale, opts.protocol, &cells);
     let table = Table1 {
         scale: opts.scale,
+        protocol: opts.protocol,
         cells,
         markdown,
     };
     write_atomic(&opts.out.join("table1.md"), &table.markdown)?;
     write_atomic(
         &opts.out.join("table1.json"),
-        &(serde_json::to_string_pretty(&table)? + "\n"),
+        serde_json::to_string_pretty(&table)? + "\n",
     )?;
     Ok(table)
-}
-
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = crate::viz::temporary_path(path);
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Generates `system` into `dir` unless a dataset with the scale's counts is already there.
@@ -273,8 +289,8 @@ fn train_and_evaluate(
     run: &Path,
     spec: ScaleSpec,
 ) -> Result<EvalReport> {
-    let config = variant_config(variant, opts.scale)?;
-    let done = checkpoint_step(run).ok();
+    let config = variant_config(variant, opts.scale, opts.protocol)?;
+    let done = RunDir::new(run).checkpoint_step().ok();
     if done.is_none() && run.exists() {
         // Stopped before its first checkpoint: nothing to keep.
         std::fs::remove_dir_all(run).with_context(|| format!("cannot clear {}", run.display()))?;
@@ -297,6 +313,8 @@ fn train_and_evaluate(
         && let Ok(report) = serde_json::from_str::<EvalReport>(&text)
         && report.checkpoint_step == spec.steps
         && report.splits.len() == 2
+        && report.protocol == opts.protocol
+        && report.splits.iter().any(|s| s.oracle.is_some())
     {
         return Ok(report);
     }
@@ -307,6 +325,8 @@ fn train_and_evaluate(
         max_sequences: spec.eval_sequences,
         progress: opts.progress,
         device: opts.device,
+        oracle: Some(crate::oracle::OracleOptions::default()),
+        per_sequence: false,
     })
 }
 
@@ -354,7 +374,53 @@ const PAPER: [(&str, [(f64, f64); 8]); 3] = [
     ),
 ];
 
-/// ReScience's 5-frame-inference rows (reference §10.3), the same frame window as ours, ×1e4.
+/// Published rows: (variant, [(train, ±), (test, ±)] per system in [`SYSTEMS`] order), ×1e4.
+type Published = [(&'static str, [(f64, f64); 8]); 3];
+
+/// ReScience's autoencode rows (reference §10.3): the `reconstruct` protocol's anchor, ×1e4.
+const RESCIENCE_AUTOENCODE: [(&str, [(f64, f64); 8]); 3] = [
+    (
+        "leapfrog",
+        [
+            (7.11, 0.01),
+            (7.12, 0.03),
+            (14.89, 0.05),
+            (14.97, 0.10),
+            (3.36, 0.01),
+            (3.36, 0.02),
+            (8.81, 0.01),
+            (8.81, 0.01),
+        ],
+    ),
+    (
+        "euler",
+        [
+            (9.05, 0.02),
+            (9.06, 0.05),
+            (17.79, 0.06),
+            (17.86, 0.13),
+            (3.84, 0.01),
+            (3.85, 0.02),
+            (1.99, 0.01),
+            (1.99, 0.01),
+        ],
+    ),
+    (
+        "deterministic",
+        [
+            (7.10, 0.01),
+            (7.10, 0.03),
+            (14.11, 0.05),
+            (14.14, 0.12),
+            (3.92, 0.02),
+            (3.93, 0.02),
+            (4.14, 0.01),
+            (4.13, 0.02),
+        ],
+    ),
+];
+
+/// ReScience's 5-frame-inference rows (reference §10.3): the `forecast` protocol's anchor, ×1e4.
 // 6.28 is a published MSE, not an approximation of τ.
 #[allow(clippy::approx_constant)]
 const RESCIENCE: [(&str, [(f64, f64); 8]); 3] = [
@@ -416,9 +482,11 @@ fn interval(i: &Interval) -> String {
     }
 }
 
-/// The Markdown table: our rows, the mean-frame baseline, then the published rows, for the
-/// systems that were run.
-pub fn markdown(scale: Scale, cells: &[Cell]) -> String {
+/// The Markdown table: our rows, the physics oracle and our rows' ratio to it, the noise floor and
+/// the mean-frame baseline, then the published rows measured under the same protocol (the
+/// paper's Table 1 and ReScience's autoencode rows for `reconstruct`, ReScience's 5-frame rows
+/// for `forecast`), for the systems that were run.
+pub fn markdown(scale: Scale, protocol: Protocol, cells: &[Cell]) -> String {
     let mut systems: Vec<&str> = vec![];
     let mut variants: Vec<&str> = vec![];
     for c in cells {
@@ -430,12 +498,21 @@ pub fn markdown(scale: Scale, cells: &[Cell]) -> String {
         }
     }
     let spec = scale.spec();
+    let window = match protocol {
+        Protocol::Reconstruct => {
+            "`reconstruct` protocol: all 31 frames of a window seen, state inferred at the last, \
+             30 steps back, all 31 frames scored"
+        }
+        Protocol::Forecast => {
+            "`forecast` protocol: state inferred from 5 frames, 30 frames scored from the last \
+             of them"
+        }
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Average pixel MSE ×1e4 over 30-frame rollouts (mean ± 95 % t interval over sequences), \
-         state inferred from 5 frames. hgn at scale `{}`: preset `{}`, {} train / {} test \
-         sequences per system, {} steps at batch {}.\n",
+        "Average pixel MSE ×1e4 (mean ± 95 % t interval over sequences), {window}. hgn at scale \
+         `{}`: preset `{}`, {} train / {} test sequences per system, {} steps at batch {}.\n",
         scale.name(),
         spec.preset,
         spec.train,
@@ -450,29 +527,63 @@ pub fn markdown(scale: Scale, cells: &[Cell]) -> String {
         rule.push_str("---|---|");
     }
     let _ = writeln!(out, "{header}\n{rule}");
+    let cell = |v: &str, s: &str| cells.iter().find(|c| c.variant == v && c.system == s);
+    let first = |s: &str| cells.iter().find(|c| c.system == s);
     for v in &variants {
         let mut row = format!("| **hgn {}** |", variant_title(v));
+        let mut ratio = format!("| hgn {} / oracle |", variant_title(v));
         for s in &systems {
-            match cells.iter().find(|c| c.variant == *v && c.system == *s) {
+            match cell(v, s) {
                 Some(c) => {
                     let _ = write!(row, " {} | {} |", interval(&c.train), interval(&c.test));
+                    match &c.test_oracle {
+                        Some(o) => {
+                            let _ = write!(ratio, " – | **{:.2}×** |", o.model_ratio);
+                        }
+                        None => ratio.push_str(" – | – |"),
+                    }
+                }
+                None => {
+                    row.push_str(" – | – |");
+                    ratio.push_str(" – | – |");
+                }
+            }
+        }
+        let _ = writeln!(out, "{row}\n{ratio}");
+    }
+    type Pick = fn(&Cell) -> Option<f64>;
+    let anchors: [(&str, Pick); 4] = [
+        ("physics oracle, expected image", |c| {
+            c.test_oracle.as_ref().map(|o| o.expected_x1e4.mean)
+        }),
+        ("physics oracle, point", |c| {
+            c.test_oracle.as_ref().map(|o| o.point_x1e4.mean)
+        }),
+        ("noise floor", |c| {
+            c.test_oracle.as_ref().map(|o| o.noise_floor_x1e4.mean)
+        }),
+        ("mean-frame baseline", |c| Some(c.test_baseline)),
+    ];
+    for (name, pick) in anchors {
+        let mut row = format!("| {name} |");
+        for s in &systems {
+            match first(s).and_then(pick) {
+                Some(v) => {
+                    let _ = write!(row, " – | {v:.2} |");
                 }
                 None => row.push_str(" – | – |"),
             }
         }
         let _ = writeln!(out, "{row}");
     }
-    let mut row = "| hgn mean-frame baseline |".to_string();
-    for s in &systems {
-        match cells.iter().find(|c| c.system == *s) {
-            Some(c) => {
-                let _ = write!(row, " – | {:.2} |", c.test_baseline);
-            }
-            None => row.push_str(" – | – |"),
-        }
-    }
-    let _ = writeln!(out, "{row}");
-    for (source, rows) in [("paper", &PAPER), ("ReScience, 5-frame", &RESCIENCE)] {
+    let published: Vec<(&str, &Published)> = match protocol {
+        Protocol::Reconstruct => vec![
+            ("paper", &PAPER),
+            ("ReScience, autoencode", &RESCIENCE_AUTOENCODE),
+        ],
+        Protocol::Forecast => vec![("ReScience, 5-frame", &RESCIENCE)],
+    };
+    for (source, rows) in published {
         for v in &variants {
             let mut row = format!("| {} ({source}) |", variant_title(v));
             let published = rows.iter().find(|(name, _)| name == v);
@@ -494,8 +605,11 @@ pub fn markdown(scale: Scale, cells: &[Cell]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nPaper: Toth et al. 2020, Table 1 (± unexplained). ReScience: the CampusAI replication \
-         with 5-frame inference (± is a 95 % t interval). n/a: not published."
+        "\nOracle: the exact system fitted to the observed positions of the frames the encoder \
+         sees, on the same test sequences and frames (reference D6); a model's ratio to the \
+         expected image is the number that carries across renderers. Paper: Toth et al. 2020, \
+         Table 1 (± unexplained). ReScience: the CampusAI replication (± is a 95 % t interval). \
+         n/a: not published."
     );
     out
 }

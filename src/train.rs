@@ -11,6 +11,8 @@
 //!
 //! Because every random draw of step `s` comes from `(seed, s)` and the checkpoint holds the
 //! weights, the optimiser state and the step, a resumed run repeats an uninterrupted one exactly.
+//! Which frames of a window the encoder sees and which are targets is the run's
+//! [`Protocol`] (see [`crate::protocol`]); the run folder is [`crate::run`]'s.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +22,6 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::config::Config;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::ProgressBar;
 use rand::Rng;
@@ -29,7 +30,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::{SequenceDataset, Split, batch_tensor};
 use crate::device::DeviceArg;
 use crate::model::{Hgn, HgnConfig, Objective, loss};
-use crate::physics::sampling::{standard_normal, trajectory_rng};
+use crate::physics::sampling::standard_normal;
+use crate::protocol::{Direction, Protocol, Window};
+use crate::rng::{Stream, stream_rng};
+use crate::run::{RunDir, load_optimizer, load_weights, restore_checkpoint, save_checkpoint};
 
 /// Optimisation settings.
 #[derive(Config, Debug, PartialEq)]
@@ -141,6 +145,10 @@ pub struct RunConfig {
     /// The dataset the run was trained on (recorded by `hgn train`).
     #[serde(default)]
     pub data: Option<PathBuf>,
+    /// The window protocol (reference D3); absent in configs written before it existed, which
+    /// were all `forecast`.
+    #[serde(default)]
+    pub protocol: Protocol,
 }
 
 impl RunConfig {
@@ -148,11 +156,21 @@ impl RunConfig {
     /// steps, 4 decoded frames per rollout, both directions of time), `tiny` (the same with 4×4
     /// latent maps, see [`HgnConfig::tiny`], and 2,400 steps; the scale `hgn table1 --scale
     /// tiny` trains), `paper` (DeepMind's `hgn_paper_config` architecture, GECO κ = 1e-3, Adam
-    /// 1.5e-4, batch 16) or `campusai` (the CampusAI/ReScience layout, same objective and
-    /// optimiser).
+    /// 1.5e-4, batch 16, and DeepMind's `reconstruct` protocol on 31-frame windows) or
+    /// `campusai` (the CampusAI/ReScience layout, same objective and optimiser). All but `paper`
+    /// use the `forecast` protocol.
     pub fn preset(name: &str) -> Result<Self> {
+        let mut protocol = Protocol::Forecast;
         let (model, train) = match name {
-            "paper" => (HgnConfig::paper(), TrainConfig::new()),
+            "paper" => {
+                protocol = Protocol::Reconstruct;
+                (
+                    HgnConfig::paper()
+                        .with_num_inference_frames(31)
+                        .with_rollout_steps(30),
+                    TrainConfig::new(),
+                )
+            }
             "campusai" => (HgnConfig::campusai(), TrainConfig::new()),
             // About 8 minutes on 2 cores (≈ 5 steps/s). Decoding 4 of the 10 rollout frames
             // (an unbiased estimate of the loss) doubles the steps that fit; both directions of
@@ -183,7 +201,17 @@ impl RunConfig {
             objective: Objective::default(),
             train,
             data: None,
+            protocol,
         })
+    }
+
+    /// The training window of this run's model under its protocol.
+    pub fn window(&self) -> Window {
+        Window {
+            protocol: self.protocol,
+            inference_frames: self.model.num_inference_frames,
+            rollout_steps: self.model.rollout_steps,
+        }
     }
 
     /// The preset `hgn train` uses when none is named, for a dataset whose states have
@@ -206,7 +234,12 @@ impl RunConfig {
     /// Checks every setting.
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
+        self.window().validate()?;
         let t = &self.train;
+        ensure!(
+            !(t.bidirectional && self.protocol == Protocol::Reconstruct),
+            "train.bidirectional needs the forecast protocol (reconstruct always rolls backward)"
+        );
         ensure!(t.batch_size >= 1, "train.batch_size must be at least 1");
         ensure!(t.steps >= 1, "train.steps must be at least 1");
         ensure!(
@@ -289,18 +322,18 @@ pub struct TrainSummary {
     pub seconds: f64,
 }
 
-/// Checkpoint bookkeeping saved beside the weights.
+/// Checkpoint bookkeeping saved beside the weights (`state.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct CheckpointState {
-    step: usize,
+pub struct CheckpointState {
+    /// Optimisation steps completed.
+    pub step: usize,
 }
-
-const CHECKPOINT: &str = "checkpoint";
 
 /// Trains (or resumes) a run.
 pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
     // 1. Run folder and configuration.
-    let config_path = opts.run.join("config.json");
+    let run = RunDir::new(&opts.run);
+    let config_path = run.config_file();
     let mut config = if opts.resume {
         ensure!(
             config_path.is_file(),
@@ -325,11 +358,11 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
     }
     config.validate()?;
     let model_cfg = &config.model;
+    let window = config.window();
 
     // 2. Data.
     let train_set = SequenceDataset::open(&opts.data, Split::Train)?;
     let test_set = SequenceDataset::open(&opts.data, Split::Test)?;
-    let window = model_cfg.window_len();
     for set in [&train_set, &test_set] {
         ensure!(
             set.image_size == model_cfg.image_size,
@@ -339,8 +372,10 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
             set.image_size
         );
         ensure!(
-            set.seq_len >= window,
-            "the model needs windows of {window} frames ({} inference + {} steps) but {} has sequences of {} frames",
+            set.seq_len >= window.len(),
+            "the model needs windows of {} frames ({} protocol, {} inference frames, {} steps) but {} has sequences of {} frames",
+            window.len(),
+            window.protocol,
             model_cfg.num_inference_frames,
             model_cfg.rollout_steps,
             opts.data.display(),
@@ -355,47 +390,25 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut model = model_cfg.init(&train_device);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let mut start_step = 0;
-    let checkpoint_dir = opts.run.join(CHECKPOINT);
+    let checkpoint_dir = run.checkpoint_dir();
     if opts.resume {
+        // After a kill during a checkpoint swap the newest complete one is put back first.
+        start_step = restore_checkpoint(&opts.run)?;
+        let state: CheckpointState = crate::run::read_state(&checkpoint_dir)?;
         ensure!(
-            checkpoint_dir.is_dir(),
-            "{} has no checkpoint to resume from",
-            opts.run.display()
+            state.step == start_step,
+            "{} is damaged (its step changed while reading it)",
+            checkpoint_dir.display()
         );
-        let state: CheckpointState = serde_json::from_str(
-            &std::fs::read_to_string(checkpoint_dir.join("state.json"))
-                .context("cannot read the checkpoint state")?,
-        )
-        .context("the checkpoint state is damaged")?;
-        let record = ModuleRecord::load(checkpoint_dir.join("model.bpk")).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot load {}: {e}",
-                checkpoint_dir.join("model.bpk").display()
-            )
-        })?;
-        model = model.try_load_record(record).map_err(|e| {
-            anyhow::anyhow!(
-                "the checkpoint in {} does not match the run's config.json ({e})",
-                checkpoint_dir.display()
-            )
-        })?;
-        optim = optim.load(checkpoint_dir.join("optim.bpk")).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot load {}: {e}",
-                checkpoint_dir.join("optim.bpk").display()
-            )
-        })?;
-        start_step = state.step;
-        truncate_metrics(&opts.run.join("metrics.jsonl"), start_step)?;
+        model = load_weights(&checkpoint_dir, model)?;
+        optim = load_optimizer(&checkpoint_dir, optim)?;
+        run.truncate_metrics(start_step)?;
     } else {
         std::fs::create_dir_all(&opts.run)
             .with_context(|| format!("cannot create {}", opts.run.display()))?;
     }
-    write_atomic(
-        &config_path,
-        &(serde_json::to_string_pretty(&config)? + "\n"),
-    )?;
-    let mut metrics = open_metrics(&opts.run)?;
+    crate::run::write_atomic(&config_path, serde_json::to_string_pretty(&config)? + "\n")?;
+    let mut metrics = run.open_metrics()?;
 
     // 4. The loop.
     let total = config.train.steps;
@@ -405,19 +418,13 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut last_log = Instant::now();
     let mut last_eval = None;
     for step in start_step..total {
-        let (frames, noise, decode, backward) =
+        let (frames, noise, decode, direction) =
             draw_batch(&train_set, &config, step, &train_device)?;
-        let (inference, targets) =
-            window_parts(frames, model_cfg.num_inference_frames, &decode, backward);
-        let dt = if backward {
-            -model_cfg.dt
-        } else {
-            model_cfg.dt
-        };
+        let (inference, targets) = window.parts(frames, &decode, direction);
         let output = model.forward_decoding(
             inference,
             Some(noise),
-            dt,
+            direction.signed(model_cfg.dt),
             config.train.rollout_at(step, model_cfg.rollout_steps),
             &decode,
         );
@@ -503,51 +510,17 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
     })
 }
 
-/// Splits a batch of windows `[batch, W, 3, S, S]` into the encoder's input and the targets of
-/// the rollout states at `decode`. Forward (reference D3): the first `k` frames, targets
-/// `k − 1 + i`. Backward: the last `k` frames (in recorded order), targets `W − 1 − i`.
-pub fn window_parts(
-    frames: Tensor<5>,
-    k: usize,
-    decode: &[usize],
-    backward: bool,
-) -> (Tensor<5>, Tensor<5>) {
-    let [b, w, c, h, wd] = frames.dims();
-    let index = |i: usize| if backward { w - 1 - i } else { k - 1 + i };
-    let inference = inference_frames(frames.clone(), k, backward);
-    let targets = Tensor::cat(
-        decode
-            .iter()
-            .map(|&i| {
-                let t = index(i);
-                frames.clone().slice([0..b, t..t + 1, 0..c, 0..h, 0..wd])
-            })
-            .collect(),
-        1,
-    );
-    (inference, targets)
-}
-
-/// The `k` frames the encoder sees, in recorded order: the first `k` of `frames`
-/// (`[batch, W, 3, S, S]`), or the last `k` when the state is inferred at the last frame to roll
-/// backward (reference D3).
-pub fn inference_frames(frames: Tensor<5>, k: usize, backward: bool) -> Tensor<5> {
-    let [b, w, c, h, wd] = frames.dims();
-    let first = if backward { w - k } else { 0 };
-    frames.slice([0..b, first..first + k, 0..c, 0..h, 0..wd])
-}
-
-/// The batch, the posterior noise, the rollout frames to decode and the direction of time
-/// (`true`: backward) at `step`, drawn from the step's own RNG stream.
+/// The batch, the posterior noise, the rollout frames to decode and the direction of time at
+/// `step`, drawn from the step's own RNG stream.
 fn draw_batch(
     set: &SequenceDataset,
     config: &RunConfig,
     step: usize,
     device: &Device,
-) -> Result<(Tensor<5>, Tensor<4>, Vec<usize>, bool)> {
+) -> Result<(Tensor<5>, Tensor<4>, Vec<usize>, Direction)> {
     let m = &config.model;
-    let window = m.window_len();
-    let mut rng = trajectory_rng(config.train.seed, 2, step as u64);
+    let window = config.window().len();
+    let mut rng = stream_rng(config.train.seed, Stream::HgnStep, step as u64);
     let mut windows = Vec::with_capacity(config.train.batch_size);
     for _ in 0..config.train.batch_size {
         let index = rng.random_range(0..set.num_sequences);
@@ -575,12 +548,13 @@ fn draw_batch(
         frames,
         Tensor::from_data(TensorData::new(noise, shape), device),
         decode,
-        backward,
+        config.window().direction(backward),
     ))
 }
 
-/// Test pixel MSE of the model (posterior mean, one rollout per sequence from its first frame)
-/// and of the mean-frame baseline, on the first `eval_sequences` test sequences.
+/// Test pixel MSE of the model (posterior mean, one rollout per sequence of the first window of
+/// the sequence, under the run's protocol) and of the mean-frame baseline on the same target
+/// frames, on the first `eval_sequences` test sequences.
 pub fn evaluate(
     model: &Hgn,
     test: &SequenceDataset,
@@ -589,8 +563,9 @@ pub fn evaluate(
     device: &Device,
 ) -> Result<(f64, f64)> {
     let m = &config.model;
-    let window = m.window_len();
-    let k = m.num_inference_frames;
+    let spec = config.window();
+    let window = spec.len();
+    let direction = spec.direction(false);
     let all_states: Vec<usize> = (0..=m.rollout_steps).collect();
     let n = test.num_sequences.min(config.train.eval_sequences);
     let (mut model_sum, mut baseline_sum, mut count) = (0.0, 0.0, 0usize);
@@ -605,27 +580,18 @@ pub fn evaluate(
             .map(|&i| test.read_window(i, 0, window))
             .collect::<Result<Vec<_>>>()?;
         let frames = batch_tensor(windows, window, test.image_size, device);
-        let [b, w, c, h, wd] = frames.dims();
-        let (inference, targets) = window_parts(frames, k, &all_states, false);
-        let output = model.forward(inference, None, m.dt, m.rollout_steps);
+        let [b, _, c, h, wd] = frames.dims();
+        let (inference, targets) = spec.parts(frames, &all_states, direction);
+        let output = model.forward(inference, None, direction.signed(m.dt), m.rollout_steps);
         model_sum += scalar((output.reconstruction - targets.clone()).square().sum());
-        let baseline = mean
-            .clone()
-            .reshape([1, 1, c, h, wd])
-            .expand([b, w - k + 1, c, h, wd]);
+        let baseline =
+            mean.clone()
+                .reshape([1, 1, c, h, wd])
+                .expand([b, all_states.len(), c, h, wd]);
         baseline_sum += scalar((baseline - targets).square().sum());
-        count += b * (w - k + 1) * c * h * wd;
+        count += b * all_states.len() * c * h * wd;
     }
     Ok((model_sum / count as f64, baseline_sum / count as f64))
-}
-
-/// `RUN/metrics.jsonl`, opened for appending (created if missing). Shared with the flows.
-pub(crate) fn open_metrics(run: &Path) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.join("metrics.jsonl"))
-        .context("cannot open metrics.jsonl")
 }
 
 /// The first value of a tensor as f64 (NaN if it cannot be read). Shared with the flows.
@@ -635,66 +601,6 @@ pub(crate) fn scalar(t: Tensor<1>) -> f64 {
         .try_to_vec::<f64>()
         .map(|v| v[0])
         .unwrap_or(f64::NAN)
-}
-
-/// Writes `text` to `path` through a temporary file and a rename.
-pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Keeps only the metric lines of steps before `step` (a resumed run rewrites the rest).
-pub(crate) fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
-    if !path.is_file() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path)?;
-    let kept: String = text
-        .lines()
-        .filter(|line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|m| m["step"].as_u64())
-                .is_some_and(|s| s as usize <= step)
-        })
-        .map(|line| format!("{line}\n"))
-        .collect();
-    write_atomic(path, &kept)
-}
-
-/// Writes the checkpoint (`model.bpk`, `optim.bpk`, `state.json` from `state`) into
-/// `RUN/checkpoint.partial`, then swaps it in for `RUN/checkpoint`. Shared with the flows.
-pub(crate) fn save_checkpoint<M: Module>(
-    run: &Path,
-    model: &M,
-    optim: &burn::optim::ModuleOptimizer,
-    state: &impl Serialize,
-) -> Result<()> {
-    let partial = run.join(format!("{CHECKPOINT}.partial"));
-    let final_dir = run.join(CHECKPOINT);
-    let old = run.join(format!("{CHECKPOINT}.old"));
-    let _ = std::fs::remove_dir_all(&partial);
-    std::fs::create_dir_all(&partial)?;
-    model
-        .clone()
-        .into_record()
-        .save(partial.join("model.bpk"))
-        .map_err(|e| anyhow::anyhow!("cannot save the model: {e}"))?;
-    optim
-        .save(partial.join("optim.bpk"))
-        .map_err(|e| anyhow::anyhow!("cannot save the optimiser: {e}"))?;
-    std::fs::write(
-        partial.join("state.json"),
-        serde_json::to_string_pretty(state)?,
-    )?;
-    let _ = std::fs::remove_dir_all(&old);
-    if final_dir.exists() {
-        std::fs::rename(&final_dir, &old)?;
-    }
-    std::fs::rename(&partial, &final_dir)?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
 }
 
 pub(crate) fn progress_bar(total: u64, start: u64, visible: bool) -> ProgressBar {
@@ -745,38 +651,5 @@ mod tests {
         assert_eq!(loaded.lr_schedule, None);
         assert_eq!("Cosine".parse::<LrSchedule>().unwrap(), LrSchedule::Cosine);
         assert!("step".parse::<LrSchedule>().is_err());
-    }
-
-    /// Frames whose every pixel holds the frame's index, `[batch 2, W, 3, 2, 2]`.
-    fn indexed_frames(w: usize) -> Tensor<5> {
-        let values: Vec<f32> = (0..2)
-            .flat_map(|_| (0..w).flat_map(|t| std::iter::repeat_n(t as f32, 12)))
-            .collect();
-        Tensor::from_data(TensorData::new(values, [2, w, 3, 2, 2]), &Device::flex())
-    }
-
-    fn frame_ids(t: Tensor<5>) -> Vec<usize> {
-        let [_, n, _, _, _] = t.dims();
-        let v = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-        (0..n).map(|i| v[i * 12] as usize).collect()
-    }
-
-    #[test]
-    fn window_parts_pick_the_frames_of_each_direction() {
-        // W = 8 frames, K = 3 inference frames, rollout states 0, 2 and 5 decoded.
-        let (inference, targets) = window_parts(indexed_frames(8), 3, &[0, 2, 5], false);
-        assert_eq!(frame_ids(inference), [0, 1, 2]);
-        assert_eq!(frame_ids(targets), [2, 4, 7]);
-        let (inference, targets) = window_parts(indexed_frames(8), 3, &[0, 2, 5], true);
-        assert_eq!(
-            frame_ids(inference),
-            [5, 6, 7],
-            "recorded order, ending at the last"
-        );
-        assert_eq!(
-            frame_ids(targets),
-            [7, 5, 2],
-            "backward from the last frame"
-        );
     }
 }

@@ -110,6 +110,29 @@ fn eval_figures_are_consistent_and_saved() {
         ) < 1e-12
     );
     assert!(test.energy.max_deficit >= test.energy.avg_deficit);
+    // The physics oracle on the same frames: fitted to the first 2 frames, scored on the 19
+    // Table 1 frames, and the model's ratio to the expected image.
+    assert_eq!(report.protocol, hgn::protocol::Protocol::Forecast);
+    let oracle = test.oracle.as_ref().expect("eval computes the oracle");
+    assert_eq!(oracle.frames.fitted, [0, 1]);
+    assert_eq!(oracle.frames.scored, (1..TEST_LEN).collect::<Vec<_>>());
+    assert!(
+        rel(
+            oracle.model_ratio,
+            test.table1_mse_x1e4.mean / oracle.expected_x1e4.mean
+        ) < 1e-12
+    );
+    assert!(
+        rel(
+            oracle.baseline_ratio,
+            test.baseline_mse_x1e4 / oracle.expected_x1e4.mean
+        ) < 1e-12
+    );
+    // Exact physics from two noisy frames beats the mean frame, and the noise floor (the clean
+    // states rendered) beats both; the expected image hedges and beats the sharp guess.
+    assert!(oracle.noise_floor_x1e4.mean < oracle.expected_x1e4.mean);
+    assert!(oracle.expected_x1e4.mean < oracle.point_x1e4.mean);
+    assert!(oracle.expected_x1e4.mean < test.baseline_mse_x1e4);
     // The training split's 8-frame sequences: 6 steps, 2 frames past the window.
     let train = report.splits.iter().find(|s| s.split == "train").unwrap();
     assert_eq!(train.steps, 6);
@@ -124,7 +147,67 @@ fn eval_figures_are_consistent_and_saved() {
         "-q",
     ]));
     assert!(table.contains("Table 1 MSE"), "{table}");
+    assert!(table.contains("model / expected-image oracle"), "{table}");
     assert!(table.contains("VPT"), "{table}");
+}
+
+#[test]
+fn a_reconstruct_run_is_scored_on_its_whole_window_beside_the_oracle() {
+    let (tmp, data, _) = fixture();
+    let mut config = RunConfig::preset("tiny").unwrap();
+    config.protocol = hgn::protocol::Protocol::Reconstruct;
+    config.model = config
+        .model
+        .with_num_inference_frames(4)
+        .with_rollout_steps(3)
+        .with_hidden(4)
+        .with_latent_channels(2)
+        .with_hamiltonian_width(4);
+    config.train.bidirectional = false;
+    config.train.steps = 2;
+    config.train.batch_size = 2;
+    config.train.eval_sequences = 2;
+    let config_path = tmp.path().join("reconstruct.json");
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+    let run = tmp.path().join("reconstruct");
+    ok(hgn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--config",
+        config_path.to_str().unwrap(),
+        "-q",
+    ]));
+    let printed = ok(hgn(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--split",
+        "test",
+        "--oracle-draws",
+        "8",
+        "--json",
+        "-q",
+    ]));
+    let report: EvalReport = serde_json::from_str(&printed).unwrap();
+    assert_eq!(report.protocol, hgn::protocol::Protocol::Reconstruct);
+    let test = &report.splits[0];
+    // The whole 4-frame window is reconstructed backward from frame 3 and scored.
+    assert_eq!(test.table1_frames, 4);
+    assert_eq!(test.backward.mse_per_step.len(), 4);
+    assert_eq!(test.backward.extrapolation_frames, 0);
+    let mean = test.backward.mse_per_step.iter().sum::<f64>() / 4.0;
+    assert!((test.table1_mse_x1e4.mean - 1e4 * mean).abs() < 1e-9 * test.table1_mse_x1e4.mean);
+    // Forward extrapolates from the same inferred state (frame 3) to the end of the sequence.
+    assert_eq!(test.steps, TEST_LEN - 4);
+    let oracle = test.oracle.as_ref().unwrap();
+    assert_eq!(oracle.frames.fitted, [0, 1, 2, 3]);
+    assert_eq!(oracle.frames.scored, [0, 1, 2, 3]);
+    assert_eq!(oracle.draws, 8);
+    // Reconstructing seen frames, the oracle is close to the noise floor.
+    assert!(oracle.expected_x1e4.mean < 2.0 * oracle.noise_floor_x1e4.mean);
 }
 
 fn gif_frames(path: &Path) -> (usize, u16, u16) {
@@ -328,6 +411,16 @@ fn missing_or_damaged_runs_get_one_line_errors() {
     std::fs::copy(run.join("config.json"), broken.join("config.json")).unwrap();
     std::fs::write(broken.join("checkpoint/model.bpk"), b"not a model").unwrap();
     std::fs::write(broken.join("checkpoint/state.json"), b"{\"step\": 4}").unwrap();
+    // Without its optimiser state the checkpoint is incomplete (a kill while writing it).
+    assert_error(
+        &hgn(&["eval", "--run", broken.to_str().unwrap()]),
+        "no complete checkpoint",
+    );
+    std::fs::copy(
+        run.join("checkpoint/optim.bpk"),
+        broken.join("checkpoint/optim.bpk"),
+    )
+    .unwrap();
     assert_error(
         &hgn(&["eval", "--run", broken.to_str().unwrap()]),
         "cannot load",
@@ -359,6 +452,7 @@ fn missing_or_damaged_runs_get_one_line_errors() {
         "config.json",
         "metrics.jsonl",
         "checkpoint/model.bpk",
+        "checkpoint/optim.bpk",
         "checkpoint/state.json",
     ] {
         std::fs::copy(run.join(f), copy.join(f)).unwrap();
@@ -396,7 +490,11 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
         "**hgn HGN (leapfrog)**",
         "**hgn HGN (deterministic)**",
         "HGN (leapfrog) (paper) | 4.90 ± 1.86 | 11.72 ± 4.14",
-        "HGN (deterministic) (ReScience, 5-frame) | 45.06 ± 0.19 | 44.89 ± 0.42",
+        "HGN (deterministic) (ReScience, autoencode) | 14.11 ± 0.05 | 14.14 ± 0.12",
+        "`reconstruct` protocol",
+        "| hgn HGN (leapfrog) / oracle | – | **",
+        "physics oracle, expected image",
+        "noise floor",
         "mean-frame baseline",
     ] {
         assert!(md.contains(needle), "'{needle}' not in:\n{md}");
@@ -404,6 +502,11 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
     let table: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("table1.json")).unwrap()).unwrap();
     assert_eq!(table["cells"].as_array().unwrap().len(), 2);
+    assert_eq!(table["protocol"], "reconstruct");
+    assert!(
+        out.join("runs/pendulum-leapfrog-reconstruct/eval.json")
+            .is_file()
+    );
     // A second call reuses the data, runs and evaluations, and writes the same table.
     let again = ok(hgn(&[
         "table1",

@@ -152,6 +152,14 @@ fn an_interrupted_and_resumed_run_repeats_an_uninterrupted_one_exactly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Killed in the middle of a checkpoint swap: `checkpoint` already renamed to
+    // `checkpoint.old`, the new one still named `checkpoint.partial`. Resuming recovers it.
+    let ckpt = split.join("checkpoint");
+    std::fs::create_dir(split.join("checkpoint.old")).unwrap();
+    for file in ["model.bpk", "optim.bpk", "state.json"] {
+        std::fs::copy(ckpt.join(file), split.join("checkpoint.old").join(file)).unwrap();
+    }
+    std::fs::rename(&ckpt, split.join("checkpoint.partial")).unwrap();
     // No --data: the run's recorded dataset is used.
     let out = hgn(&[
         "train",
@@ -168,6 +176,10 @@ fn an_interrupted_and_resumed_run_repeats_an_uninterrupted_one_exactly() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    assert!(
+        !split.join("checkpoint.old").exists() && !split.join("checkpoint.partial").exists(),
+        "the recovered checkpoint is back under its name, the others gone"
+    );
     let (a, b) = (comparable(metrics(&straight)), comparable(metrics(&split)));
     assert_eq!(a.len(), 6 + 3, "6 train lines and 3 eval lines");
     assert_eq!(a, b, "the resumed run differs from the uninterrupted one");

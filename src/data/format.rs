@@ -48,11 +48,11 @@ impl Split {
             Split::Test => "test",
         }
     }
-    /// The split's id in the per-trajectory RNG stream (see [`crate::physics::sampling`]).
+    /// The split's id in the per-trajectory RNG stream (see [`crate::rng::Stream`]).
     pub fn stream_id(self) -> u64 {
         match self {
-            Split::Train => 0,
-            Split::Test => 1,
+            Split::Train => crate::rng::Stream::DatasetTrain.id(),
+            Split::Test => crate::rng::Stream::DatasetTest.id(),
         }
     }
 }

@@ -89,7 +89,7 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
                     kind.name()
                 );
                 eprintln!("{target}, {}: {reason}", kind.name());
-                let step = crate::eval::checkpoint_step(&run)?;
+                let step = crate::run::RunDir::new(&run).checkpoint_step()?;
                 notes.push(format!(
                     "{} on {target} stopped early ({}); evaluated at its last checkpoint, step {step}",
                     kind.name(),
@@ -118,8 +118,8 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
         ]));
     }
     let markdown = markdown(&rows, opts.steps);
-    crate::train::write_atomic(&opts.out.join("compare.md"), &markdown)?;
-    crate::train::write_atomic(
+    crate::run::write_atomic(&opts.out.join("compare.md"), &markdown)?;
+    crate::run::write_atomic(
         &opts.out.join("compare.json"),
         &(serde_json::to_string_pretty(&rows)? + "\n"),
     )?;
@@ -137,7 +137,7 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
 
 /// Trains `kind` on `target` in `run` up to `opts.steps`, reusing what is there.
 fn train_to(run: &Path, kind: FlowKind, target: &str, opts: &CompareOptions) -> Result<()> {
-    let done = crate::eval::checkpoint_step(run).ok();
+    let done = crate::run::RunDir::new(run).checkpoint_step().ok();
     if done == Some(opts.steps) {
         return Ok(());
     }

@@ -13,7 +13,7 @@ use burn::tensor::{Tensor, TensorData};
 use super::targets;
 use super::train::{FlowData, LoadedFlow, draw_samples, load_flow, log_likelihoods, read_points};
 use crate::device::DeviceArg;
-use crate::physics::sampling::trajectory_rng;
+use crate::rng::{Stream, stream_rng};
 use crate::viz::canvas::WHITE;
 use crate::viz::heatmap::{grid_points, histogram};
 use crate::viz::{Canvas, Heatmap};
@@ -41,7 +41,7 @@ pub struct FlowPictures {
 fn target_points(flow: &LoadedFlow) -> Result<Vec<f64>> {
     match &flow.config.data {
         FlowData::Target(name) => {
-            let mut rng = trajectory_rng(flow.config.train.seed, 9, 0);
+            let mut rng = stream_rng(flow.config.train.seed, Stream::FlowPlotTarget, 0);
             targets::sample(name, 200_000, &mut rng).context("unknown target")
         }
         FlowData::File(path) => Ok(read_points(path)?.0),

@@ -21,7 +21,6 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -31,10 +30,10 @@ use super::realnvp::{RealNvp, RealNvpConfig};
 use super::targets;
 use crate::data::npy::{Dtype, NpyWriter, read_f64};
 use crate::device::DeviceArg;
-use crate::physics::sampling::{standard_normal, trajectory_rng};
-use crate::train::{
-    open_metrics, progress_bar, save_checkpoint, scalar, truncate_metrics, write_atomic,
-};
+use crate::physics::sampling::standard_normal;
+use crate::rng::{Stream, stream_rng};
+use crate::run::{RunDir, restore_checkpoint, save_checkpoint, write_atomic};
+use crate::train::{progress_bar, scalar};
 
 /// Which flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -281,7 +280,7 @@ pub fn new_config(kind: FlowKind, data: FlowData, seed: u64) -> Result<FlowRunCo
     let train = FlowTrainConfig::new().with_seed(seed);
     let (points, dim) = match &data {
         FlowData::Target(name) => {
-            let mut rng = trajectory_rng(seed, 6, 0);
+            let mut rng = stream_rng(seed, Stream::FlowTargetFile, 0);
             let p = targets::sample(name, 10_000, &mut rng).with_context(|| {
                 format!(
                     "unknown target '{name}' (known: {})",
@@ -349,7 +348,7 @@ pub fn read_points(path: &Path) -> Result<(Vec<f64>, usize)> {
 fn split_file(points: &[f64], d: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
     let n = points.len() / d;
     let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = trajectory_rng(seed, 5, 0);
+    let mut rng = stream_rng(seed, Stream::FlowFileSplit, 0);
     for i in (1..n).rev() {
         let j = rng.random_range(0..=i);
         order.swap(i, j);
@@ -365,12 +364,12 @@ fn split_file(points: &[f64], d: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
 
 /// Writes `[n × d]` points as a float64 `.npy` through a temporary file.
 pub fn write_points(path: &Path, points: &[f64], d: usize) -> Result<()> {
-    let tmp = crate::viz::temporary_path(path);
+    let tmp = crate::run::fs::temporary_path(path);
     let mut writer = NpyWriter::create(&tmp, Dtype::F64, &[points.len() / d, d])?;
     let result = writer
         .write_f64(points)
         .and_then(|_| writer.finish().map(|_| ()));
-    crate::viz::finish_write(result, &tmp, path)
+    crate::run::fs::finish(result, &tmp, path)
 }
 
 /// Trains (or resumes) a flow.
@@ -395,7 +394,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     // Data: the training points of a file, and the held-out points in RUN/test.npy.
     let (train_points, test_points) = match &config.data {
         FlowData::Target(name) => {
-            let mut rng = trajectory_rng(config.train.seed, 4, 0);
+            let mut rng = stream_rng(config.train.seed, Stream::FlowTestPoints, 0);
             let test = targets::sample(name, config.train.test_size, &mut rng)
                 .context("unknown target")?;
             (None, test)
@@ -424,17 +423,14 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let checkpoint = opts.run.join("checkpoint");
     let (mut start, mut seconds_before, mut lr_scale) = (0usize, 0.0f64, 1.0f64);
     if opts.resume {
-        ensure!(
-            checkpoint.is_dir(),
-            "{} has no checkpoint to resume from",
-            opts.run.display()
-        );
+        // After a kill during a checkpoint swap the newest complete one is put back first.
+        restore_checkpoint(&opts.run)?;
         let state;
         (model, optim, state) = restore(&opts.run, model, optim)?;
         start = state.step;
         seconds_before = state.seconds;
         lr_scale = state.lr_scale.unwrap_or(1.0);
-        truncate_metrics(&opts.run.join("metrics.jsonl"), start)?;
+        RunDir::new(&opts.run).truncate_metrics(start)?;
     } else {
         std::fs::create_dir_all(&opts.run)
             .with_context(|| format!("cannot create {}", opts.run.display()))?;
@@ -444,7 +440,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         &config_path,
         &(serde_json::to_string_pretty(&config)? + "\n"),
     )?;
-    let mut metrics = open_metrics(&opts.run)?;
+    let mut metrics = RunDir::new(&opts.run).open_metrics()?;
 
     let total = config.train.steps;
     let bar = progress_bar(total as u64, start as u64, opts.progress);
@@ -457,7 +453,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let mut rewinds = 0;
     let mut step = start;
     while step < total {
-        let mut rng = trajectory_rng(config.train.seed, 3, step as u64);
+        let mut rng = stream_rng(config.train.seed, Stream::FlowStep, step as u64);
         let points: Vec<f64> = match (&config.data, &train_points) {
             (FlowData::Target(name), _) => {
                 targets::sample(name, b, &mut rng).context("unknown target")?
@@ -494,7 +490,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
             skipped += 1;
             consecutive_skips += 1;
             if consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
-                if rewinds < MAX_REWINDS && checkpoint.join("state.json").is_file() {
+                if rewinds < MAX_REWINDS && crate::run::find_checkpoint(&opts.run).is_some() {
                     rewinds += 1;
                     lr_scale *= 0.5;
                     let state;
@@ -511,8 +507,8 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                     step = state.step;
                     consecutive_skips = 0;
                     metrics.flush()?;
-                    truncate_metrics(&opts.run.join("metrics.jsonl"), step)?;
-                    metrics = open_metrics(&opts.run)?;
+                    RunDir::new(&opts.run).truncate_metrics(step)?;
+                    metrics = RunDir::new(&opts.run).open_metrics()?;
                     bar.set_position(step as u64);
                     continue;
                 } else {
@@ -636,27 +632,24 @@ fn validate(config: &FlowRunConfig) -> Result<()> {
     Ok(())
 }
 
-/// `RUN/checkpoint/state.json`.
-fn read_state(run: &Path) -> Result<FlowCheckpointState> {
-    let path = run.join("checkpoint").join("state.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
-}
-
-/// The checkpoint's weights, optimiser state and bookkeeping, loaded into `model` and `optim`.
+/// The newest complete checkpoint's weights, optimiser state and bookkeeping, loaded into
+/// `model` and `optim`.
 fn restore(
     run: &Path,
     model: FlowNet,
     optim: burn::optim::ModuleOptimizer,
 ) -> Result<(FlowNet, burn::optim::ModuleOptimizer, FlowCheckpointState)> {
-    let state = read_state(run)?;
-    let model = load_weights(run, model)?;
-    let path = run.join("checkpoint").join("optim.bpk");
-    let optim = optim
-        .load(&path)
-        .map_err(|e| anyhow::anyhow!("cannot load {}: {e}", path.display()))?;
+    let (dir, _) = newest_checkpoint(run)?;
+    let state = crate::run::read_state(&dir)?;
+    let model = crate::run::load_weights(&dir, model)?;
+    let optim = crate::run::load_optimizer(&dir, optim)?;
     Ok((model, optim, state))
+}
+
+/// The newest complete checkpoint folder of a flow run and its step.
+fn newest_checkpoint(run: &Path) -> Result<(PathBuf, usize)> {
+    crate::run::find_checkpoint(run)
+        .with_context(|| format!("{} has no checkpoint yet", run.display()))
 }
 
 fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
@@ -664,25 +657,6 @@ fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
         .convert::<f64>()
         .try_to_vec::<f64>()
         .expect("float tensor data")
-}
-
-/// Loads `RUN/checkpoint/model.bpk` into `model`.
-fn load_weights(run: &Path, model: FlowNet) -> Result<FlowNet> {
-    let path = run.join("checkpoint").join("model.bpk");
-    ensure!(
-        path.is_file(),
-        "{} has no checkpoint yet ({} is missing)",
-        run.display(),
-        path.display()
-    );
-    let record = ModuleRecord::load(&path)
-        .map_err(|e| anyhow::anyhow!("cannot load {}: {e}", path.display()))?;
-    model.try_load_record(record).map_err(|e| {
-        anyhow::anyhow!(
-            "the checkpoint in {} does not match its config.json ({e})",
-            run.display()
-        )
-    })
 }
 
 /// A trained flow with its configuration and training bookkeeping.
@@ -701,8 +675,9 @@ pub struct LoadedFlow {
 pub fn load_flow(run: &Path, device: &Device) -> Result<LoadedFlow> {
     let config = FlowRunConfig::load(run)?;
     validate(&config)?;
-    let model = load_weights(run, FlowNet::init(&config, device))?;
-    let state = read_state(run)?;
+    let (dir, _) = newest_checkpoint(run)?;
+    let model = crate::run::load_weights(&dir, FlowNet::init(&config, device))?;
+    let state: FlowCheckpointState = crate::run::read_state(&dir)?;
     Ok(LoadedFlow {
         config,
         model,
@@ -713,7 +688,7 @@ pub fn load_flow(run: &Path, device: &Device) -> Result<LoadedFlow> {
 
 /// Log-likelihoods (nats, original coordinates) of row-major `points`, and for the NHF the
 /// one-sample ELBOs (for RealNVP the same exact values). The NHF's likelihood is the
-/// importance-weighted estimate with `samples` posterior draws (seeded, stream `(0, 7, chunk)`).
+/// importance-weighted estimate with `samples` posterior draws (seeded: [`Stream::FlowEvalNoise`], index = chunk).
 pub fn log_likelihoods(
     model: &FlowNet,
     config: &FlowRunConfig,
@@ -737,7 +712,7 @@ pub fn log_likelihoods(
         // Repeat the chunk s times: [s·m, d], sample-major.
         let tiled: Vec<f32> = (0..s).flat_map(|_| rows.iter().copied()).collect();
         let x = Tensor::<2>::from_data(TensorData::new(tiled, [s * m, d]), device);
-        let mut rng = trajectory_rng(0, 7, c as u64);
+        let mut rng = stream_rng(0, Stream::FlowEvalNoise, c as u64);
         let noise: Vec<f32> = (0..s * m * d)
             .map(|_| standard_normal(&mut rng) as f32)
             .collect();
@@ -769,7 +744,7 @@ pub fn draw_samples(
     let d = config.dim();
     let base = model.base_dim(d);
     let mut out = Vec::with_capacity(count * d);
-    let mut rng = trajectory_rng(seed, 8, 0);
+    let mut rng = stream_rng(seed, Stream::FlowSamples, 0);
     for start in (0..count).step_by(8192) {
         let m = 8192.min(count - start);
         let noise: Vec<f32> = (0..m * base)

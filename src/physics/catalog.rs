@@ -464,6 +464,21 @@ impl SystemSpec {
         (self.system_from_params(&row), row)
     }
 
+    /// A `params.npy` row split into the physical parameters, the bodies' hues and the canvas
+    /// offset (see [`Self::param_names`]); `None` when the row has the wrong length.
+    pub fn split_params<'a>(&self, row: &'a [f64]) -> Option<(&'a [f64], &'a [f64], [f64; 2])> {
+        let n = self.num_bodies();
+        let physical = self.param_names().len() - n - 2;
+        if row.len() != physical + n + 2 {
+            return None;
+        }
+        Some((
+            &row[..physical],
+            &row[physical..physical + n],
+            [row[physical + n], row[physical + n + 1]],
+        ))
+    }
+
     /// Rebuilds the system of a trajectory from its `params.npy` row (physical columns first).
     pub fn system_from_params(&self, p: &[f64]) -> Box<dyn HamiltonianSystem> {
         match self.model {
@@ -592,7 +607,13 @@ impl SystemSpec {
                     *v += settings.noise_std * standard_normal(rng);
                 }
             }
-            let frames = self.render(system.as_ref(), &observed_states, &hues, offset, settings);
+            let frames = self.render(
+                system.as_ref(),
+                &observed_states,
+                &hues,
+                offset,
+                settings.image_size,
+            );
             params.extend_from_slice(&hues);
             params.extend_from_slice(&offset);
             return Ok(Trajectory {
@@ -663,22 +684,23 @@ impl SystemSpec {
         None
     }
 
-    /// Renders the observed states into RGB frames.
-    fn render(
+    /// Renders states `[T × 2·dof]` into `T` RGB frames `[T × size × size × 3]` with the bodies'
+    /// `hues` and the canvas `offset` of a `params.npy` row (see [`Self::split_params`]).
+    pub fn render(
         &self,
         system: &dyn HamiltonianSystem,
-        observed: &[f64],
+        states: &[f64],
         hues: &[f64],
         offset: [f64; 2],
-        settings: &RenderSettings,
+        size: usize,
     ) -> Vec<u8> {
-        let size = settings.image_size;
         let frame_bytes = size * size * 3;
         let canvas = self.canvas();
         let dim = 2 * system.dof();
         let masses = system.body_masses();
         let mut positions = vec![[0.0; 2]; system.num_bodies()];
-        let mut frames = vec![0u8; settings.seq_len * frame_bytes];
+        let mut frames = vec![0u8; states.len() / dim * frame_bytes];
+        let observed = states;
         for (y, frame) in observed.chunks(dim).zip(frames.chunks_mut(frame_bytes)) {
             system.body_positions(&y[..system.dof()], &mut positions);
             let discs: Vec<Disc> = positions

@@ -17,6 +17,7 @@
 //! paper's and the suite's parameters, and trajectory sampling).
 
 pub mod catalog;
+pub mod fit;
 pub mod integrate;
 pub mod render;
 pub mod sampling;

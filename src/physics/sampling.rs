@@ -6,15 +6,14 @@
 //! annulus) are written out here so that the byte stream of a dataset does not depend on the
 //! implementation details of a distribution crate.
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-/// The RNG of trajectory `index` in split `split` (0 = train, 1 = test) of a dataset seeded `seed`.
+/// The RNG of trajectory `index` in split `split` (0 = train, 1 = test, the ids of
+/// [`crate::rng::Stream::DatasetTrain`] and [`crate::rng::Stream::DatasetTest`]) of a dataset
+/// seeded `seed`.
 pub fn trajectory_rng(seed: u64, split: u64, index: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // Disjoint 2^48-long ranges of stream ids per split.
-    rng.set_stream((split << 48) | index);
-    rng
+    crate::rng::rng_with_id(seed, split, index)
 }
 
 /// A draw from U(low, high); returns exactly `low` when `low == high`.

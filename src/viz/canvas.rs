@@ -170,7 +170,7 @@ impl Canvas {
 
     /// Writes the canvas as a PNG, through a temporary file and a rename.
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        let tmp = super::temporary_path(path);
+        let tmp = crate::run::fs::temporary_path(path);
         let file = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let result = (|| -> Result<()> {
@@ -186,7 +186,7 @@ impl Canvas {
             writer.finish()?;
             Ok(())
         })();
-        super::finish_write(result, &tmp, path)
+        crate::run::fs::finish(result, &tmp, path)
     }
 }
 

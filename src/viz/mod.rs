@@ -12,35 +12,13 @@ pub mod canvas;
 pub mod chart;
 pub mod heatmap;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 
 pub use canvas::Canvas;
 pub use chart::{Chart, Series, SeriesStyle};
 pub use heatmap::Heatmap;
-
-/// `DIR/.NAME.tmp` for `DIR/NAME`.
-pub(crate) fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    path.with_file_name(format!(".{name}.tmp"))
-}
-
-/// Renames `tmp` to `path` if `result` is Ok; removes `tmp` otherwise.
-pub(crate) fn finish_write(result: Result<()>, tmp: &Path, path: &Path) -> Result<()> {
-    match result {
-        Ok(()) => {
-            std::fs::rename(tmp, path).with_context(|| format!("cannot write {}", path.display()))
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(tmp);
-            Err(e.context(format!("cannot write {}", path.display())))
-        }
-    }
-}
 
 /// Writes `frames` (all the same size) as a looping animated GIF, `delay_cs` hundredths of a
 /// second per frame. Colours are quantised per frame (NeuQuant).
@@ -55,7 +33,7 @@ pub fn write_gif(path: &Path, frames: &[Canvas], delay_cs: u16) -> Result<()> {
         w <= u16::MAX as usize && h <= u16::MAX as usize,
         "a {w}×{h} picture is too large for a GIF"
     );
-    let tmp = temporary_path(path);
+    let tmp = crate::run::fs::temporary_path(path);
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let result = (|| -> Result<()> {
@@ -69,5 +47,5 @@ pub fn write_gif(path: &Path, frames: &[Canvas], delay_cs: u16) -> Result<()> {
         }
         Ok(())
     })();
-    finish_write(result, &tmp, path)
+    crate::run::fs::finish(result, &tmp, path)
 }

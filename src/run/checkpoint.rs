@@ -1,0 +1,209 @@
+//! Checkpoints: written whole or not at all, and recovered after a kill at any instant.
+//!
+//! A checkpoint is a folder holding `model.bpk`, `optim.bpk` and `state.json` (at least a `step`).
+//! It is written as `RUN/checkpoint.partial` (`state.json` last, every file `fsync`ed), then swapped
+//! in: `checkpoint` → `checkpoint.old`, `checkpoint.partial` → `checkpoint`, `checkpoint.old`
+//! removed. A kill between any two of these leaves at least one complete folder among the three
+//! names; [`restore_checkpoint`] finds the newest and puts it back under `checkpoint`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::fs::{sync_dir, sync_file, write_atomic};
+
+/// The checkpoint folder's name in a run folder.
+pub const CHECKPOINT: &str = "checkpoint";
+/// The weights inside a checkpoint.
+pub const MODEL_FILE: &str = "model.bpk";
+/// The optimiser state inside a checkpoint.
+pub const OPTIM_FILE: &str = "optim.bpk";
+/// The bookkeeping inside a checkpoint, written last.
+pub const STATE_FILE: &str = "state.json";
+
+/// The three names a checkpoint folder can have, in order of preference at equal steps.
+fn candidates(run: &Path) -> [PathBuf; 3] {
+    [
+        run.join(CHECKPOINT),
+        run.join(format!("{CHECKPOINT}.old")),
+        run.join(format!("{CHECKPOINT}.partial")),
+    ]
+}
+
+#[derive(serde::Deserialize)]
+struct Step {
+    step: usize,
+}
+
+/// The step of a complete checkpoint folder, or `None` when a file is missing or `state.json`
+/// does not parse.
+fn complete_step(dir: &Path) -> Option<usize> {
+    if !dir.join(MODEL_FILE).is_file() || !dir.join(OPTIM_FILE).is_file() {
+        return None;
+    }
+    let text = std::fs::read_to_string(dir.join(STATE_FILE)).ok()?;
+    serde_json::from_str::<Step>(&text).ok().map(|s| s.step)
+}
+
+/// The newest complete checkpoint folder of `run` and its step, under whichever of its three
+/// names it survived; `None` when there is none.
+pub fn find_checkpoint(run: &Path) -> Option<(PathBuf, usize)> {
+    let mut best: Option<(PathBuf, usize)> = None;
+    for dir in candidates(run) {
+        if let Some(step) = complete_step(&dir)
+            && best.as_ref().is_none_or(|(_, s)| step > *s)
+        {
+            best = Some((dir, step));
+        }
+    }
+    best
+}
+
+/// Puts the newest complete checkpoint back under `RUN/checkpoint` (after a kill during a swap)
+/// and removes the other two names; returns its step, or an error naming the run when no complete
+/// checkpoint exists.
+pub fn restore_checkpoint(run: &Path) -> Result<usize> {
+    let (dir, step) = find_checkpoint(run).with_context(|| {
+        format!(
+            "{} has no complete checkpoint to resume from",
+            run.display()
+        )
+    })?;
+    let [main, old, partial] = candidates(run);
+    if dir != main {
+        if main.exists() {
+            std::fs::remove_dir_all(&main)
+                .with_context(|| format!("cannot remove {}", main.display()))?;
+        }
+        std::fs::rename(&dir, &main)
+            .with_context(|| format!("cannot restore {}", dir.display()))?;
+    }
+    for other in [old, partial] {
+        if other.exists() {
+            std::fs::remove_dir_all(&other)
+                .with_context(|| format!("cannot remove {}", other.display()))?;
+        }
+    }
+    sync_dir(run)?;
+    Ok(step)
+}
+
+/// Reads the bookkeeping of a checkpoint folder.
+pub fn read_state<T: DeserializeOwned>(dir: &Path) -> Result<T> {
+    let path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+}
+
+/// Loads a checkpoint folder's weights into `module` (built from the run's config).
+pub fn load_weights<M: Module>(dir: &Path, module: M) -> Result<M> {
+    let path = dir.join(MODEL_FILE);
+    let record = ModuleRecord::load(&path)
+        .map_err(|e| anyhow::anyhow!("cannot load {}: {e}", path.display()))?;
+    module.try_load_record(record).map_err(|e| {
+        anyhow::anyhow!(
+            "the checkpoint in {} does not match its run's config.json ({e})",
+            dir.display()
+        )
+    })
+}
+
+/// Loads a checkpoint folder's optimiser state into `optim`.
+pub fn load_optimizer(
+    dir: &Path,
+    optim: burn::optim::ModuleOptimizer,
+) -> Result<burn::optim::ModuleOptimizer> {
+    let path = dir.join(OPTIM_FILE);
+    optim
+        .load(&path)
+        .map_err(|e| anyhow::anyhow!("cannot load {}: {e}", path.display()))
+}
+
+/// Writes a checkpoint of `model`, `optim` and `state` (which must serialise a `step`) and swaps
+/// it in for `RUN/checkpoint` as the module documentation describes.
+pub fn save_checkpoint<M: Module>(
+    run: &Path,
+    model: &M,
+    optim: &burn::optim::ModuleOptimizer,
+    state: &impl Serialize,
+) -> Result<()> {
+    let [main, old, partial] = candidates(run);
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("cannot remove {}", partial.display()))?;
+    }
+    std::fs::create_dir_all(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    model
+        .clone()
+        .into_record()
+        .save(partial.join(MODEL_FILE))
+        .map_err(|e| anyhow::anyhow!("cannot save the model: {e}"))?;
+    optim
+        .save(partial.join(OPTIM_FILE))
+        .map_err(|e| anyhow::anyhow!("cannot save the optimiser: {e}"))?;
+    sync_file(&partial.join(MODEL_FILE))?;
+    sync_file(&partial.join(OPTIM_FILE))?;
+    write_atomic(
+        &partial.join(STATE_FILE),
+        serde_json::to_string_pretty(state)?,
+    )?;
+    sync_dir(run)?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("cannot remove {}", old.display()))?;
+    }
+    if main.exists() {
+        std::fs::rename(&main, &old)?;
+    }
+    std::fs::rename(&partial, &main)?;
+    sync_dir(run)?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("cannot remove {}", old.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake(dir: &Path, step: Option<usize>) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(MODEL_FILE), b"m").unwrap();
+        std::fs::write(dir.join(OPTIM_FILE), b"o").unwrap();
+        if let Some(step) = step {
+            std::fs::write(dir.join(STATE_FILE), format!("{{\"step\": {step}}}")).unwrap();
+        }
+    }
+
+    #[test]
+    fn recovery_takes_the_newest_complete_folder_under_any_name() {
+        let run = tempfile::tempdir().unwrap();
+        let run = run.path();
+        assert!(find_checkpoint(run).is_none());
+        assert!(restore_checkpoint(run).is_err());
+        // Killed between the two renames: only `.old` (step 200) and a complete `.partial` (400).
+        fake(&run.join("checkpoint.old"), Some(200));
+        fake(&run.join("checkpoint.partial"), Some(400));
+        assert_eq!(find_checkpoint(run).unwrap().1, 400);
+        assert_eq!(restore_checkpoint(run).unwrap(), 400);
+        assert!(run.join("checkpoint").join(STATE_FILE).is_file());
+        assert!(!run.join("checkpoint.old").exists() && !run.join("checkpoint.partial").exists());
+        // Killed while writing `.partial` (no state.json yet): the old checkpoint stays.
+        fake(&run.join("checkpoint.partial"), None);
+        assert_eq!(restore_checkpoint(run).unwrap(), 400);
+        assert!(!run.join("checkpoint.partial").exists());
+        // Killed after `checkpoint` → `.old`, before `.partial` was complete.
+        std::fs::rename(run.join("checkpoint"), run.join("checkpoint.old")).unwrap();
+        fake(&run.join("checkpoint.partial"), None);
+        assert_eq!(restore_checkpoint(run).unwrap(), 400);
+        assert!(run.join("checkpoint").join(STATE_FILE).is_file());
+    }
+}
