@@ -26,7 +26,7 @@ use crate::data::dataset::SequenceDataset;
 use crate::data::format::{DatasetMeta, Split};
 use crate::data::npy::read_f64;
 use crate::physics::catalog::RenderSettings;
-use crate::physics::fit::{cholesky, fit_state, starting_states, trajectory};
+use crate::physics::fit::{cholesky, fit_state, trajectory};
 use crate::physics::integrate::Tolerance;
 use crate::physics::sampling::standard_normal;
 use crate::physics::{SystemSpec, find_system};
@@ -243,7 +243,6 @@ impl OracleData {
         } else {
             1.0
         };
-        let starts = starting_states(system.as_ref(), observed, &frames.fitted, self.meta.dt);
         let fit = fit_state(
             &self.spec,
             system.as_ref(),
@@ -251,7 +250,6 @@ impl OracleData {
             &frames.fitted,
             sigma,
             &settings,
-            &starts,
         )
         .with_context(|| format!("the oracle's fit of sequence {index} failed"))?;
 
