@@ -47,7 +47,7 @@ pub enum Command {
         /// Timed steps (after 2 untimed warm-up steps).
         #[arg(long, default_value = "5", value_parser = parse_count)]
         steps: usize,
-        /// Device: cpu, wgpu[:N] or vulkan[:N].
+        /// Device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N).
         #[arg(long, default_value = "cpu")]
         device: crate::device::DeviceArg,
     },
@@ -104,7 +104,7 @@ pub enum Command {
         /// Working and output folder (datasets, runs, table1.md) [default: table1-SCALE].
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Training device: cpu, wgpu[:N] or vulkan[:N].
+        /// Training device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N).
         #[arg(long, default_value = "cpu")]
         device: crate::device::DeviceArg,
         /// No progress bars.
@@ -272,7 +272,7 @@ pub struct EvalArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Device for the rollouts: cpu, wgpu[:N] or vulkan[:N].
+    /// Device for the rollouts: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N).
     #[arg(long, default_value = "cpu")]
     pub device: crate::device::DeviceArg,
     /// Skip the physics oracle (the exact system fitted to the same frames).
@@ -429,7 +429,7 @@ pub struct TrainArgs {
     /// The paper's "no f_ψ" ablation: the encoder output is split into q and p directly.
     #[arg(long)]
     pub no_f_psi: bool,
-    /// Device: cpu, wgpu[:N] or vulkan[:N] (GPU devices need --features gpu).
+    /// Device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N) (GPU devices need --features gpu).
     #[arg(long, default_value = "cpu")]
     pub device: crate::device::DeviceArg,
     /// Continue the run in --run from its checkpoint (with --steps: up to that many steps).

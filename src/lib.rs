@@ -3,6 +3,9 @@
 //! An implementation of Toth, Rezende, Jaegle, Racanière, Botev & Higgins, *Hamiltonian
 //! Generative Networks* (ICLR 2020) on burn 0.22.
 //!
+//! "Reference Dn" in the documentation is the project decision Dn in `docs/decisions.md`;
+//! `docs/paper-map.md` maps each part of the paper to the code.
+//!
 //! Crate map (see `ARCHITECTURE.md` for the invariants):
 //!
 //! - [`physics`]: f64 Hamiltonian systems, ground-truth integration and the soft-disc renderer
@@ -13,7 +16,7 @@
 //! - [`protocol`]: the window protocols (`forecast`, `reconstruct`) every consumer of frames
 //!   follows; [`run`]: run folders, crash-safe writes and checkpoints; [`rng`]: the named
 //!   random streams;
-//! - [`train`], [`bench`], [`export`]: `hgn train`, `hgn bench`, `hgn export`;
+//! - [`train`], [`bench`](mod@bench), [`export`]: `hgn train`, `hgn bench`, `hgn export`;
 //! - [`oracle`]: the physics oracle (the exact system fitted to the same frames);
 //! - [`metrics`], [`eval`], [`rollout`], [`plot`], [`table1`]: evaluation formulas, `hgn eval`,
 //!   `hgn rollout`, `hgn plot`, `hgn table1`; [`viz`]: charts, heat maps, PNG and GIF writing;

@@ -2,7 +2,7 @@
 
 /// mimalloc keeps freed pages for reuse instead of returning them to the kernel; a training step
 /// allocates and frees gigabytes of tensors, which with the system allocator become page faults
-/// (measured in the README's performance section).
+/// (measured in `docs/performance.md`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

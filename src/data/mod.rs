@@ -1,7 +1,7 @@
 //! Datasets on disk: the `.npy` format, the `meta.json` schema, generation and verification.
 //!
-//! The data path runs one way: [`generate`] writes a dataset folder from the simulators in
-//! [`crate::physics`]; [`format`] defines and validates its layout; [`inspect`] verifies a
+//! The data path runs one way: [`generate`](mod@generate) writes a dataset folder from the simulators in
+//! [`crate::physics`]; [`format`](mod@format) defines and validates its layout; [`inspect`](mod@inspect) verifies a
 //! folder and summarises it. Training reads the same files through [`npy`].
 
 pub mod dataset;

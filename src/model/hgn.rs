@@ -1,9 +1,8 @@
 //! The Hamiltonian Generative Network: encoder → f_ψ → (q, p) → H_γ + integrator → decoder.
 //!
-//! Frame window (reference D3, the default): the encoder sees the first `K` frames of a window,
-//! the state is inferred at frame `K − 1`, and the rollout runs `rollout_steps` steps forward;
-//! the reconstruction targets are frames `K − 1 ..= K − 1 + rollout_steps` (the authors: 5 of 34
-//! frames, 29 steps, 30 targets).
+//! Which frames of a window the encoder sees and which are targets is the run's protocol
+//! (reference D3, [`crate::protocol`]); the model itself takes the encoder's frames, a step `dt`
+//! (negative to run backward) and a number of steps.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -65,10 +64,8 @@ pub struct HgnConfig {
     /// `Some(d)`: `q` and `p` are `d`-vectors (held as `[batch, d, 1, 1]`) instead of
     /// `latent_channels` maps of `S/8 × S/8`. The encoder ends in a linear layer, f_ψ and the
     /// energies are MLPs, and the decoder is a spatial broadcast decoder of width `2 × hidden`
-    /// (`paper` layout only). On the pendulum, in the same time (three times the steps, the
-    /// step being cheaper), a 2-vector beats the `tiny` preset's Table 1 error and halves its
-    /// extrapolation error, but renders blurrier bodies (README, "What to expect"); it is the
-    /// quick start's [`HgnConfig::vector`].
+    /// (`paper` layout only). The quick start's [`HgnConfig::vector`] is a 2-vector
+    /// (measurements in `docs/experiments.md`).
     #[config(default = "None")]
     pub latent_dim: Option<usize>,
 }
@@ -82,10 +79,8 @@ impl HgnConfig {
     /// A small model for CPUs, tests and `hgn table1 --scale tiny`: the same structure with 16
     /// channels and 4 + 4 latent channels, 10-frame rollouts (5 inference frames, 9 steps), the
     /// paper's "deterministic" variant, and a fixed quadratic kinetic energy `K(p) = |p|²/2` in
-    /// place of the learned `K(p)` net. A freshly initialised `K` net gives nearly zero
-    /// velocity, so predictions start out static and training first settles on a blurred
-    /// average; with `dq/dt = p` the model reached the test MSE of 1,200 steps with a learned `K`
-    /// in about 600.
+    /// place of the learned `K(p)` net (a freshly initialised `K` net gives nearly zero velocity,
+    /// so predictions start out static; `docs/experiments.md` has the measurement).
     pub fn tiny() -> Self {
         Self::new()
             .with_hidden(16)

@@ -8,7 +8,7 @@
 //! - [`integrator`]: leapfrog, Euler, RK4 and 4th-order symplectic rollouts of the latent state;
 //! - [`networks`]: encoder, latent transform f_ψ and decoder;
 //! - [`hgn`]: the assembled model and its config presets;
-//! - [`loss`]: reconstruction + KL balanced by GECO (or β-ELBO).
+//! - [`loss`](mod@loss): reconstruction + KL balanced by GECO (or β-ELBO).
 //!
 //! burn's autodiff is first-order only, and training differentiates through `∂H/∂q` and `∂H/∂p`.
 //! So those gradients are not taken by autodiff: they are written out as ordinary tensor
