@@ -658,119 +658,81 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
-    use crate::model::IntegratorKind;
-    use crate::train::{LrSchedule, RunConfig, TrainOptions, train};
+    use crate::train::{RunConfig, TrainOptions, train};
     let default_data = PathBuf::from("data/pendulum");
-    let data = match (&args.data, &args.run) {
-        (Some(data), _) => data.clone(),
-        (None, Some(run)) if args.resume => {
-            let saved = run.join("config.json");
-            anyhow::ensure!(
-                saved.is_file(),
-                "{} holds no run to resume (no config.json)",
-                run.display()
-            );
-            RunConfig::load(&saved)?
-                .data
-                .with_context(|| format!("{} records no dataset; pass --data", run.display()))?
-        }
-        _ => default_data.clone(),
-    };
-    let mut config = match &args.config {
-        Some(path) => RunConfig::load(path)?,
-        None => {
-            let preset = match &args.preset {
-                Some(name) => name.clone(),
-                None => {
-                    // A missing default dataset is generated below: the pendulum.
-                    let coordinates = match crate::data::format::DatasetMeta::load(&data) {
-                        Ok(meta) => meta.state_names.len(),
-                        Err(_) => find_system("pendulum")
-                            .expect("built in")
-                            .state_names()
-                            .len(),
-                    };
-                    RunConfig::default_preset(coordinates).to_string()
-                }
-            };
-            RunConfig::preset(&preset)?
-        }
-    };
-    if let Some(steps) = args.steps {
-        config.train.steps = steps;
-    }
-    if let Some(b) = args.batch_size {
-        config.train.batch_size = b;
-    }
-    if let Some(seed) = args.seed {
-        config.train.seed = seed;
-    }
-    if let Some(lr) = args.lr {
-        config.train.learning_rate = lr;
-    }
-    if let Some(name) = &args.lr_schedule {
-        config.train.lr_schedule = Some(name.parse::<LrSchedule>()?);
-    }
-    if let Some(name) = &args.integrator {
-        config.model.integrator = IntegratorKind::ALL
-            .into_iter()
-            .find(|k| k.name() == name.to_ascii_lowercase())
-            .with_context(|| {
-                format!("unknown integrator '{name}' (known: leapfrog, euler, rk4, yoshida4)")
-            })?;
-    }
-    if args.deterministic {
-        config.model.variational = false;
-    }
-    if let Some(c) = args.curriculum {
-        config.train.curriculum_steps = (c > 0).then_some(c);
-    }
-    if let Some(name) = &args.protocol {
-        config.protocol = name.parse::<crate::protocol::Protocol>()?;
-        if config.protocol == crate::protocol::Protocol::Reconstruct {
-            // Reconstruct always rolls backward over the window it saw.
-            config.train.bidirectional = false;
-        }
-    }
-    if let Some(k) = args.inference_frames {
-        config.model.num_inference_frames = k;
-    }
-    if config.protocol == crate::protocol::Protocol::Reconstruct
-        && (args.protocol.is_some() || args.inference_frames.is_some())
-    {
-        config.model.rollout_steps = config.model.num_inference_frames.saturating_sub(1);
-    }
-    if let Some(r) = args.rollout_steps {
-        config.model.rollout_steps = r;
-    }
-    if args.no_f_psi {
-        config.model.latent_transform = false;
-    }
-    if args.bidirectional {
-        config.train.bidirectional = true;
-    }
-    if let Some(d) = args.latent_dim {
-        config.model.latent_dim = Some(d);
-    }
-    let changed_by_flags = args.batch_size.is_some()
-        || args.seed.is_some()
-        || args.lr.is_some()
-        || args.lr_schedule.is_some()
-        || args.integrator.is_some()
-        || args.deterministic
-        || args.no_f_psi
-        || args.curriculum.is_some()
-        || args.rollout_steps.is_some()
-        || args.protocol.is_some()
-        || args.inference_frames.is_some()
-        || args.bidirectional
-        || args.latent_dim.is_some()
-        || args.config.is_some();
-    if args.resume && changed_by_flags {
-        anyhow::bail!(
-            "--resume continues a run with its saved config.json; only --steps may change"
+    let (data, config) = if args.resume {
+        let run = args
+            .run
+            .as_ref()
+            .context("--resume needs --run (the run folder to continue)")?;
+        let saved_path = run.join("config.json");
+        anyhow::ensure!(
+            saved_path.is_file(),
+            "{} holds no run to resume (no config.json)",
+            run.display()
         );
-    }
+        let saved = RunConfig::load(&saved_path)?;
+        let data = match (&args.data, &saved.data) {
+            (Some(data), _) => data.clone(),
+            (None, Some(data)) => data.clone(),
+            (None, None) => anyhow::bail!("{} records no dataset; pass --data", run.display()),
+        };
+        // Flags may repeat the run's settings; a real change is refused, named.
+        let mut wanted = match (&args.config, &args.preset) {
+            (Some(path), _) => RunConfig::load(path)?,
+            (None, Some(name)) if *name != saved.preset => RunConfig::preset(name)?,
+            _ => saved.clone(),
+        };
+        wanted.data = Some(data.clone());
+        apply_train_flags(&mut wanted, &args)?;
+        wanted.train.steps = saved.train.steps;
+        let mut changes = vec![];
+        if wanted.preset != saved.preset {
+            changes.push(format!("preset {} → {}", saved.preset, wanted.preset));
+        }
+        config_changes(
+            "",
+            &serde_json::to_value(&saved)?,
+            &serde_json::to_value(&wanted)?,
+            &mut changes,
+        );
+        changes.retain(|c| !c.starts_with("preset:"));
+        anyhow::ensure!(
+            changes.is_empty(),
+            "--resume continues {} with its saved config.json (only --steps may change); the \
+             flags change {}",
+            run.display(),
+            changes.join(", ")
+        );
+        (data, saved)
+    } else {
+        let data = args.data.clone().unwrap_or_else(|| default_data.clone());
+        let mut config = match &args.config {
+            Some(path) => RunConfig::load(path)?,
+            None => {
+                let preset = match &args.preset {
+                    Some(name) => name.clone(),
+                    None => {
+                        // A missing default dataset is generated below: the pendulum.
+                        let coordinates = match crate::data::format::DatasetMeta::load(&data) {
+                            Ok(meta) => meta.state_names.len(),
+                            Err(_) => find_system("pendulum")
+                                .expect("built in")
+                                .state_names()
+                                .len(),
+                        };
+                        RunConfig::default_preset(coordinates).to_string()
+                    }
+                };
+                RunConfig::preset(&preset)?
+            }
+        };
+        apply_train_flags(&mut config, &args)?;
+        if let Some(steps) = args.steps {
+            config.train.steps = steps;
+        }
+        (data, config)
+    };
     let progress = !args.quiet && std::io::stderr().is_terminal();
     if !data.join(crate::data::format::META_FILE).exists() && !args.resume {
         anyhow::ensure!(
@@ -1068,6 +1030,100 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         println!("wrote {}", args.run.join(crate::run::EVAL_FILE).display());
     }
     Ok(())
+}
+
+/// Applies `hgn train`'s setting flags (all but `--steps`, `--data`, `--run`) to `config`.
+fn apply_train_flags(config: &mut crate::train::RunConfig, args: &TrainArgs) -> Result<()> {
+    use crate::model::IntegratorKind;
+    use crate::protocol::Protocol;
+    use crate::train::LrSchedule;
+    if let Some(b) = args.batch_size {
+        config.train.batch_size = b;
+    }
+    if let Some(seed) = args.seed {
+        config.train.seed = seed;
+    }
+    if let Some(lr) = args.lr {
+        config.train.learning_rate = lr;
+    }
+    if let Some(name) = &args.lr_schedule {
+        config.train.lr_schedule = Some(name.parse::<LrSchedule>()?);
+    }
+    if let Some(name) = &args.integrator {
+        config.model.integrator = IntegratorKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name.to_ascii_lowercase())
+            .with_context(|| {
+                format!("unknown integrator '{name}' (known: leapfrog, euler, rk4, yoshida4)")
+            })?;
+    }
+    if args.deterministic {
+        config.model.variational = false;
+    }
+    if let Some(c) = args.curriculum {
+        config.train.curriculum_steps = (c > 0).then_some(c);
+    }
+    if let Some(name) = &args.protocol {
+        let protocol = name.parse::<Protocol>()?;
+        if protocol != config.protocol && protocol == Protocol::Reconstruct {
+            // Reconstruct always rolls backward over the window it saw.
+            config.train.bidirectional = false;
+        }
+        config.protocol = protocol;
+    }
+    if let Some(k) = args.inference_frames {
+        config.model.num_inference_frames = k;
+    }
+    if config.protocol == Protocol::Reconstruct
+        && (args.protocol.is_some() || args.inference_frames.is_some())
+    {
+        config.model.rollout_steps = config.model.num_inference_frames.saturating_sub(1);
+    }
+    if let Some(r) = args.rollout_steps {
+        config.model.rollout_steps = r;
+    }
+    if args.no_f_psi {
+        config.model.latent_transform = false;
+    }
+    if args.bidirectional {
+        config.train.bidirectional = true;
+    }
+    if let Some(d) = args.latent_dim {
+        config.model.latent_dim = Some(d);
+    }
+    Ok(())
+}
+
+/// The settings that differ between two JSON configs, as `path: old → new`.
+fn config_changes(
+    path: &str,
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                config_changes(
+                    &child,
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        (a, b) if a != b => out.push(format!("{path}: {a} → {b}")),
+        _ => {}
+    }
 }
 
 fn run_oracle(args: OracleArgs) -> Result<()> {

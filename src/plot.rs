@@ -77,6 +77,12 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
         xy(&|m| m.baseline_mse, &evals),
         7,
     ));
+    // The oracle does not change during a run (lines from before it was logged lack it).
+    if let Some(level) = evals.iter().find_map(|m| m.oracle_mse) {
+        let line = evals.iter().map(|m| (m.step as f64, level)).collect();
+        mse.series
+            .push(Series::line("physics oracle (test)", line, 4));
+    }
     let mut kl = Chart::new("KL / (T C H W)", "step", "KL");
     kl.series.push(Series::line("", xy(&|m| m.kl, &train), 2));
     let mut lambda = Chart::new("GECO lambda", "step", "lambda");

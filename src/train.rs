@@ -304,6 +304,10 @@ pub struct MetricsLine {
     /// Mean-frame baseline MSE on the same test sequences (eval lines).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub baseline_mse: Option<f64>,
+    /// The physics oracle's expected-image MSE on the same test sequences and frames (eval
+    /// lines; absent when the dataset's system has no oracle).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub oracle_mse: Option<f64>,
     /// Training throughput (train lines).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub steps_per_second: Option<f64>,
@@ -414,6 +418,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
     let total = config.train.steps;
     let bar = progress_bar(total as u64, start_step as u64, opts.progress);
     let mean_frame = train_set.mean_frame(256)?;
+    let oracle_mse = evaluation_oracle(&opts.data, &config)?;
     let started = Instant::now();
     let mut last_log = Instant::now();
     let mut last_eval = None;
@@ -453,6 +458,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
                 kl: Some(scalar(parts.kl)),
                 lambda: Some(scalar(parts.lambda)),
                 baseline_mse: None,
+                oracle_mse: None,
                 steps_per_second: Some(if step == start_step {
                     0.0
                 } else {
@@ -479,6 +485,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
                 kl: None,
                 lambda: None,
                 baseline_mse: Some(baseline),
+                oracle_mse,
                 steps_per_second: None,
             };
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
@@ -592,6 +599,30 @@ pub fn evaluate(
         count += b * all_states.len() * c * h * wd;
     }
     Ok((model_sum / count as f64, baseline_sum / count as f64))
+}
+
+/// The expected-image oracle's per-pixel MSE on the frames and sequences [`evaluate`] scores (the
+/// line a learning curve is measured against), or `None` for a dataset whose system the oracle
+/// does not know.
+fn evaluation_oracle(data: &Path, config: &RunConfig) -> Result<Option<f64>> {
+    use crate::oracle::{OracleData, OracleFrames, OracleOptions};
+    let Ok(oracle) = OracleData::open(data, Split::Test) else {
+        return Ok(None);
+    };
+    let window = config.window();
+    let frames = match window.protocol {
+        Protocol::Forecast => OracleFrames::of(
+            Protocol::Forecast,
+            window.inference_frames,
+            window.rollout_steps + 1,
+        ),
+        Protocol::Reconstruct => OracleFrames::of(Protocol::Reconstruct, window.len(), 0),
+    };
+    let n = oracle.num_sequences().min(config.train.eval_sequences);
+    let scores = oracle.sequences(n, &frames, &OracleOptions::default(), &|_| ())?;
+    Ok(Some(
+        scores.iter().map(|s| s.expected).sum::<f64>() / (1e4 * n as f64),
+    ))
 }
 
 /// The first value of a tensor as f64 (NaN if it cannot be read). Shared with the flows.

@@ -184,11 +184,14 @@ fn an_interrupted_and_resumed_run_repeats_an_uninterrupted_one_exactly() {
     assert_eq!(a.len(), 6 + 3, "6 train lines and 3 eval lines");
     assert_eq!(a, b, "the resumed run differs from the uninterrupted one");
     assert!(a.iter().all(|l| l.mse.is_finite() && l.mse > 0.0));
-    // Evaluations report the mean-frame baseline beside the model.
+    // Evaluations report the mean-frame baseline and the physics oracle beside the model; the
+    // oracle, from two noisy frames, still beats the mean frame.
     assert!(
         a.iter()
             .filter(|l| l.kind == "eval")
-            .all(|l| l.baseline_mse.unwrap() > 0.0)
+            .all(|l| l.baseline_mse.unwrap() > 0.0
+                && l.oracle_mse.unwrap() > 0.0
+                && l.oracle_mse.unwrap() < l.baseline_mse.unwrap())
     );
     // The checkpoint is complete.
     for file in ["model.bpk", "optim.bpk", "state.json"] {
@@ -383,12 +386,45 @@ fn bad_training_requests_get_one_line_errors() {
         &hgn(&["train", "--data", d, "--run", r, "--config", c, "-q"]),
         "already holds a run",
     );
+    // --resume takes flags that repeat the saved settings, and refuses a real change, named.
     assert_error(
         &hgn(&[
             "train", "--data", d, "--run", r, "--resume", "--seed", "3", "-q",
         ]),
-        "only --steps may change",
+        "only --steps may change); the flags change train.seed: 0 → 3",
     );
+    assert_error(
+        &hgn(&["train", "--run", r, "--resume", "--preset", "paper", "-q"]),
+        "preset tiny → paper",
+    );
+    let elsewhere = tmp.path().join("elsewhere");
+    assert_error(
+        &hgn(&[
+            "train",
+            "--data",
+            elsewhere.to_str().unwrap(),
+            "--run",
+            r,
+            "--resume",
+            "-q",
+        ]),
+        "the flags change data:",
+    );
+    for same in [
+        &["--seed", "0", "--config", c][..],
+        &["--preset", "tiny", "--batch-size", "4"][..],
+    ] {
+        let out = hgn(&[
+            &["train", "--data", d, "--run", r, "--resume", "-q"][..],
+            same,
+        ]
+        .concat());
+        assert!(
+            out.status.success(),
+            "{same:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // A config edited by hand so that it contradicts the checkpoint is refused, not a panic.
     let saved = run.join("config.json");
     let mut edited = RunConfig::load(&saved).unwrap();
