@@ -297,7 +297,127 @@ fn damaged_datasets_fail_inspection_with_the_file_named() {
     std::fs::write(d.join("train/params.npy"), b"PK\x03\x04 a zip file").unwrap();
     assert_error(&inspect(&d), "train/params.npy is not a valid .npy file");
 
+    let d = copy("negative-dt");
+    let meta = std::fs::read_to_string(d.join("meta.json")).unwrap();
+    std::fs::write(
+        d.join("meta.json"),
+        meta.replace("\"dt\": 0.125", "\"dt\": -0.125"),
+    )
+    .unwrap();
+    assert_error(&inspect(&d), "dt is -0.125, not a positive time step");
+
+    let d = copy("inconsistent-meta");
+    let meta = std::fs::read_to_string(d.join("meta.json")).unwrap();
+    std::fs::write(
+        d.join("meta.json"),
+        meta.replacen("\"num_sequences\": 3", "\"num_sequences\": 4", 1),
+    )
+    .unwrap();
+    assert_error(&inspect(&d), "but the split's counts imply");
+
     assert!(inspect(&pristine).status.success());
+}
+
+/// Seeded damage to every file of a dataset (headers, bodies, truncation, meta.json values and
+/// syntax): every reader answers with success or one `error:` line, never a panic or a hang.
+#[test]
+fn fuzzed_datasets_get_one_line_errors_and_never_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pristine = tmp.path().join("pristine");
+    assert!(generate(&pristine, &[]).status.success());
+    let originals = files(&pristine);
+    // A small deterministic generator (xorshift), so failures can be replayed by case number.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let dir = tmp.path().join("case");
+    let mut refused = 0;
+    for case in 0..240 {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("train")).unwrap();
+        std::fs::create_dir_all(dir.join("test")).unwrap();
+        let target = (next() % originals.len() as u64) as usize;
+        for (i, (path, data)) in originals.iter().enumerate() {
+            let mut data = data.clone();
+            if i == target && !data.is_empty() {
+                let len = data.len() as u64;
+                let is_meta = path.ends_with("meta.json");
+                match next() % 4 {
+                    // Flip a byte of the header (or of the start of meta.json).
+                    0 => {
+                        let at = (next() % len.min(128)) as usize;
+                        data[at] ^= 1 << (next() % 8);
+                    }
+                    // Flip a byte anywhere.
+                    1 => {
+                        let at = (next() % len) as usize;
+                        data[at] ^= 1 << (next() % 8);
+                    }
+                    // Truncate.
+                    2 => data.truncate((next() % len) as usize),
+                    // Overwrite a digit of meta.json, or a run of bytes of an array.
+                    _ if is_meta => {
+                        let digits: Vec<usize> = data
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, b)| b.is_ascii_digit())
+                            .map(|(i, _)| i)
+                            .collect();
+                        let at = digits[(next() % digits.len() as u64) as usize];
+                        data[at] = b"0-9e."[(next() % 5) as usize];
+                    }
+                    _ => {
+                        let at = (next() % len) as usize;
+                        let end = (at + 16).min(data.len());
+                        for b in &mut data[at..end] {
+                            *b = next() as u8;
+                        }
+                    }
+                }
+            }
+            let rel = path.strip_prefix(&pristine).unwrap();
+            std::fs::write(dir.join(rel), data).unwrap();
+        }
+        for args in [
+            vec!["inspect", dir.to_str().unwrap()],
+            vec![
+                "oracle",
+                "--data",
+                dir.to_str().unwrap(),
+                "--sequences",
+                "2",
+                "--draws",
+                "2",
+                "--protocol",
+                "reconstruct",
+                "--inference-frames",
+                "8",
+                "-q",
+            ],
+        ] {
+            let out = hgn(&args);
+            let err = stderr(&out);
+            assert!(
+                !err.contains("panicked") && out.status.code().is_some(),
+                "case {case}, {}: {err}",
+                args[0]
+            );
+            if !out.status.success() {
+                refused += 1;
+                assert!(
+                    err.starts_with("error: ") && err.trim_end().lines().count() == 1,
+                    "case {case}, {}: not one error line: {err}",
+                    args[0]
+                );
+            }
+        }
+    }
+    // Most damage is caught (a flipped bit in a free-text field of meta.json is harmless).
+    assert!(refused > 200, "only {refused} of 480 reads refused");
 }
 
 #[test]

@@ -179,6 +179,8 @@ impl DatasetMeta {
             path.display(),
             meta.format_version
         );
+        meta.validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for split in Split::ALL {
             let Some(s) = meta.splits.get(split.name()) else {
                 bail!(
@@ -197,6 +199,104 @@ impl DatasetMeta {
             }
         }
         Ok(meta)
+    }
+
+    /// Checks every value's range and the consistency of the fields with each other (the files
+    /// themselves are checked against these values by their readers and by `hgn inspect`).
+    pub fn validate(&self) -> Result<()> {
+        let finite = |name: &str, v: f64| -> Result<()> {
+            ensure!(v.is_finite(), "{name} is {v}, not a finite number");
+            Ok(())
+        };
+        finite("dt", self.dt)?;
+        ensure!(self.dt > 0.0, "dt is {}, not a positive time step", self.dt);
+        for (name, v) in [
+            ("noise_std", self.noise_std),
+            ("friction", self.friction),
+            ("orbit_noise", self.orbit_noise),
+        ] {
+            finite(name, v)?;
+            ensure!(v >= 0.0, "{name} is {v}, not a non-negative number");
+        }
+        for (name, v) in [("rtol", self.rtol), ("atol", self.atol)] {
+            finite(name, v)?;
+            ensure!(v > 0.0, "{name} is {v}, not a positive tolerance");
+        }
+        finite("canvas_half_size", self.canvas_half_size)?;
+        ensure!(
+            self.canvas_half_size > 0.0,
+            "canvas_half_size is {}, not positive",
+            self.canvas_half_size
+        );
+        finite("max_canvas_offset", self.max_canvas_offset)?;
+        for (i, v) in self
+            .canvas_center
+            .iter()
+            .chain(&self.background)
+            .chain(&self.radius_range)
+            .enumerate()
+        {
+            finite(&format!("a canvas, background or radius value (#{i})"), *v)?;
+        }
+        ensure!(
+            self.background.iter().all(|c| (0.0..=1.0).contains(c)),
+            "background {:?} is not a colour in [0, 1]",
+            self.background
+        );
+        let (lo, hi) = super::generate::IMAGE_SIZE_RANGE;
+        ensure!(
+            (lo..=hi).contains(&self.image_size),
+            "image_size is {}, not {lo} to {hi}",
+            self.image_size
+        );
+        ensure!(
+            !self.state_names.is_empty() && self.state_names.len() % 2 == 0,
+            "state_names lists {} names, not an even number (q then p)",
+            self.state_names.len()
+        );
+        for r in &self.param_ranges {
+            finite(&r.name, r.low)?;
+            finite(&r.name, r.high)?;
+            ensure!(
+                r.low <= r.high,
+                "the range of {} is [{}, {}], low above high",
+                r.name,
+                r.low,
+                r.high
+            );
+        }
+        let dim = self.state_names.len();
+        let size = self.image_size;
+        for (name, split) in &self.splits {
+            let n = split.num_sequences;
+            let t = split.seq_len;
+            let expected: [(&str, Vec<usize>); 3] = [
+                ("frames", vec![n, t, size, size, 3]),
+                ("states", vec![n, t, dim]),
+                ("observed_states", vec![n, t, dim]),
+            ];
+            for (array, shape) in expected {
+                if let Some(file) = split.files.get(array) {
+                    ensure!(
+                        file.shape == shape,
+                        "{name}/{array}.npy is listed with shape {:?}, but the split's counts \
+                         imply {shape:?}",
+                        file.shape
+                    );
+                }
+            }
+            if let Some(file) = split.files.get("params") {
+                ensure!(
+                    file.shape.len() == 2
+                        && file.shape[0] == n
+                        && file.shape[1] == self.param_names.len(),
+                    "{name}/params.npy is listed with shape {:?}, not [{n}, {}]",
+                    file.shape,
+                    self.param_names.len()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The metadata of one split.

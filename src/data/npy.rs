@@ -291,6 +291,12 @@ fn parse_header(file: &mut impl Read) -> Result<NpyHeader> {
                 .with_context(|| format!("malformed shape {shape_text}"))
         })
         .collect::<Result<Vec<_>>>()?;
+    // The byte count must fit in memory's address space (a damaged header could wrap it).
+    shape
+        .iter()
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+        .and_then(|bytes| bytes.checked_add(prefix as usize + header_len))
+        .with_context(|| format!("the shape {shape_text} is too large to address"))?;
     Ok(NpyHeader {
         dtype,
         shape,
@@ -374,6 +380,13 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shape_whose_size_overflows_is_refused() {
+        let header = header_bytes(Dtype::F64, &[1 << 40, 1 << 40]);
+        let err = parse_header(&mut &header[..]).unwrap_err();
+        assert!(err.to_string().contains("too large to address"), "{err}");
+    }
 
     /// Headers printed by `numpy.save` (numpy 2.x) for the same dtypes and shapes.
     #[test]
