@@ -250,7 +250,7 @@ impl DatasetMeta {
             self.image_size
         );
         ensure!(
-            !self.state_names.is_empty() && self.state_names.len() % 2 == 0,
+            !self.state_names.is_empty() && self.state_names.len().is_multiple_of(2),
             "state_names lists {} names, not an even number (q then p)",
             self.state_names.len()
         );
