@@ -253,6 +253,10 @@ pub struct SplitReport {
     /// Each sequence's Table 1 figures, in sequence order (only when asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_sequence: Option<PerSequence>,
+    /// How much of the true state of the inferred frame the model's inferred state holds
+    /// linearly (computed with the oracle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::probe::ProbeReport>,
     /// Forward rollouts.
     pub forward: DirectionReport,
     /// Backward rollouts.
@@ -348,7 +352,7 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
     let mut splits = Vec::new();
     for &split in &opts.splits {
         let set = open_split(&data, split, &config)?;
-        let mut report = evaluate_split(
+        let (mut report, latents) = evaluate_split(
             &model,
             &config,
             &set,
@@ -362,6 +366,10 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
             let (summary, scores) =
                 oracle_report(&data, split, &config, &report, oracle, opts.progress)?;
             report.oracle = Some(summary);
+            // Eight sequences at least: half fit the probe, half score it.
+            if latents.len() >= 8 {
+                report.probe = Some(encoder_probe(&data, split, &config, &latents)?);
+            }
             if let Some(per) = report.per_sequence.as_mut() {
                 per.oracle_expected = scores.iter().map(|s| s.expected).collect();
                 per.oracle_point = scores.iter().map(|s| s.point).collect();
@@ -436,6 +444,28 @@ impl DirectionSums {
     }
 }
 
+/// The linear probe from the state the model inferred for each sequence (at frame `K − 1`) to
+/// the true positions and momenta there.
+fn encoder_probe(
+    data: &Path,
+    split: Split,
+    config: &RunConfig,
+    latents: &[Vec<f64>],
+) -> Result<crate::probe::ProbeReport> {
+    let oracle = OracleData::open(data, split)?;
+    let frame = config.model.num_inference_frames - 1;
+    let mut names = vec![];
+    let mut positions = 0;
+    let truths: Vec<Vec<f64>> = (0..latents.len())
+        .map(|i| {
+            let (n, values, count) = oracle.observables(i, frame);
+            (names, positions) = (n, count);
+            values
+        })
+        .collect();
+    crate::probe::linear_probe(latents, &truths, names, positions)
+}
+
 /// The physics oracle on the Table 1 frames of `report`'s sequences, and each sequence's scores.
 pub fn oracle_report(
     data: &Path,
@@ -495,7 +525,7 @@ fn evaluate_split(
     max_sequences: usize,
     progress: bool,
     device: &Device,
-) -> Result<SplitReport> {
+) -> Result<(SplitReport, Vec<Vec<f64>>)> {
     let m = &config.model;
     let spec = config.window();
     let k = m.num_inference_frames;
@@ -532,6 +562,7 @@ fn evaluate_split(
     let (mut forward, mut backward) = (DirectionSums::default(), DirectionSums::default());
     let (mut table1, mut baseline) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut mean_h, mut deficits, mut maxima, mut drifts) = (vec![], vec![], vec![], vec![]);
+    let mut latents = Vec::with_capacity(n);
     for start in (0..n).step_by(CHUNK) {
         let ids: Vec<usize> = (start..(start + CHUNK).min(n)).collect();
         let sequences = ids
@@ -582,6 +613,7 @@ fn evaluate_split(
             baseline.push(1e4 * metrics::mean(&base.mse));
             forward.add(&e_fwd, window_fwd);
             backward.add(&e_bwd, window_bwd);
+            latents.push([&fwd.q[i][0][..], &fwd.p[i][0][..]].concat());
             let h = &fwd.energy[i];
             if h.iter().any(|v| !v.is_finite()) {
                 bail!(
@@ -599,7 +631,7 @@ fn evaluate_split(
         bar.inc(ids.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(SplitReport {
+    let report = SplitReport {
         split: split.name().to_string(),
         sequences: n,
         seq_len: len,
@@ -623,7 +655,9 @@ fn evaluate_split(
             drift_per_step: metrics::mean(&drifts),
             abs_drift_per_step: drifts.iter().map(|d| d.abs()).sum::<f64>() / drifts.len() as f64,
         },
-    })
+        probe: None,
+    };
+    Ok((report, latents))
 }
 
 impl EvalReport {
@@ -692,6 +726,23 @@ impl EvalReport {
             rows.push((
                 "baseline / expected-image oracle".into(),
                 oracle(&|o| format!("{:.3}", o.baseline_ratio)),
+            ));
+        }
+        let probe = |f: &dyn Fn(&crate::probe::ProbeReport) -> f64| {
+            col(&|s| {
+                s.probe
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |p| format!("{:.3}", f(p)))
+            })
+        };
+        if self.splits.iter().any(|s| s.probe.is_some()) {
+            rows.push((
+                "inferred state: positions R²".into(),
+                probe(&|p| p.positions_r2),
+            ));
+            rows.push((
+                "inferred state: momenta R²".into(),
+                probe(&|p| p.momenta_r2),
             ));
         }
         for (name, pick) in [

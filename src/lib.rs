@@ -36,6 +36,7 @@ pub mod model;
 pub mod oracle;
 pub mod physics;
 pub mod plot;
+pub mod probe;
 pub mod progress;
 pub mod protocol;
 pub mod rng;

@@ -203,6 +203,35 @@ impl OracleData {
         out
     }
 
+    /// The true observables of sequence `index` at `frame` for [`crate::probe`]: every body's
+    /// position `(x, y)` from the clean state, then the momenta; with their names and the count of
+    /// position entries.
+    pub fn observables(&self, index: usize, frame: usize) -> (Vec<String>, Vec<f64>, usize) {
+        let len = self.seq_len * self.dim;
+        let state =
+            &self.clean[index * len + frame * self.dim..index * len + (frame + 1) * self.dim];
+        let row = &self.params[index * self.num_params..(index + 1) * self.num_params];
+        let (physical, _, _) = self.spec.split_params(row).expect("checked at open");
+        let system = self.spec.system_from_params(physical);
+        let dof = self.dim / 2;
+        let mut positions = vec![[0.0; 2]; system.num_bodies()];
+        system.body_positions(&state[..dof], &mut positions);
+        let mut names = vec![];
+        let mut values = vec![];
+        for (b, [x, y]) in positions.iter().enumerate() {
+            names.push(format!("x{}", b + 1));
+            names.push(format!("y{}", b + 1));
+            values.push(*x);
+            values.push(*y);
+        }
+        let count = values.len();
+        for (j, name) in self.meta.state_names[dof..].iter().enumerate() {
+            names.push(name.clone());
+            values.push(state[dof + j]);
+        }
+        (names, values, count)
+    }
+
     /// The states of `frames` picked from a trajectory `[T × dim]`.
     fn pick(&self, trajectory: &[f64], frames: &[usize]) -> Vec<f64> {
         frames

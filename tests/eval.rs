@@ -503,10 +503,18 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
         serde_json::from_str(&std::fs::read_to_string(out.join("table1.json")).unwrap()).unwrap();
     assert_eq!(table["cells"].as_array().unwrap().len(), 2);
     assert_eq!(table["protocol"], "reconstruct");
-    assert!(
-        out.join("runs/pendulum-leapfrog-reconstruct/eval.json")
-            .is_file()
-    );
+    // The evaluation probes the inferred state against the true one of the same frame.
+    let report: EvalReport = serde_json::from_str(
+        &std::fs::read_to_string(out.join("runs/pendulum-leapfrog-reconstruct/eval.json")).unwrap(),
+    )
+    .unwrap();
+    let probe = report.splits[1]
+        .probe
+        .as_ref()
+        .expect("a probe on 64 sequences");
+    assert_eq!(probe.names, ["x1", "y1", "p"]);
+    assert_eq!((probe.fitted, probe.scored), (32, 32));
+    assert!(probe.r2.iter().all(|r| r.is_finite() && *r <= 1.0));
     // A second call reuses the data, runs and evaluations, and writes the same table.
     let again = ok(hgn(&[
         "table1",
