@@ -21,11 +21,11 @@
 //! - [`metrics`], [`eval`], [`rollout`], [`plot`], [`table1`]: evaluation formulas, `hgn eval`,
 //!   `hgn rollout`, `hgn plot`, `hgn table1`; [`viz`]: charts, heat maps, PNG and GIF writing;
 //! - [`flow`]: the Neural Hamiltonian Flow, its RealNVP baseline and `hgn flow`;
-//! - [`device`]: the `--device` flag → burn device; [`progress`]: progress bars;
-//! - [`cli`]: the command line; `main.rs` sets the allocator and calls [`cli::main`].
+//! - [`device`]: the `--device` choice → burn device; [`progress`]: progress bars and the
+//!   [`progress::Reporter`] that carries progress lines to the binary, which owns the command
+//!   line (`src/main.rs`, `src/cli/`) and is the only code that prints.
 
 pub mod bench;
-pub mod cli;
 pub mod data;
 pub mod device;
 pub mod eval;

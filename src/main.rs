@@ -1,4 +1,7 @@
-//! The `hgn` binary: everything lives in the library; see [`hgn::cli`].
+//! The `hgn` binary: the command line ([`cli`]: flags, printing, exit codes) over the library,
+//! which does the work and never prints.
+
+mod cli;
 
 /// mimalloc keeps freed pages for reuse instead of returning them to the kernel; a training step
 /// allocates and frees gigabytes of tensors, which with the system allocator become page faults
@@ -7,5 +10,5 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    hgn::cli::main()
+    cli::main()
 }

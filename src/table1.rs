@@ -31,7 +31,7 @@ pub const SYSTEMS: [&str; 4] = ["mass-spring", "pendulum", "two-body", "three-bo
 pub const VARIANTS: [&str; 4] = ["leapfrog", "euler", "deterministic", "no-f-psi"];
 
 /// How big the experiment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scale {
     /// Minutes on a CPU: a smoke test of the whole pipeline, not a result.
@@ -123,6 +123,8 @@ pub struct Table1Options {
     pub device: DeviceArg,
     /// Progress bars.
     pub progress: bool,
+    /// Where the lines naming each dataset and run go.
+    pub reporter: crate::progress::Reporter,
 }
 
 /// One cell of our table.
@@ -207,18 +209,18 @@ pub fn run_table1(opts: &Table1Options) -> Result<Table1> {
     let mut cells = vec![];
     for system in &opts.systems {
         let data = opts.out.join("data").join(system);
-        ensure_dataset(system, &data, spec, opts.progress)?;
+        ensure_dataset(system, &data, spec, opts)?;
         for variant in &opts.variants {
             let run = opts
                 .out
                 .join("runs")
                 .join(format!("{system}-{variant}-{}", opts.protocol));
-            eprintln!(
+            opts.reporter.line(&format!(
                 "[{}/{total}] {system}, HGN ({variant}): {} steps → {}",
                 cells.len() + 1,
                 spec.steps,
                 run.display()
-            );
+            ));
             let report = train_and_evaluate(variant, opts, &data, &run, spec)?;
             let split = |name: &str| {
                 report
@@ -254,7 +256,7 @@ pub fn run_table1(opts: &Table1Options) -> Result<Table1> {
 }
 
 /// Generates `system` into `dir` unless a dataset with the scale's counts is already there.
-fn ensure_dataset(system: &str, dir: &Path, spec: ScaleSpec, progress: bool) -> Result<()> {
+fn ensure_dataset(system: &str, dir: &Path, spec: ScaleSpec, table: &Table1Options) -> Result<()> {
     if dir.join(crate::data::format::META_FILE).is_file() {
         let meta = DatasetMeta::load(dir)?;
         let (tr, te) = (meta.split(Split::Train), meta.split(Split::Test));
@@ -266,18 +268,18 @@ fn ensure_dataset(system: &str, dir: &Path, spec: ScaleSpec, progress: bool) -> 
             return Ok(());
         }
     }
-    eprintln!(
+    table.reporter.line(&format!(
         "generating {system}: {} train / {} test sequences → {}",
         spec.train,
         spec.test,
         dir.display()
-    );
+    ));
     let mut opts = GenerateOptions::new(find_system(system).expect("a Table 1 system"), dir.into());
     opts.num_train = spec.train;
     opts.num_test = spec.test;
     opts.test_seq_len = spec.test_seq_len;
     opts.overwrite = true;
-    opts.progress = progress;
+    opts.progress = table.progress;
     generate(&opts)?;
     Ok(())
 }
@@ -305,7 +307,7 @@ fn train_and_evaluate(
             resume,
             steps_override: resume.then_some(spec.steps),
             progress: opts.progress,
-            report_evals: false,
+            reporter: crate::progress::Reporter::silent(),
         })?;
     }
     let eval_path = run.join(EVAL_FILE);

@@ -279,8 +279,8 @@ pub struct TrainOptions {
     pub steps_override: Option<usize>,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
-    /// Without a progress bar, still report each evaluation as a line on stderr.
-    pub report_evals: bool,
+    /// Where each evaluation's line goes when no progress bar is drawn.
+    pub reporter: crate::progress::Reporter,
 }
 
 /// One line of `metrics.jsonl`.
@@ -494,8 +494,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
             );
             if opts.progress {
                 bar.println(message);
-            } else if opts.report_evals {
-                eprintln!("{message}");
+            } else {
+                opts.reporter.line(&message);
             }
             last_eval = Some((mse, baseline));
         }

@@ -155,6 +155,7 @@ fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth()
         steps_override: None,
         device: hgn::device::DeviceArg::Cpu,
         progress: false,
+        reporter: hgn::progress::Reporter::silent(),
     })
     .unwrap();
     let device = f64_device();
@@ -195,6 +196,7 @@ fn training_on_two_moons_beats_the_gaussian_baseline() {
         steps_override: None,
         device: hgn::device::DeviceArg::Cpu,
         progress: false,
+        reporter: hgn::progress::Reporter::silent(),
     })
     .unwrap();
     let report = hgn::flow::train::evaluate_flow(&run, None, Some(16)).unwrap();

@@ -34,6 +34,8 @@ pub struct CompareOptions {
     pub out: PathBuf,
     /// Progress bars.
     pub progress: bool,
+    /// Where the lines naming each run go.
+    pub reporter: crate::progress::Reporter,
 }
 
 /// The figures of one target.
@@ -74,12 +76,12 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
                 .out
                 .join("runs")
                 .join(format!("{target}-{}", kind.name()));
-            eprintln!(
+            opts.reporter.line(&format!(
                 "{target}, {}: {} steps → {}",
                 kind.name(),
                 opts.steps,
                 run.display()
-            );
+            ));
             if let Err(e) = train_to(&run, kind, target, opts) {
                 // A run that diverged is reported at its last checkpoint, not dropped.
                 let reason = format!("{e:#}");
@@ -88,7 +90,8 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
                     "{target}, {}: {reason}",
                     kind.name()
                 );
-                eprintln!("{target}, {}: {reason}", kind.name());
+                opts.reporter
+                    .line(&format!("{target}, {}: {reason}", kind.name()));
                 let step = crate::run::RunDir::new(&run).checkpoint_step()?;
                 notes.push(format!(
                     "{} on {target} stopped early ({}); evaluated at its last checkpoint, step {step}",
@@ -154,6 +157,7 @@ fn train_to(run: &Path, kind: FlowKind, target: &str, opts: &CompareOptions) -> 
         steps_override: done.map(|_| opts.steps),
         device: DeviceArg::Cpu,
         progress: opts.progress,
+        reporter: opts.reporter.clone(),
     })?;
     Ok(())
 }

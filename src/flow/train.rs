@@ -36,7 +36,7 @@ use crate::run::{RunDir, restore_checkpoint, save_checkpoint, write_atomic};
 use crate::train::{progress_bar, scalar};
 
 /// Which flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowKind {
     /// Neural Hamiltonian Flow.
@@ -227,6 +227,8 @@ pub struct FlowTrainOptions {
     pub device: DeviceArg,
     /// Progress bar.
     pub progress: bool,
+    /// Where a rewind's line goes when no progress bar is drawn.
+    pub reporter: crate::progress::Reporter,
 }
 
 /// One line of a flow's `metrics.jsonl`.
@@ -502,7 +504,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                     if opts.progress {
                         bar.println(message);
                     } else {
-                        eprintln!("{message}");
+                        opts.reporter.line(&message);
                     }
                     step = state.step;
                     consecutive_skips = 0;

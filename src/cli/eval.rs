@@ -1,0 +1,176 @@
+//! `hgn eval` and `hgn oracle`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::*;
+
+/// Which splits `hgn eval` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    /// The training split.
+    Train,
+    /// The test split.
+    Test,
+    /// Both.
+    Both,
+}
+
+/// Flags of `hgn eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Dataset [default: the one the run was trained on].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Splits to evaluate.
+    #[arg(long, value_enum, default_value = "both")]
+    pub split: SplitArg,
+    /// At most this many sequences per split (the first ones).
+    #[arg(long, default_value = "1000", allow_negative_numbers = true, value_parser = parse_count)]
+    pub sequences: usize,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Device for the rollouts: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N).
+    #[arg(long, default_value = "cpu")]
+    pub device: hgn::device::DeviceArg,
+    /// Skip the physics oracle (the exact system fitted to the same frames).
+    #[arg(long)]
+    pub no_oracle: bool,
+    /// Posterior draws per sequence for the oracle's expected image.
+    #[arg(long, default_value = "64", allow_negative_numbers = true, value_parser = parse_count)]
+    pub oracle_draws: usize,
+    /// Keep each sequence's Table 1 figures (model, baseline, oracles) in the report.
+    #[arg(long)]
+    pub per_sequence: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Flags of `hgn oracle`.
+#[derive(Debug, Args)]
+pub struct OracleArgs {
+    /// The dataset folder.
+    #[arg(long, default_value = "data/pendulum")]
+    pub data: PathBuf,
+    /// The split scored.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: SplitArg,
+    /// At most this many sequences (the first ones).
+    #[arg(long, default_value = "200", allow_negative_numbers = true, value_parser = parse_count)]
+    pub sequences: usize,
+    /// forecast (fit frames 0..K, score the 30 from K − 1) or reconstruct (fit and score the
+    /// first K frames).
+    #[arg(long, default_value = "forecast")]
+    pub protocol: String,
+    /// K: frames fitted [default: 5 for forecast, 31 for reconstruct].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub inference_frames: Option<usize>,
+    /// Posterior draws per sequence for the expected image.
+    #[arg(long, default_value = "64", allow_negative_numbers = true, value_parser = parse_count)]
+    pub draws: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run_eval(args: EvalArgs) -> Result<()> {
+    use hgn::data::format::Split;
+    let splits = match args.split {
+        SplitArg::Train => vec![Split::Train],
+        SplitArg::Test => vec![Split::Test],
+        SplitArg::Both => vec![Split::Train, Split::Test],
+    };
+    let opts = hgn::eval::EvalOptions {
+        run: args.run.clone(),
+        data: args.data,
+        splits,
+        max_sequences: args.sequences,
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+        device: args.device,
+        oracle: (!args.no_oracle).then(|| hgn::oracle::OracleOptions {
+            draws: args.oracle_draws.max(2),
+            seed: 0,
+        }),
+        per_sequence: args.per_sequence,
+    };
+    let report = hgn::eval::evaluate_run(&opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+        println!("wrote {}", args.run.join(hgn::run::EVAL_FILE).display());
+    }
+    Ok(())
+}
+
+pub fn run_oracle(args: OracleArgs) -> Result<()> {
+    use hgn::data::format::Split;
+    use hgn::protocol::Protocol;
+    let split = match args.split {
+        SplitArg::Train => Split::Train,
+        SplitArg::Test => Split::Test,
+        SplitArg::Both => anyhow::bail!("--split takes train or test"),
+    };
+    let protocol: Protocol = args.protocol.parse()?;
+    let k = args.inference_frames.unwrap_or(match protocol {
+        Protocol::Forecast => 5,
+        Protocol::Reconstruct => 31,
+    });
+    let opts = hgn::oracle::DatasetOracleOptions {
+        data: args.data.clone(),
+        split,
+        max_sequences: args.sequences,
+        protocol,
+        inference_frames: k,
+        scored_frames: hgn::eval::TABLE1_FRAMES,
+        oracle: hgn::oracle::OracleOptions {
+            draws: args.draws.max(2),
+            seed: 0,
+        },
+    };
+    let bar = hgn::progress::bar(
+        args.sequences as u64,
+        !args.quiet && std::io::stderr().is_terminal(),
+        "oracle {bar:25.cyan/blue} {pos}/{len} sequences  eta {eta}",
+    );
+    let report = hgn::oracle::dataset_oracle(&opts, &|done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let f = &report.frames;
+        println!(
+            "hgn oracle: {} {} split, {} sequences, {} protocol (fit frames {}..{}, score frames {}..{}), {} draws",
+            report.data.display(),
+            report.split,
+            report.sequences,
+            report.protocol,
+            f.fitted[0],
+            f.fitted[f.fitted.len() - 1] + 1,
+            f.scored[0],
+            f.scored[f.scored.len() - 1] + 1,
+            report.draws
+        );
+        println!("{:<40}{:>10}", "per-pixel MSE ×1e4", "");
+        for (name, v) in [
+            ("expected-image oracle", report.expected_x1e4),
+            ("point oracle", report.point_x1e4),
+            ("noise floor", report.noise_floor_x1e4),
+            ("mean-frame baseline", report.baseline_x1e4),
+        ] {
+            println!("  {name:<38}{v:>10.2}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,336 @@
+//! `hgn flow`: train, evaluate, sample, plot and compare flows.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use super::*;
+
+/// `hgn flow` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Train a flow on a built-in 2-D target or on a .npy array of points.
+    Train(FlowTrainArgs),
+    /// Test NLL (nats), its bound, parameters, training time and sampling speed.
+    Eval {
+        /// The flow run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Points to evaluate (float64 .npy [N, d]) [default: the run's held-out split].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// NHF importance samples per point [default: the run's, 16].
+        #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+        samples: Option<usize>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw samples from a trained flow into a .npy array or a PNG picture (2-D).
+    Sample {
+        /// The flow run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Number of samples.
+        #[arg(long, default_value = "10000", allow_negative_numbers = true, value_parser = parse_count)]
+        count: usize,
+        /// Output: FILE.npy (float64 [N, d]) or FILE.png (scatter plot).
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the draws.
+        #[arg(long, default_value = "0")]
+        seed: u64,
+    },
+    /// Heat maps: target vs learned density, samples, and the NHF's learned potentials V(q).
+    Plot {
+        /// The flow run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output folder [default: RUN/plots].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Train and evaluate NHF and RealNVP on each built-in target, side by side.
+    Compare {
+        /// Targets, comma-separated [default: the six benchmark targets].
+        #[arg(long, value_delimiter = ',')]
+        targets: Option<Vec<String>>,
+        /// Training steps of every run.
+        #[arg(long, default_value = "2000", allow_negative_numbers = true, value_parser = parse_count)]
+        steps: usize,
+        /// Seed of every run.
+        #[arg(long, default_value = "0")]
+        seed: u64,
+        /// Working and output folder.
+        #[arg(long, default_value = "flow-compare")]
+        out: PathBuf,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+/// Flags of `hgn flow train`.
+#[derive(Debug, Args)]
+pub struct FlowTrainArgs {
+    /// Built-in target: eight-gaussians, two-moons, rings, checkerboard, pinwheel, two-spirals,
+    /// gaussian.
+    #[arg(long, conflicts_with = "data")]
+    pub target: Option<String>,
+    /// Training points: a float64 .npy array [N, d] (10 % is held out).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// nhf or realnvp.
+    #[arg(long, value_enum, default_value = "nhf")]
+    pub model: FlowKindArg,
+    /// Optimisation steps [default: 3000].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub steps: Option<usize>,
+    /// Points per batch [default: 256].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub batch_size: Option<usize>,
+    /// Adam learning rate [default: 5e-3].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Seed of weights, data and noise [default: 0].
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+    /// NHF: Hamiltonian stages [default: 4].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub stages: Option<usize>,
+    /// NHF: leapfrog steps per stage [default: 8].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub leapfrog_steps: Option<usize>,
+    /// NHF: leapfrog step size [default: 0.1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub dt: Option<f64>,
+    /// RealNVP: coupling layers [default: 8].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub couplings: Option<usize>,
+    /// Width of every hidden layer [default: 64].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub hidden: Option<usize>,
+    /// Continue the run in --run (with --steps: up to that many steps).
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `hgn flow train --model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlowKindArg {
+    /// Neural Hamiltonian Flow.
+    Nhf,
+    /// RealNVP.
+    Realnvp,
+}
+
+impl From<FlowKindArg> for hgn::flow::train::FlowKind {
+    fn from(arg: FlowKindArg) -> Self {
+        match arg {
+            FlowKindArg::Nhf => Self::Nhf,
+            FlowKindArg::Realnvp => Self::Realnvp,
+        }
+    }
+}
+
+pub fn run_flow(command: FlowCommand) -> Result<()> {
+    use hgn::flow::train::{FlowData, FlowKind};
+    match command {
+        FlowCommand::Train(args) => {
+            let config = if args.resume {
+                anyhow::ensure!(
+                    args.target.is_none()
+                        && args.data.is_none()
+                        && args.batch_size.is_none()
+                        && args.lr.is_none()
+                        && args.stages.is_none()
+                        && args.leapfrog_steps.is_none()
+                        && args.dt.is_none()
+                        && args.couplings.is_none()
+                        && args.hidden.is_none(),
+                    "--resume continues a run with its saved config.json; only --steps may change"
+                );
+                hgn::flow::train::FlowRunConfig::load(&args.run)?
+            } else {
+                let data = match (&args.target, &args.data) {
+                    (Some(t), None) => FlowData::Target(t.clone()),
+                    (None, Some(d)) => FlowData::File(d.clone()),
+                    _ => anyhow::bail!("name the data: --target NAME or --data FILE.npy"),
+                };
+                let mut c = hgn::flow::train::new_config(args.model.into(), data, args.seed)?;
+                if let Some(v) = args.steps {
+                    c.train.steps = v;
+                }
+                if let Some(v) = args.batch_size {
+                    c.train.batch_size = v;
+                }
+                if let Some(v) = args.lr {
+                    c.train.learning_rate = v;
+                }
+                if let Some(v) = args.stages {
+                    c.nhf.stages = v;
+                }
+                if let Some(v) = args.leapfrog_steps {
+                    c.nhf.leapfrog_steps = v;
+                }
+                if let Some(v) = args.dt {
+                    c.nhf.dt = v;
+                }
+                if let Some(v) = args.couplings {
+                    c.realnvp.couplings = v;
+                }
+                if let Some(v) = args.hidden {
+                    c.nhf.hidden = v;
+                    c.realnvp.hidden = v;
+                }
+                c
+            };
+            let kind = config.kind;
+            let summary = hgn::flow::train::train_flow(&hgn::flow::train::FlowTrainOptions {
+                run: args.run.clone(),
+                config,
+                resume: args.resume,
+                steps_override: if args.resume { args.steps } else { None },
+                device: hgn::device::DeviceArg::Cpu,
+                progress: !args.quiet && std::io::stderr().is_terminal(),
+                reporter: stderr_reporter(args.quiet),
+            })?;
+            println!(
+                "trained {} {} steps in {:.0} s; held-out NLL ≈ {:.3} nats (hgn flow eval --run {} for the full figure)",
+                match kind {
+                    FlowKind::Nhf => "NHF",
+                    FlowKind::Realnvp => "RealNVP",
+                },
+                summary.steps,
+                summary.seconds,
+                summary.test_nll,
+                args.run.display()
+            );
+            Ok(())
+        }
+        FlowCommand::Eval {
+            run,
+            data,
+            samples,
+            json,
+        } => {
+            let report = hgn::flow::train::evaluate_flow(&run, data.as_deref(), samples)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let ci = report
+                    .test_nll_ci95
+                    .map(|h| format!(" ± {h:.3}"))
+                    .unwrap_or_default();
+                println!(
+                    "hgn flow eval: {} ({}, {} steps) on {} ({} points)",
+                    run.display(),
+                    report.model,
+                    report.steps,
+                    report.eval_data.display(),
+                    report.points
+                );
+                println!("test NLL            {:.4}{ci} nats", report.test_nll);
+                if report.model == "nhf" {
+                    println!(
+                        "  −ELBO bound       {:.4} nats ({} importance samples for the NLL)",
+                        report.test_nll_bound, report.iw_samples
+                    );
+                }
+                println!(
+                    "Gaussian baseline   {:.4} nats",
+                    report.gaussian_baseline_nll
+                );
+                if let Some(t) = report.true_nll {
+                    println!("true density        {t:.4} nats");
+                }
+                println!("parameters          {}", report.parameters);
+                println!("training time       {:.1} s", report.train_seconds);
+                println!(
+                    "sampling            {:.0} samples/s",
+                    report.samples_per_second
+                );
+            }
+            Ok(())
+        }
+        FlowCommand::Sample {
+            run,
+            count,
+            out,
+            seed,
+        } => {
+            anyhow::ensure!(count >= 1, "--count must be at least 1");
+            let ext = out
+                .extension()
+                .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            anyhow::ensure!(
+                ext == "npy" || ext == "png",
+                "{}: the output must end in .npy or .png",
+                out.display()
+            );
+            let device = hgn::device::DeviceArg::Cpu.device()?;
+            let flow = hgn::flow::train::load_flow(&run, &device)?;
+            let d = flow.config.dim();
+            let points =
+                hgn::flow::train::draw_samples(&flow.model, &flow.config, count, seed, &device);
+            if ext == "npy" {
+                hgn::flow::train::write_points(&out, &points, d)?;
+            } else {
+                anyhow::ensure!(
+                    d == 2,
+                    "a PNG of samples needs 2-D data (this flow has {d})"
+                );
+                let mut chart = hgn::viz::Chart::new(&format!("{count} samples"), "x1", "x2");
+                chart.series.push(hgn::viz::Series::dots(
+                    "",
+                    points.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
+                    0,
+                ));
+                chart.render(600, 600).save_png(&out)?;
+            }
+            println!("wrote {count} samples to {}", out.display());
+            Ok(())
+        }
+        FlowCommand::Plot { run, out } => {
+            for path in hgn::flow::plot::write_flow_plots(&run, out.as_deref())? {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        FlowCommand::Compare {
+            targets,
+            steps,
+            seed,
+            out,
+            quiet,
+        } => {
+            let targets = targets.unwrap_or_else(|| {
+                hgn::flow::targets::BENCHMARK_TARGETS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            });
+            let (_, markdown) =
+                hgn::flow::compare::run_compare(&hgn::flow::compare::CompareOptions {
+                    targets,
+                    steps,
+                    seed,
+                    out: out.clone(),
+                    progress: !quiet && std::io::stderr().is_terminal(),
+                    reporter: stderr_reporter(quiet),
+                })?;
+            print!("{markdown}");
+            println!("wrote {}", out.join("compare.md").display());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The `hgn` command line: argument parsing and one small function per subcommand.
+//!
+//! This is the only module that prints or decides the exit code. Every error reaches the user as
+//! one line, `error: …`, with exit code 1 (2 for malformed arguments); nothing panics on bad input.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use hgn::data::inspect;
+use hgn::physics::SYSTEMS;
+
+mod data;
+mod eval;
+mod flow;
+mod rollout;
+mod train;
+
+use data::{GenerateArgs, print_systems, run_generate};
+use eval::{EvalArgs, OracleArgs, run_eval, run_oracle};
+use flow::{FlowCommand, run_flow};
+use rollout::RolloutArgs;
+use train::{TrainArgs, run_train};
+
+/// Hamiltonian Generative Networks: physics datasets, models and evaluation.
+#[derive(Debug, Parser)]
+#[command(name = "hgn", version, about, long_about = None, args_override_self = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulate a physical system and write a dataset of rendered sequences.
+    Generate(GenerateArgs),
+    /// Verify a dataset's files against its meta.json and summarise it.
+    Inspect {
+        /// The dataset folder.
+        dir: PathBuf,
+    },
+    /// List the systems `generate` knows, with their Hamiltonians and parameters.
+    Systems,
+    /// Train an HGN on a dataset (generating the default pendulum dataset if it is missing).
+    Train(TrainArgs),
+    /// Time full training steps (rollout, backward, Adam) of a preset on synthetic frames.
+    Bench {
+        /// Model preset: paper, campusai, tiny or vector (a 2-vector state).
+        #[arg(long, default_value = "paper")]
+        preset: String,
+        /// Sequences per step.
+        #[arg(long, default_value = "16", value_parser = parse_count)]
+        batch_size: usize,
+        /// Timed steps (after 2 untimed warm-up steps).
+        #[arg(long, default_value = "5", value_parser = parse_count)]
+        steps: usize,
+        /// Device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N).
+        #[arg(long, default_value = "cpu")]
+        device: hgn::device::DeviceArg,
+    },
+    /// Evaluate a run: the paper's Table 1 MSE, extrapolation, VPT and learned energy
+    /// (writes RUN/eval.json).
+    Eval(EvalArgs),
+    /// The physics oracle of a dataset: the exact system fitted to the frames a model's encoder
+    /// sees, scored with the Table 1 metric, beside the noise floor and the mean-frame baseline.
+    Oracle(OracleArgs),
+    /// Draw a run's predictions (truth, prediction, difference) as an animated GIF or PNG strip:
+    /// forward, backward, faster or slower, or sampled from the prior.
+    Rollout(RolloutArgs),
+    /// Write PNG plots of a run: training curves, MSE per rollout step, learned energy, latent
+    /// phase portrait.
+    Plot {
+        /// The run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output folder [default: RUN/plots].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Test sequences in the energy and phase plots (1 to 32).
+        #[arg(long, default_value = "8", allow_negative_numbers = true, value_parser = parse_count)]
+        sequences: usize,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Reproduce the paper's Table 1: generate the four datasets, train the HGN variants,
+    /// evaluate, and write a Markdown table beside the published numbers.
+    Table1 {
+        /// tiny (minutes on a CPU, a smoke test), small (hours on a CPU) or paper (the paper's
+        /// data size; for a GPU).
+        #[arg(long, value_enum, default_value = "tiny")]
+        scale: ScaleArg,
+        /// Systems (columns), comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "mass-spring,pendulum,two-body,three-body"
+        )]
+        systems: Vec<String>,
+        /// Variants (rows), comma-separated: leapfrog, euler, deterministic, no-f-psi.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "leapfrog,euler,deterministic,no-f-psi"
+        )]
+        variants: Vec<String>,
+        /// Window protocol of every run: reconstruct (the paper's Table 1: all 31 frames seen,
+        /// state at the last, rolled back over them) or forecast (5 frames in, 30 forward).
+        #[arg(long, default_value = "reconstruct")]
+        protocol: String,
+        /// Working and output folder (datasets, runs, table1.md) [default: table1-SCALE].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Training device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N).
+        #[arg(long, default_value = "cpu")]
+        device: hgn::device::DeviceArg,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Neural Hamiltonian Flows (and a RealNVP baseline) for density modelling.
+    Flow {
+        /// What to do.
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
+    /// Write a run's weights as SafeTensors, with stable tensor names (see ARCHITECTURE.md).
+    Export {
+        /// The run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output file (.safetensors).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `hgn table1 --scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScaleArg {
+    /// Minutes on a CPU: a smoke test.
+    Tiny,
+    /// Hours on a CPU.
+    Small,
+    /// The paper's data size: for a GPU.
+    Paper,
+}
+
+impl From<ScaleArg> for hgn::table1::Scale {
+    fn from(arg: ScaleArg) -> Self {
+        match arg {
+            ScaleArg::Tiny => Self::Tiny,
+            ScaleArg::Small => Self::Small,
+            ScaleArg::Paper => Self::Paper,
+        }
+    }
+}
+
+/// A reporter that writes each line to stderr (nothing with `quiet`).
+fn stderr_reporter(quiet: bool) -> hgn::progress::Reporter {
+    if quiet {
+        hgn::progress::Reporter::silent()
+    } else {
+        hgn::progress::Reporter::new(|line| eprintln!("{line}"))
+    }
+}
+
+/// Parses a count; negative or non-numeric values get a plain message.
+fn parse_count(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<i128>() {
+        Ok(v) if v < 0 => Err(format!("must not be negative (got {v})")),
+        Ok(v) => usize::try_from(v).map_err(|_| format!("{v} is too large")),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = err.print();
+                return if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            // clap's message, reduced to its first line.
+            let text = err.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments").trim();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see hgn --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let message = format!("{err:#}").replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Executes a parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate(args) => run_generate(args),
+        Command::Inspect { dir } => {
+            let report = inspect(&dir)?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Systems => {
+            print_systems();
+            Ok(())
+        }
+        Command::Train(args) => run_train(args),
+        Command::Bench {
+            preset,
+            batch_size,
+            steps,
+            device,
+        } => {
+            let mut config = hgn::train::RunConfig::preset(&preset)?;
+            config.train.batch_size = batch_size;
+            anyhow::ensure!(
+                batch_size >= 1 && steps >= 1,
+                "--batch-size and --steps must be at least 1"
+            );
+            let report = hgn::bench::bench(&config, device, 2, steps)?;
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            println!(
+                "hgn bench: preset {}, batch {}, {} rollout steps, device {device}, {threads} threads",
+                report.preset, report.batch_size, report.rollout_steps
+            );
+            println!(
+                "median {:.1} ms/step, {:.2} sequences/s, peak memory {}",
+                report.median_ms,
+                report.batch_size as f64 * 1e3 / report.median_ms,
+                report
+                    .peak_mib
+                    .map(|m| format!("{m:.0} MiB"))
+                    .unwrap_or_else(|| "unknown".into())
+            );
+            Ok(())
+        }
+        Command::Eval(args) => run_eval(args),
+        Command::Oracle(args) => run_oracle(args),
+        Command::Flow { command } => run_flow(command),
+        Command::Table1 {
+            scale,
+            systems,
+            variants,
+            protocol,
+            out,
+            device,
+            quiet,
+        } => {
+            let protocol: hgn::protocol::Protocol = protocol.parse()?;
+            let scale = hgn::table1::Scale::from(scale);
+            let opts = hgn::table1::Table1Options {
+                scale,
+                systems,
+                variants,
+                protocol,
+                out: out.unwrap_or_else(|| {
+                    PathBuf::from(format!("table1-{}-{protocol}", scale.name()))
+                }),
+                device,
+                progress: !quiet && std::io::stderr().is_terminal(),
+                reporter: stderr_reporter(quiet),
+            };
+            let table = hgn::table1::run_table1(&opts)?;
+            print!("{}", table.markdown);
+            println!("wrote {}", opts.out.join("table1.md").display());
+            Ok(())
+        }
+        Command::Rollout(args) => {
+            let opts = hgn::rollout::RolloutOptions {
+                run: args.run,
+                data: args.data,
+                out: args.out.clone(),
+                index: args.index,
+                steps: args.steps,
+                dt_scale: args.dt_scale,
+                backward: args.backward,
+                prior: args.prior,
+                count: args.count,
+                seed: args.seed,
+                scale: args.scale,
+                delay_cs: args.delay,
+            };
+            let summary = hgn::rollout::write_rollout(&opts)?;
+            if let Some(source) = summary.prior_source {
+                println!("sampled {} trajectories from {source}", args.count);
+            }
+            println!(
+                "wrote {} ({} frames, {}×{} px)",
+                args.out.display(),
+                summary.frames,
+                summary.width,
+                summary.height
+            );
+            Ok(())
+        }
+        Command::Plot {
+            run,
+            out,
+            sequences,
+            quiet,
+        } => {
+            let opts = hgn::plot::PlotOptions {
+                run,
+                out,
+                sequences,
+                progress: !quiet && std::io::stderr().is_terminal(),
+            };
+            for path in hgn::plot::write_plots(&opts)? {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Export { run, out } => {
+            let count = hgn::export::export(&run, &out)?;
+            println!("wrote {count} tensors to {}", out.display());
+            Ok(())
+        }
+    }
+}
