@@ -10,7 +10,7 @@
 use anyhow::{Result, ensure};
 use serde::{Deserialize, Serialize};
 
-use crate::physics::fit::cholesky;
+use crate::physics::fit::{cholesky, cholesky_solve};
 
 /// Held-out `R²` of a linear map from the model's latent state to the true state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,21 +93,8 @@ pub fn linear_probe(
         xtx[a * d + a] += 1e-3 * fit.len() as f64;
     }
     let l = cholesky(&xtx, d).ok_or_else(|| anyhow::anyhow!("the probe's solve failed"))?;
-    let solve = |b: &[f64]| -> Vec<f64> {
-        let mut y = vec![0.0; d];
-        for i in 0..d {
-            let s: f64 = (0..i).map(|j| l[i * d + j] * y[j]).sum();
-            y[i] = (b[i] - s) / l[i * d + i];
-        }
-        let mut x = vec![0.0; d];
-        for i in (0..d).rev() {
-            let s: f64 = (i + 1..d).map(|j| l[j * d + i] * x[j]).sum();
-            x[i] = (y[i] - s) / l[i * d + i];
-        }
-        x
-    };
     let weights: Vec<Vec<f64>> = (0..k)
-        .map(|c| solve(&(0..d).map(|a| xty[a * k + c]).collect::<Vec<_>>()))
+        .map(|c| cholesky_solve(&l, &(0..d).map(|a| xty[a * k + c]).collect::<Vec<_>>(), d))
         .collect();
     let r2: Vec<f64> = (0..k)
         .map(|c| {

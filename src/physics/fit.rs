@@ -133,8 +133,8 @@ pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
     Some(l)
 }
 
-/// Solves `L Lᵀ x = b` for a lower Cholesky factor `L`.
-fn cholesky_solve(l: &[f64], b: &[f64], n: usize) -> Vec<f64> {
+/// Solves `L Lᵀ x = b` for a lower Cholesky factor `L` (`n × n`, from [`cholesky`]).
+pub fn cholesky_solve(l: &[f64], b: &[f64], n: usize) -> Vec<f64> {
     let mut y = vec![0.0; n];
     for i in 0..n {
         let s: f64 = (0..i).map(|k| l[i * n + k] * y[k]).sum();
