@@ -29,10 +29,12 @@ def main():
     if not per or not per["oracle_expected"]:
         sys.exit(f"{run}/eval.json has no per-sequence oracle figures: run hgn eval --run {run} --per-sequence")
     model = np.array(per["model"])
-    oracle = np.array(per["oracle_expected"])
+    # null where the physics gave no answer: those sequences are left out of every group.
+    oracle = np.array([np.nan if v is None else v for v in per["oracle_expected"]])
     baseline = np.array(per["baseline"])
     n = len(model)
-    groups = {"all": np.ones(n, bool)}
+    answered = ~np.isnan(oracle)
+    groups = {"all": answered.copy()}
     if meta["system"] == "pendulum":
         states = np.load(data / "test" / "states.npy")[:n]
         params = np.load(data / "test" / "params.npy")[:n]
@@ -40,17 +42,17 @@ def main():
         q, p = states[:, 0, 0], states[:, 0, 1]
         energy = p ** 2 / (2 * m * l ** 2) + m * g * l * (1 - np.cos(q))
         rotating = energy > 2 * m * g * l
-        groups["swings"] = ~rotating
-        groups["rotations (over the top)"] = rotating
-    quartiles = np.quantile(oracle, [0.25, 0.5, 0.75])
+        groups["swings"] = ~rotating & answered
+        groups["rotations (over the top)"] = rotating & answered
+    quartiles = np.quantile(oracle[answered], [0.25, 0.5, 0.75])
     bins = np.digitize(oracle, quartiles)
     for b, name in enumerate(["oracle quartile 1 (most predictable)", "oracle quartile 2",
                               "oracle quartile 3", "oracle quartile 4 (least predictable)"]):
-        groups[name] = bins == b
+        groups[name] = (bins == b) & answered
     print(f"{run}: {report['protocol']} protocol, {n} test sequences of {meta['system']} (×1e4)")
     print(f"{'group':<40}{'count':>6}{'model':>9}{'oracle':>9}{'baseline':>10}{'model/oracle':>14}"
           f"{'share of gap':>14}")
-    gap = (model - oracle).sum()
+    gap = (model - oracle)[answered].sum()
     for name, mask in groups.items():
         k = mask.sum()
         if k == 0:

@@ -203,13 +203,18 @@ pub struct OracleReport {
     pub frames: OracleFrames,
     /// Posterior draws per sequence for the expected image.
     pub draws: usize,
+    /// Sequences the physics gave no answer for (a failed fit, or colliding bodies), left out of
+    /// the oracle's figures and of both ratios.
+    #[serde(default)]
+    pub failed: usize,
     /// The fitted state rendered sharp, ×1e4.
     pub point_x1e4: Interval,
     /// The posterior-averaged image (the MSE-optimal prediction), ×1e4.
     pub expected_x1e4: Interval,
     /// The clean states rendered, against the noisy targets, ×1e4.
     pub noise_floor_x1e4: Interval,
-    /// The model's Table 1 mean divided by the expected-image oracle's.
+    /// The model's Table 1 mean divided by the expected-image oracle's (both over the sequences
+    /// the oracle answered).
     pub model_ratio: f64,
     /// The mean-frame baseline divided by the expected-image oracle.
     pub baseline_ratio: f64,
@@ -222,10 +227,10 @@ pub struct PerSequence {
     pub model: Vec<f64>,
     /// The mean-frame baseline.
     pub baseline: Vec<f64>,
-    /// The expected-image oracle (empty without the oracle).
-    pub oracle_expected: Vec<f64>,
-    /// The point oracle (empty without the oracle).
-    pub oracle_point: Vec<f64>,
+    /// The expected-image oracle (empty without the oracle; null where it gave no answer).
+    pub oracle_expected: Vec<Option<f64>>,
+    /// The point oracle (as `oracle_expected`).
+    pub oracle_point: Vec<Option<f64>>,
 }
 
 /// Every figure for one split.
@@ -371,8 +376,8 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
                 report.probe = Some(encoder_probe(&data, split, &config, &latents)?);
             }
             if let Some(per) = report.per_sequence.as_mut() {
-                per.oracle_expected = scores.iter().map(|s| s.expected).collect();
-                per.oracle_point = scores.iter().map(|s| s.point).collect();
+                per.oracle_expected = scores.iter().map(|s| s.map(|s| s.expected)).collect();
+                per.oracle_point = scores.iter().map(|s| s.map(|s| s.point)).collect();
             }
         }
         if !opts.per_sequence {
@@ -474,7 +479,7 @@ pub fn oracle_report(
     report: &SplitReport,
     opts: &OracleOptions,
     progress: bool,
-) -> Result<(OracleReport, Vec<crate::oracle::SequenceOracle>)> {
+) -> Result<(OracleReport, Vec<Option<crate::oracle::SequenceOracle>>)> {
     let oracle = OracleData::open(data, split)?;
     let frames = OracleFrames::of(
         config.protocol,
@@ -490,22 +495,36 @@ pub fn oracle_report(
             split.name()
         ),
     );
-    let scores = oracle.sequences(n, &frames, opts, &|done| bar.set_position(done as u64))?;
+    let all = oracle.sequences(n, &frames, opts, &|done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
+    // Ratios compare the model and the oracle on the sequences the physics answered.
+    let answered: Vec<usize> = (0..all.len()).filter(|&i| all[i].is_some()).collect();
+    ensure!(
+        !answered.is_empty(),
+        "the oracle's fit failed on every {} sequence",
+        split.name()
+    );
+    let per = report
+        .per_sequence
+        .as_ref()
+        .context("the split's per-sequence figures are missing")?;
+    let on_answered =
+        |v: &[f64]| metrics::mean(&answered.iter().map(|&i| v[i]).collect::<Vec<_>>());
     let pick = |f: fn(&crate::oracle::SequenceOracle) -> f64| -> Vec<f64> {
-        scores.iter().map(f).collect()
+        all.iter().flatten().map(f).collect()
     };
     let expected = Interval::of(&pick(|s| s.expected));
     let summary = OracleReport {
         frames,
         draws: opts.draws,
+        failed: all.len() - answered.len(),
         point_x1e4: Interval::of(&pick(|s| s.point)),
-        model_ratio: report.table1_mse_x1e4.mean / expected.mean,
-        baseline_ratio: report.baseline_mse_x1e4 / expected.mean,
+        model_ratio: on_answered(&per.model) / expected.mean,
+        baseline_ratio: on_answered(&per.baseline) / expected.mean,
         expected_x1e4: expected,
         noise_floor_x1e4: Interval::of(&pick(|s| s.noise_floor)),
     };
-    Ok((summary, scores))
+    Ok((summary, all))
 }
 
 /// Steps of the forward evaluation rollouts for sequences of `seq_len` frames.
@@ -727,6 +746,16 @@ impl EvalReport {
                 "baseline / expected-image oracle".into(),
                 oracle(&|o| format!("{:.3}", o.baseline_ratio)),
             ));
+            if self
+                .splits
+                .iter()
+                .any(|s| s.oracle.as_ref().is_some_and(|o| o.failed > 0))
+            {
+                rows.push((
+                    "oracle: no answer (left out)".into(),
+                    oracle(&|o| o.failed.to_string()),
+                ));
+            }
         }
         let probe = |f: &dyn Fn(&crate::probe::ProbeReport) -> f64| {
             col(&|s| {

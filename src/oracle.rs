@@ -240,13 +240,15 @@ impl OracleData {
             .collect()
     }
 
-    /// The oracle's scores on sequence `index`; an error when the fit fails.
+    /// The oracle's scores on sequence `index`; `None` when the physics gives no answer (the fit
+    /// fails, or the fitted bodies or every posterior draw collide); an error when the files
+    /// cannot be read or the sequence is too short.
     pub fn sequence(
         &self,
         index: usize,
         frames: &OracleFrames,
         opts: &OracleOptions,
-    ) -> Result<SequenceOracle> {
+    ) -> Result<Option<SequenceOracle>> {
         let last = *frames
             .scored
             .iter()
@@ -272,15 +274,16 @@ impl OracleData {
         } else {
             1.0
         };
-        let fit = fit_state(
+        let Some(fit) = fit_state(
             &self.spec,
             system.as_ref(),
             observed,
             &frames.fitted,
             sigma,
             &settings,
-        )
-        .with_context(|| format!("the oracle's fit of sequence {index} failed"))?;
+        ) else {
+            return Ok(None);
+        };
 
         let truth = self.frames.read_window(index, 0, last + 1)?;
         let frame_len = 3 * self.meta.image_size * self.meta.image_size;
@@ -297,16 +300,18 @@ impl OracleData {
                 .sum::<f64>()
                 / targets.len() as f64
         };
-        let path = trajectory(&self.spec, system.as_ref(), &fit.state, last + 1, &settings)
-            .with_context(|| format!("the oracle's fitted state of sequence {index} collides"))?;
+        let Some(path) = trajectory(&self.spec, system.as_ref(), &fit.state, last + 1, &settings)
+        else {
+            return Ok(None);
+        };
         let point_image = self.render(index, &self.pick(&path, &frames.scored));
         let noise_floor = mse(&self.render(index, &self.pick(clean, &frames.scored)));
 
         let expected = if self.meta.noise_std > 0.0 && opts.draws >= 2 {
             let n = fit.state.len();
-            let chol = cholesky(&fit.covariance, n).with_context(|| {
-                format!("the oracle's posterior of sequence {index} is singular")
-            })?;
+            let Some(chol) = cholesky(&fit.covariance, n) else {
+                return Ok(None);
+            };
             let mut rng = stream_rng(opts.seed, Stream::OracleDraws, index as u64);
             let mut sum = vec![0f64; targets.len()];
             let mut sum_sq = vec![0f64; targets.len()];
@@ -334,10 +339,9 @@ impl OracleData {
                 }
                 used += 1;
             }
-            ensure!(
-                used >= 2,
-                "the oracle's posterior draws of sequence {index} all collide"
-            );
+            if used < 2 {
+                return Ok(None);
+            }
             let m = used as f64;
             let mut err = 0.0;
             for ((s, q), y) in sum.iter().zip(&sum_sq).zip(&targets) {
@@ -349,22 +353,23 @@ impl OracleData {
         } else {
             mse(&point_image)
         };
-        Ok(SequenceOracle {
+        Ok(Some(SequenceOracle {
             point: mse(&point_image),
             expected,
             noise_floor,
-        })
+        }))
     }
 
-    /// The oracle on the first `count` sequences, in parallel, in index order. `progress` is
-    /// called with the number of sequences finished.
+    /// The oracle on the first `count` sequences, in parallel, in index order (`None` where the
+    /// physics gives no answer, see [`Self::sequence`]). `progress` is called with the number of
+    /// sequences finished.
     pub fn sequences(
         &self,
         count: usize,
         frames: &OracleFrames,
         opts: &OracleOptions,
         progress: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<SequenceOracle>> {
+    ) -> Result<Vec<Option<SequenceOracle>>> {
         let done = std::sync::atomic::AtomicUsize::new(0);
         (0..count.min(self.num_sequences()))
             .into_par_iter()
@@ -427,6 +432,8 @@ pub struct DatasetOracle {
     pub frames: OracleFrames,
     /// Posterior draws per sequence.
     pub draws: usize,
+    /// Sequences the physics gave no answer for (left out of every figure).
+    pub failed: usize,
     /// Point oracle, ×1e4, mean over sequences.
     pub point_x1e4: f64,
     /// Expected-image oracle, ×1e4.
@@ -451,11 +458,17 @@ pub fn dataset_oracle(
     let data = OracleData::open(&opts.data, opts.split)?;
     let frames = OracleFrames::of(opts.protocol, opts.inference_frames, opts.scored_frames);
     let n = data.num_sequences().min(opts.max_sequences);
-    let scores = data.sequences(n, &frames, &opts.oracle, progress)?;
+    let all = data.sequences(n, &frames, &opts.oracle, progress)?;
+    let answered: Vec<usize> = (0..n).filter(|&i| all[i].is_some()).collect();
+    ensure!(
+        !answered.is_empty(),
+        "the oracle's fit failed on every sequence"
+    );
+    let scores: Vec<SequenceOracle> = all.iter().flatten().copied().collect();
     let mean_frame = SequenceDataset::open(&opts.data, Split::Train)?.mean_frame(1000)?;
     let frame_len = mean_frame.len();
     let mut baseline = 0.0;
-    for i in 0..n {
+    for &i in &answered {
         let last = *frames.scored.iter().max().expect("at least one frame");
         let truth = data.frames.read_window(i, 0, last + 1)?;
         let mut err = 0.0;
@@ -469,17 +482,19 @@ pub fn dataset_oracle(
         }
         baseline += 1e4 * err / (frames.scored.len() * frame_len) as f64;
     }
-    let mean = |f: fn(&SequenceOracle) -> f64| scores.iter().map(f).sum::<f64>() / n as f64;
+    let m = answered.len() as f64;
+    let mean = |f: fn(&SequenceOracle) -> f64| scores.iter().map(f).sum::<f64>() / m;
     Ok(DatasetOracle {
         data: opts.data.clone(),
         split: opts.split.name().to_string(),
         protocol: opts.protocol,
         sequences: n,
         draws: opts.oracle.draws,
+        failed: n - answered.len(),
         point_x1e4: mean(|s| s.point),
         expected_x1e4: mean(|s| s.expected),
         noise_floor_x1e4: mean(|s| s.noise_floor),
-        baseline_x1e4: baseline / n as f64,
+        baseline_x1e4: baseline / m,
         frames,
     })
 }
