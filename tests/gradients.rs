@@ -451,3 +451,56 @@ fn campusai_hamiltonian_gradients_match_autodiff() {
     );
     assert!(err_q <= 1e-10 && err_p <= 1e-10, "{err_q:e}, {err_p:e}");
 }
+
+/// The objective itself: GECO's value and its λ gradient (DeepMind's sign and size), and the
+/// β-ELBO, on a micro variational model whose reconstruction is far above κ.
+#[test]
+fn geco_pushes_lambda_up_by_the_constraint_and_elbo_weighs_the_kl() {
+    use hgn::model::{HgnConfig, Objective, loss};
+    let device = f64_device().autodiff();
+    let config = HgnConfig::tiny()
+        .with_variational(true)
+        .with_num_inference_frames(2)
+        .with_rollout_steps(2)
+        .with_hidden(4)
+        .with_latent_channels(2)
+        .with_hamiltonian_width(4);
+    let model = config.init(&device);
+    let frames = Tensor::<5>::random([2, 4, 3, 32, 32], Distribution::Default, &device);
+    let inference = frames.clone().slice([0..2, 0..2, 0..3, 0..32, 0..32]);
+    let targets = frames.slice([0..2, 1..4, 0..3, 0..32, 0..32]);
+    let (zc, zs) = config.z_shape();
+    let noise = Tensor::<4>::random([2, zc, zs, zs], Distribution::Normal(0.0, 1.0), &device);
+    let output = model.forward(inference, Some(noise), 0.125, 2);
+
+    let kappa = 1e-3;
+    let parts = loss(&model, &output, targets.clone(), Objective::Geco { kappa });
+    let (mse, kl) = (
+        scalar(parts.reconstruction.clone()),
+        scalar(parts.kl.clone()),
+    );
+    assert!(mse > 10.0 * kappa && kl > 0.0, "mse {mse}, kl {kl}");
+    let lambda0 = scalar(parts.lambda.clone());
+    // Initialised at softplus⁻¹(1), through an f32 literal.
+    assert!((lambda0 - 1.0).abs() < 1e-7, "λ starts at 1, not {lambda0}");
+    // The value is λ·C + KL − λ·C = KL; the gradients are what differ.
+    assert!((scalar(parts.total.clone()) - kl).abs() < 1e-12 * kl.max(1.0));
+    let grads = parts.total.backward();
+    let raw = model.geco_lambda.val();
+    let raw_value = scalar(raw.clone().inner());
+    let g = scalar(raw.grad(&grads).expect("λ is trained").reshape([1]));
+    // d/d raw of −softplus(raw)·C is −C·sigmoid(raw): negative while the MSE is above κ, so
+    // gradient descent raises λ.
+    let sigmoid = 1.0 / (1.0 + (-raw_value).exp());
+    let expected = -(mse - kappa) * sigmoid;
+    assert!(g < 0.0, "λ's gradient {g} must push it up");
+    assert!(
+        (g - expected).abs() < 1e-9 * expected.abs(),
+        "{g} vs {expected}"
+    );
+
+    let beta = 4.0;
+    let elbo = loss(&model, &output, targets, Objective::Elbo { beta });
+    assert!((scalar(elbo.total) - (mse + beta * kl)).abs() < 1e-12);
+    assert_eq!(scalar(elbo.lambda), 1.0);
+}
