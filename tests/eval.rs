@@ -36,32 +36,44 @@ fn fixture() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
             &TEST_LEN.to_string(),
             "-q",
         ]));
-        let mut config = RunConfig::preset("tiny").unwrap();
-        config.model = config
-            .model
-            .with_num_inference_frames(2)
-            .with_rollout_steps(4)
-            .with_hidden(4)
-            .with_latent_channels(2)
-            .with_hamiltonian_width(4);
+        let mut config = micro_config(2, 4);
         config.train.steps = 4;
         config.train.batch_size = 4;
         config.train.eval_sequences = 4;
-        let config_path = tmp.path().join("micro.json");
-        std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
         let run = tmp.path().join("run");
-        ok(hgn(&[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--run",
-            run.to_str().unwrap(),
-            "--config",
-            config_path.to_str().unwrap(),
-            "-q",
-        ]));
+        train_micro(tmp.path(), &data, &run, &config);
         (tmp, data, run)
     })
+}
+
+/// The `tiny` preset shrunk to 4 channels, with `k` inference frames and `rollout` steps.
+fn micro_config(k: usize, rollout: usize) -> RunConfig {
+    let mut config = RunConfig::preset("tiny").unwrap();
+    config.model = config
+        .model
+        .with_num_inference_frames(k)
+        .with_rollout_steps(rollout)
+        .with_hidden(4)
+        .with_latent_channels(2)
+        .with_hamiltonian_width(4);
+    config
+}
+
+/// `hgn train --config` with `config` (written into `dir`), which must succeed.
+fn train_micro(dir: &Path, data: &Path, run: &Path, config: &RunConfig) {
+    let name = format!("{}.json", run.file_name().unwrap().to_string_lossy());
+    let config_path = dir.join(name);
+    std::fs::write(&config_path, serde_json::to_string(config).unwrap()).unwrap();
+    ok(hgn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--config",
+        config_path.to_str().unwrap(),
+        "-q",
+    ]));
 }
 
 #[test]
@@ -154,32 +166,14 @@ fn eval_figures_are_consistent_and_saved() {
 #[test]
 fn a_reconstruct_run_is_scored_on_its_whole_window_beside_the_oracle() {
     let (tmp, data, _) = fixture();
-    let mut config = RunConfig::preset("tiny").unwrap();
+    let mut config = micro_config(4, 3);
     config.protocol = hgn::protocol::Protocol::Reconstruct;
-    config.model = config
-        .model
-        .with_num_inference_frames(4)
-        .with_rollout_steps(3)
-        .with_hidden(4)
-        .with_latent_channels(2)
-        .with_hamiltonian_width(4);
     config.train.bidirectional = false;
     config.train.steps = 2;
     config.train.batch_size = 2;
     config.train.eval_sequences = 2;
-    let config_path = tmp.path().join("reconstruct.json");
-    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
     let run = tmp.path().join("reconstruct");
-    ok(hgn(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--run",
-        run.to_str().unwrap(),
-        "--config",
-        config_path.to_str().unwrap(),
-        "-q",
-    ]));
+    train_micro(tmp.path(), data, &run, &config);
     let printed = ok(hgn(&[
         "eval",
         "--run",
