@@ -368,12 +368,14 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
             &device,
         )?;
         if let Some(oracle) = &opts.oracle {
+            // The split's states and parameters, read once for the oracle and the probe.
+            let physics = OracleData::open(&data, split)?;
             let (summary, scores) =
-                oracle_report(&data, split, &config, &report, oracle, opts.progress)?;
+                oracle_report(&physics, split, &config, &report, oracle, opts.progress)?;
             report.oracle = Some(summary);
             // Eight sequences at least: half fit the probe, half score it.
             if latents.len() >= 8 {
-                report.probe = Some(encoder_probe(&data, split, &config, &latents)?);
+                report.probe = Some(encoder_probe(&physics, &config, &latents)?);
             }
             if let Some(per) = report.per_sequence.as_mut() {
                 per.oracle_expected = scores.iter().map(|s| s.map(|s| s.expected)).collect();
@@ -452,12 +454,10 @@ impl DirectionSums {
 /// The linear probe from the state the model inferred for each sequence (at frame `K − 1`) to
 /// the true positions and momenta there.
 fn encoder_probe(
-    data: &Path,
-    split: Split,
+    oracle: &OracleData,
     config: &RunConfig,
     latents: &[Vec<f64>],
 ) -> Result<crate::probe::ProbeReport> {
-    let oracle = OracleData::open(data, split)?;
     let frame = config.model.num_inference_frames - 1;
     let mut names = vec![];
     let mut positions = 0;
@@ -473,14 +473,13 @@ fn encoder_probe(
 
 /// The physics oracle on the Table 1 frames of `report`'s sequences, and each sequence's scores.
 pub fn oracle_report(
-    data: &Path,
+    oracle: &OracleData,
     split: Split,
     config: &RunConfig,
     report: &SplitReport,
     opts: &OracleOptions,
     progress: bool,
 ) -> Result<(OracleReport, Vec<Option<crate::oracle::SequenceOracle>>)> {
-    let oracle = OracleData::open(data, split)?;
     let frames = OracleFrames::of(
         config.protocol,
         config.model.num_inference_frames,

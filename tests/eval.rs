@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{assert_error, hgn, ok, png_size};
+use common::{assert_error, hgn, ok, png_size, train_with_config};
 
 use hgn::eval::EvalReport;
 use hgn::train::RunConfig;
@@ -64,16 +64,7 @@ fn train_micro(dir: &Path, data: &Path, run: &Path, config: &RunConfig) {
     let name = format!("{}.json", run.file_name().unwrap().to_string_lossy());
     let config_path = dir.join(name);
     std::fs::write(&config_path, serde_json::to_string(config).unwrap()).unwrap();
-    ok(hgn(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--run",
-        run.to_str().unwrap(),
-        "--config",
-        config_path.to_str().unwrap(),
-        "-q",
-    ]));
+    ok(train_with_config(data, run, &config_path));
 }
 
 #[test]

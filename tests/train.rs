@@ -4,9 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
-use common::{assert_error, hgn};
+use common::{assert_error, hgn, train_with_config};
 
 use hgn::train::{MetricsLine, RunConfig};
 
@@ -67,23 +66,9 @@ fn micro_config(dir: &Path, steps: usize) -> std::path::PathBuf {
     path
 }
 
-/// `hgn train --data DATA --run RUN --config CONFIG -q`.
-fn train_run(data: &Path, run: &Path, config: &Path) -> Output {
-    hgn(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--run",
-        run.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "-q",
-    ])
-}
-
-/// As [`train_run`], which must succeed.
+/// As [`train_with_config`], which must succeed.
 fn train_ok(data: &Path, run: &Path, config: &Path) {
-    let out = train_run(data, run, config);
+    let out = train_with_config(data, run, config);
     assert!(
         out.status.success(),
         "{}",
@@ -452,7 +437,7 @@ fn a_diverging_run_stops_with_the_step_named_and_keeps_its_last_checkpoint() {
     config.train.checkpoint_every = 1;
     std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
     let run = tmp.path().join("run");
-    let out = train_run(&data, &run, &path);
+    let out = train_with_config(&data, &run, &path);
     assert_error(&out, "the loss became");
     // The message names the failing step, and the checkpoint left behind is from before it.
     let err = String::from_utf8_lossy(&out.stderr);

@@ -57,3 +57,17 @@ pub fn png_size(path: &Path) -> (u32, u32) {
     let reader = decoder.read_info().unwrap();
     (reader.info().width, reader.info().height)
 }
+
+/// `hgn train --data DATA --run RUN --config CONFIG -q`.
+pub fn train_with_config(data: &Path, run: &Path, config: &Path) -> Output {
+    hgn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "-q",
+    ])
+}
