@@ -97,13 +97,21 @@ pub enum LrSchedule {
     Cosine,
 }
 
+impl LrSchedule {
+    /// The names in `config.json` and `--lr-schedule`.
+    pub const NAMES: [&str; 2] = ["constant", "cosine"];
+}
+
 impl std::str::FromStr for LrSchedule {
     type Err = anyhow::Error;
 
     /// A schedule by the name it has in `config.json` (any case).
     fn from_str(name: &str) -> Result<Self> {
         serde_json::from_value(serde_json::Value::String(name.to_ascii_lowercase())).map_err(|_| {
-            anyhow::anyhow!("unknown learning-rate schedule '{name}' (known: constant, cosine)")
+            anyhow::anyhow!(
+                "unknown learning-rate schedule '{name}' (known: {})",
+                Self::NAMES.join(", ")
+            )
         })
     }
 }
@@ -151,6 +159,9 @@ pub struct RunConfig {
     pub protocol: Protocol,
 }
 
+/// The names [`RunConfig::preset`] knows.
+pub const PRESETS: [&str; 4] = ["vector", "tiny", "paper", "campusai"];
+
 impl RunConfig {
     /// A named preset: `vector` (the quick start: see [`HgnConfig::vector`]; Adam 1e-3, 7,200
     /// steps, 4 decoded frames per rollout, both directions of time), `tiny` (the same with 4×4
@@ -193,7 +204,7 @@ impl RunConfig {
                     .with_decoded_frames(Some(4))
                     .with_bidirectional(true),
             ),
-            other => bail!("unknown preset '{other}' (known: vector, tiny, paper, campusai)"),
+            other => bail!("unknown preset '{other}' (known: {})", PRESETS.join(", ")),
         };
         Ok(Self {
             preset: name.to_string(),
@@ -258,6 +269,16 @@ impl RunConfig {
             t.decoded_frames != Some(0),
             "train.decoded_frames must be at least 1 (or null for all)"
         );
+        match self.objective {
+            Objective::Geco { kappa } => ensure!(
+                kappa.is_finite() && kappa >= 0.0,
+                "objective.kappa must be a non-negative number (got {kappa})"
+            ),
+            Objective::Elbo { beta } => ensure!(
+                beta.is_finite() && beta >= 0.0,
+                "objective.beta must be a non-negative number (got {beta})"
+            ),
+        }
         Ok(())
     }
 }

@@ -123,7 +123,8 @@ fn bad_generate_arguments_get_one_line_errors_and_write_nothing() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["--system", "quadruple-pendulum"],
-            "unknown system 'quadruple-pendulum'",
+            "invalid value 'quadruple-pendulum' for '--system <SYSTEM>'; possible values: \
+             mass-spring, pendulum,",
         ),
         (&["--train", "0"], "--train must be at least 1"),
         (&["--test", "0"], "--test must be at least 1"),

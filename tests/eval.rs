@@ -112,7 +112,14 @@ fn eval_figures_are_consistent_and_saved() {
             test.forward.vpt_abs / (TEST_LEN - 1) as f64
         ) < 1e-12
     );
-    assert!(test.energy.max_deficit >= test.energy.avg_deficit);
+    // Leapfrog conserves the learned H up to O(dt²) oscillation, without drift: the deficits
+    // are measured (not zero) and small beside the energy itself.
+    let energy = &test.energy;
+    assert!(energy.avg_deficit > 0.0, "{energy:?}");
+    assert!(
+        energy.max_deficit < 1e-4 * energy.mean_energy.abs(),
+        "{energy:?}"
+    );
     // The physics oracle on the same frames: fitted to the first 2 frames, scored on the 19
     // Table 1 frames, and the model's ratio to the expected image.
     assert_eq!(report.protocol, hgn::protocol::Protocol::Forecast);

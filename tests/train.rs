@@ -7,6 +7,7 @@ use std::path::Path;
 
 use common::{assert_error, hgn, train_with_config};
 
+use hgn::model::Objective;
 use hgn::train::{MetricsLine, RunConfig};
 
 /// A small 32×32 pendulum dataset with 8-frame sequences.
@@ -254,6 +255,47 @@ fn the_default_preset_follows_the_systems_degrees_of_freedom() {
 }
 
 #[test]
+fn variational_and_beta_flags_give_a_fixed_kl_weight() {
+    // `--variational --beta B` turns the vector preset's deterministic model into a VAE whose
+    // loss is MSE + B·KL (no GECO multiplier): the KL is paid and λ stays 1.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("pendulum");
+    generate(&data, "pendulum", 4, 2, 14);
+    let run = tmp.path().join("run");
+    let out = hgn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--variational",
+        "--beta",
+        "0.01",
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = RunConfig::load(&run.join("config.json")).unwrap();
+    assert!(config.model.variational);
+    assert_eq!(config.objective, Objective::Elbo { beta: 0.01 });
+    let first = metrics(&run)
+        .into_iter()
+        .find(|l| l.kind == "train")
+        .unwrap();
+    assert!(
+        first.kl.unwrap() > 0.0 && first.lambda == Some(1.0),
+        "{first:?}"
+    );
+}
+
+#[test]
 fn bad_training_requests_get_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -270,14 +312,30 @@ fn bad_training_requests_get_one_line_errors() {
     );
     assert_error(
         &hgn(&["train", "--data", d, "--run", r, "--preset", "huge", "-q"]),
-        "unknown preset 'huge'",
+        "invalid value 'huge' for '--preset <PRESET>'; possible values: vector, tiny, paper, \
+         campusai",
     );
     for (flag, value, needle) in [
-        ("--integrator", "verlet", "unknown integrator 'verlet'"),
+        (
+            "--integrator",
+            "verlet",
+            "'verlet' for '--integrator <INTEGRATOR>'; possible values: leapfrog, euler, rk4, \
+             yoshida4",
+        ),
         (
             "--lr-schedule",
             "step",
-            "unknown learning-rate schedule 'step'",
+            "'step' for '--lr-schedule <LR_SCHEDULE>'; possible values: constant, cosine",
+        ),
+        (
+            "--protocol",
+            "autoencode",
+            "'autoencode' for '--protocol <PROTOCOL>'; possible values: forecast, reconstruct",
+        ),
+        (
+            "--beta",
+            "-1",
+            "objective.beta must be a non-negative number",
         ),
         ("--device", "tpu", "unknown device 'tpu'"),
     ] {

@@ -14,7 +14,7 @@ use hgn::physics::{find_system, system_names};
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// System to simulate (see `hgn systems`).
-    #[arg(long, default_value = "pendulum")]
+    #[arg(long, default_value = "pendulum", value_parser = super::system_choices())]
     pub system: String,
     /// Output folder [default: data/SYSTEM].
     #[arg(long)]

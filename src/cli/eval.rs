@@ -68,7 +68,7 @@ pub struct OracleArgs {
     pub sequences: usize,
     /// forecast (fit frames 0..K, score the 30 from K − 1) or reconstruct (fit and score the
     /// first K frames).
-    #[arg(long, default_value = "forecast")]
+    #[arg(long, default_value = "forecast", value_parser = super::protocol_choices())]
     pub protocol: String,
     /// K: frames fitted [default: 5 for forecast, 31 for reconstruct].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]

@@ -25,6 +25,26 @@ use flow::{FlowCommand, run_flow};
 use rollout::RolloutArgs;
 use train::{TrainArgs, run_train};
 
+/// The choices of `--preset`, listed by `--help` and checked by the parser.
+fn preset_choices() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(hgn::train::PRESETS)
+}
+
+/// The choices of `--integrator`.
+fn integrator_choices() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(hgn::model::IntegratorKind::ALL.map(|k| k.name()))
+}
+
+/// The choices of `--protocol` (reference D3).
+fn protocol_choices() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(hgn::protocol::Protocol::ALL.map(|p| p.name()))
+}
+
+/// The choices of `--system`.
+fn system_choices() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(hgn::physics::system_names())
+}
+
 /// Hamiltonian Generative Networks: physics datasets, models and evaluation.
 #[derive(Debug, Parser)]
 #[command(name = "hgn", version, about, long_about = None, args_override_self = true)]
@@ -50,8 +70,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Time full training steps (rollout, backward, Adam) of a preset on synthetic frames.
     Bench {
-        /// Model preset: paper, campusai, tiny or vector (a 2-vector state).
-        #[arg(long, default_value = "paper")]
+        /// Model preset (vector: a 2-vector state).
+        #[arg(long, default_value = "paper", value_parser = preset_choices())]
         preset: String,
         /// Sequences per step.
         #[arg(long, default_value = "16", value_parser = parse_count)]
@@ -111,7 +131,7 @@ pub enum Command {
         variants: Vec<String>,
         /// Window protocol of every run: reconstruct (the paper's Table 1: all 31 frames seen,
         /// state at the last, rolled back over them) or forecast (5 frames in, 30 forward).
-        #[arg(long, default_value = "reconstruct")]
+        #[arg(long, default_value = "reconstruct", value_parser = protocol_choices())]
         protocol: String,
         /// Working and output folder (datasets, runs, table1.md) [default: table1-SCALE].
         #[arg(long)]
@@ -198,11 +218,18 @@ pub fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            // clap's message, reduced to its first line.
+            // clap's message, reduced to one line: the first, and the choices where it lists them.
             let text = err.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments").trim();
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("error: {first} (see hgn --help)");
+            let choices = text
+                .lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("[possible values: "))
+                .and_then(|l| l.strip_suffix(']'))
+                .map(|l| format!("; possible values: {l}"))
+                .unwrap_or_default();
+            eprintln!("error: {first}{choices} (see hgn --help)");
             return ExitCode::from(2);
         }
     };

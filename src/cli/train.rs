@@ -24,7 +24,7 @@ pub struct TrainArgs {
     /// 4×4 latent maps), paper (DeepMind's hgn_paper_config) or campusai (the CampusAI/ReScience
     /// layout) [default: vector for a system with one degree of freedom, such as the pendulum;
     /// tiny otherwise].
-    #[arg(long)]
+    #[arg(long, value_parser = super::preset_choices())]
     pub preset: Option<String>,
     /// A run config file (JSON, as written to RUN/config.json) instead of a preset.
     #[arg(long, conflicts_with = "preset")]
@@ -43,10 +43,10 @@ pub struct TrainArgs {
     pub lr: Option<f64>,
     /// Learning-rate schedule: constant, or cosine (from --lr down to 1 % of it at the last
     /// step) [default: constant, or a --config file's `train.lr_schedule`].
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(hgn::train::LrSchedule::NAMES))]
     pub lr_schedule: Option<String>,
-    /// Latent integrator: leapfrog, euler, rk4 or yoshida4.
-    #[arg(long)]
+    /// Latent integrator.
+    #[arg(long, value_parser = super::integrator_choices())]
     pub integrator: Option<String>,
     /// Rollout curriculum: grow the trained rollout from 1 step to the full length over this
     /// many steps [default: the preset's; 0 turns it off].
@@ -59,7 +59,7 @@ pub struct TrainArgs {
     /// Window protocol: forecast (K frames in, roll forward) or reconstruct (the whole window in,
     /// state at its last frame, roll backward over it; the paper's Table 1) [default: the
     /// preset's: reconstruct for paper, forecast for the others].
-    #[arg(long)]
+    #[arg(long, value_parser = super::protocol_choices())]
     pub protocol: Option<String>,
     /// Frames the encoder sees (K; under reconstruct the whole window) [default: the preset's].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
@@ -74,8 +74,16 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub latent_dim: Option<usize>,
     /// The paper's "deterministic" ablation: z = encoder mean, no KL.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "variational")]
     pub deterministic: bool,
+    /// Sample z from the encoder's posterior and pay a KL (the paper's HGN) [default: the
+    /// preset's: on for paper and campusai, off for vector and tiny].
+    #[arg(long)]
+    pub variational: bool,
+    /// Weigh the KL by this fixed β (loss = MSE + β·KL) instead of balancing it with GECO
+    /// (ReScience trained its Table 1 with β = 0.01) [default: GECO, κ = 1e-3].
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta: Option<f64>,
     /// The paper's "no f_ψ" ablation: the encoder output is split into q and p directly.
     #[arg(long)]
     pub no_f_psi: bool,
@@ -270,6 +278,12 @@ fn apply_train_flags(config: &mut hgn::train::RunConfig, args: &TrainArgs) -> Re
     }
     if args.deterministic {
         config.model.variational = false;
+    }
+    if args.variational {
+        config.model.variational = true;
+    }
+    if let Some(beta) = args.beta {
+        config.objective = hgn::model::Objective::Elbo { beta };
     }
     if let Some(c) = args.curriculum {
         config.train.curriculum_steps = (c > 0).then_some(c);
