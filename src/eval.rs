@@ -56,8 +56,8 @@ pub struct EvalOptions {
     pub splits: Vec<Split>,
     /// At most this many sequences per split (the first ones).
     pub max_sequences: usize,
-    /// Draw a progress bar.
-    pub progress: bool,
+    /// Where the progress over each split's sequences goes.
+    pub reporter: crate::progress::Reporter,
     /// Device the rollouts run on.
     pub device: crate::device::DeviceArg,
     /// Compute the physics oracle with these settings (`None`: skip it).
@@ -364,14 +364,14 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
             split,
             &mean_frame,
             opts.max_sequences,
-            opts.progress,
+            &opts.reporter,
             &device,
         )?;
         if let Some(oracle) = &opts.oracle {
             // The split's states and parameters, read once for the oracle and the probe.
             let physics = OracleData::open(&data, split)?;
             let (summary, scores) =
-                oracle_report(&physics, split, &config, &report, oracle, opts.progress)?;
+                oracle_report(&physics, split, &config, &report, oracle, &opts.reporter)?;
             report.oracle = Some(summary);
             // Eight sequences at least: half fit the probe, half score it.
             if latents.len() >= 8 {
@@ -478,7 +478,7 @@ pub fn oracle_report(
     config: &RunConfig,
     report: &SplitReport,
     opts: &OracleOptions,
-    progress: bool,
+    reporter: &crate::progress::Reporter,
 ) -> Result<(OracleReport, Vec<Option<crate::oracle::SequenceOracle>>)> {
     let frames = OracleFrames::of(
         config.protocol,
@@ -486,16 +486,14 @@ pub fn oracle_report(
         report.table1_frames,
     );
     let n = report.sequences;
-    let bar = crate::progress::bar(
+    let bar = reporter.task(
+        &format!("oracle {:5}", split.name()),
+        "sequences",
         n as u64,
-        progress,
-        &format!(
-            "oracle {:5} {{bar:25.cyan/blue}} {{pos}}/{{len}} sequences  eta {{eta}}",
-            split.name()
-        ),
+        0,
     );
     let all = oracle.sequences(n, &frames, opts, &|done| bar.set_position(done as u64))?;
-    bar.finish_and_clear();
+    drop(bar);
     // Ratios compare the model and the oracle on the sequences the physics answered.
     let answered: Vec<usize> = (0..all.len()).filter(|&i| all[i].is_some()).collect();
     ensure!(
@@ -541,7 +539,7 @@ fn evaluate_split(
     split: Split,
     mean_frame: &[f32],
     max_sequences: usize,
-    progress: bool,
+    reporter: &crate::progress::Reporter,
     device: &Device,
 ) -> Result<(SplitReport, Vec<Vec<f64>>)> {
     let m = &config.model;
@@ -569,13 +567,11 @@ fn evaluate_split(
     };
     let frame_len = mean_frame.len();
     let n = set.num_sequences.min(max_sequences);
-    let bar = crate::progress::bar(
+    let bar = reporter.task(
+        &format!("eval {:5}", split.name()),
+        "sequences",
         n as u64,
-        progress,
-        &format!(
-            "eval {:5} {{bar:25.cyan/blue}} {{pos}}/{{len}} sequences  eta {{eta}}",
-            split.name()
-        ),
+        0,
     );
     let (mut forward, mut backward) = (DirectionSums::default(), DirectionSums::default());
     let (mut table1, mut baseline) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -648,7 +644,7 @@ fn evaluate_split(
         }
         bar.inc(ids.len() as u64);
     }
-    bar.finish_and_clear();
+    drop(bar);
     let report = SplitReport {
         split: split.name().to_string(),
         sequences: n,

@@ -21,9 +21,10 @@
 //! - [`metrics`], [`eval`], [`rollout`], [`plot`], [`table1`]: evaluation formulas, `hgn eval`,
 //!   `hgn rollout`, `hgn plot`, `hgn table1`; [`viz`]: charts, heat maps, PNG and GIF writing;
 //! - [`flow`]: the Neural Hamiltonian Flow, its RealNVP baseline and `hgn flow`;
-//! - [`device`]: the `--device` choice → burn device; [`progress`]: progress bars and the
-//!   [`progress::Reporter`] that carries progress lines to the binary, which owns the command
-//!   line (`src/main.rs`, `src/cli/`) and is the only code that prints.
+//! - [`device`]: the `--device` choice → burn device; [`progress`]: the
+//!   [`progress::Reporter`] that carries lines and the progress of long work to an observer the
+//!   binary provides; the binary owns the command line (`src/main.rs`, `src/cli/`) and is the
+//!   only code that prints or draws.
 
 pub mod bench;
 pub mod data;

@@ -35,8 +35,8 @@ pub struct PlotOptions {
     pub out: Option<PathBuf>,
     /// Test sequences in the energy and phase plots.
     pub sequences: usize,
-    /// Draw a progress bar if an evaluation is needed.
-    pub progress: bool,
+    /// Where the progress of an evaluation goes, if one is needed.
+    pub reporter: crate::progress::Reporter,
 }
 
 const W: usize = 480;
@@ -124,7 +124,7 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
             data: None,
             splits: vec![Split::Test],
             max_sequences: 64,
-            progress: opts.progress,
+            reporter: opts.reporter.clone(),
             device: crate::device::DeviceArg::Cpu,
             oracle: None,
             per_sequence: false,

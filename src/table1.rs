@@ -121,9 +121,7 @@ pub struct Table1Options {
     pub out: PathBuf,
     /// Training device.
     pub device: DeviceArg,
-    /// Progress bars.
-    pub progress: bool,
-    /// Where the lines naming each dataset and run go.
+    /// Where the lines naming each dataset and run, and the progress of each, go.
     pub reporter: crate::progress::Reporter,
 }
 
@@ -279,7 +277,7 @@ fn ensure_dataset(system: &str, dir: &Path, spec: ScaleSpec, table: &Table1Optio
     opts.num_test = spec.test;
     opts.test_seq_len = spec.test_seq_len;
     opts.overwrite = true;
-    opts.progress = table.progress;
+    opts.reporter = table.reporter.clone();
     generate(&opts)?;
     Ok(())
 }
@@ -306,8 +304,7 @@ fn train_and_evaluate(
             device: opts.device,
             resume,
             steps_override: resume.then_some(spec.steps),
-            progress: opts.progress,
-            reporter: crate::progress::Reporter::silent(),
+            reporter: opts.reporter.clone(),
         })?;
     }
     let eval_path = run.join(EVAL_FILE);
@@ -325,7 +322,7 @@ fn train_and_evaluate(
         data: None,
         splits: vec![Split::Train, Split::Test],
         max_sequences: spec.eval_sequences,
-        progress: opts.progress,
+        reporter: opts.reporter.clone(),
         device: opts.device,
         oracle: Some(crate::oracle::OracleOptions::default()),
         per_sequence: false,

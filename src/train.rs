@@ -23,7 +23,6 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::ProgressBar;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -298,9 +297,7 @@ pub struct TrainOptions {
     pub resume: bool,
     /// With `resume`, train up to this many steps instead of the saved total.
     pub steps_override: Option<usize>,
-    /// Draw a progress bar (on a terminal).
-    pub progress: bool,
-    /// Where each evaluation's line goes when no progress bar is drawn.
+    /// Where the progress of the steps and each evaluation's line go.
     pub reporter: crate::progress::Reporter,
 }
 
@@ -437,7 +434,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
 
     // 4. The loop.
     let total = config.train.steps;
-    let bar = progress_bar(total as u64, start_step as u64, opts.progress);
+    let bar = opts
+        .reporter
+        .task("training", "steps", total as u64, start_step as u64);
     let mean_frame = train_set.mean_frame(256)?;
     let oracle_mse = evaluation_oracle(&opts.data, &config)?;
     let started = Instant::now();
@@ -457,7 +456,6 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
         let parts = loss(&model, &output, targets, config.objective);
         let total_loss = scalar(parts.total.clone());
         if !total_loss.is_finite() {
-            bar.abandon();
             bail!(
                 "the loss became {total_loss} at step {step}; stopped. The last good checkpoint in {} is intact",
                 checkpoint_dir.display()
@@ -486,7 +484,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
                     config.train.log_every as f64 / elapsed
                 }),
             };
-            bar.set_message(format!(
+            bar.status(&format!(
                 "mse {:.2e}  kl {:.2e}  λ {:.3}  {:.2} steps/s",
                 line.mse,
                 line.kl.unwrap_or(0.0),
@@ -513,11 +511,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
             let message = format!(
                 "step {done}: test pixel MSE {mse:.3e} (mean-frame baseline {baseline:.3e})"
             );
-            if opts.progress {
-                bar.println(message);
-            } else {
-                opts.reporter.line(&message);
-            }
+            opts.reporter.line(&message);
             last_eval = Some((mse, baseline));
         }
         if done % config.train.checkpoint_every == 0 || done == total {
@@ -525,7 +519,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
             save_checkpoint(&opts.run, &model, &optim, &CheckpointState { step: done })?;
         }
     }
-    bar.finish_and_clear();
+    drop(bar);
     let (test_mse, baseline_mse) = match last_eval {
         Some(v) => v,
         None => evaluate(&model.valid(), &test_set, &config, &mean_frame, &device)?,
@@ -658,16 +652,6 @@ pub(crate) fn scalar(t: Tensor<1>) -> f64 {
         .try_to_vec::<f64>()
         .map(|v| v[0])
         .unwrap_or(f64::NAN)
-}
-
-pub(crate) fn progress_bar(total: u64, start: u64, visible: bool) -> ProgressBar {
-    let bar = crate::progress::bar(
-        total,
-        visible,
-        "training {bar:25.cyan/blue} {pos}/{len} steps  {msg}  eta {eta}",
-    );
-    bar.set_position(start);
-    bar
 }
 
 #[cfg(test)]

@@ -154,7 +154,6 @@ fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth()
         resume: false,
         steps_override: None,
         device: hgn::device::DeviceArg::Cpu,
-        progress: false,
         reporter: hgn::progress::Reporter::silent(),
     })
     .unwrap();
@@ -195,7 +194,6 @@ fn training_on_two_moons_beats_the_gaussian_baseline() {
         resume: false,
         steps_override: None,
         device: hgn::device::DeviceArg::Cpu,
-        progress: false,
         reporter: hgn::progress::Reporter::silent(),
     })
     .unwrap();

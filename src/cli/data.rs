@@ -1,6 +1,5 @@
 //! `hgn generate` and `hgn systems`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -76,7 +75,7 @@ pub fn run_generate(args: GenerateArgs) -> Result<()> {
     opts.noise_std = args.noise.unwrap_or(system.noise_std);
     opts.overwrite = args.overwrite;
     opts.threads = args.threads;
-    opts.progress = !args.quiet && std::io::stderr().is_terminal();
+    opts.reporter = super::stderr_reporter(args.quiet);
     let summary = generate(&opts)?;
     let m = &summary.meta;
     println!(

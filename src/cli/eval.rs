@@ -96,7 +96,7 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
         data: args.data,
         splits,
         max_sequences: args.sequences,
-        progress: !args.quiet && std::io::stderr().is_terminal(),
+        reporter: super::stderr_reporter(args.quiet),
         device: args.device,
         oracle: (!args.no_oracle).then(|| hgn::oracle::OracleOptions {
             draws: args.oracle_draws.max(2),
@@ -139,7 +139,7 @@ pub fn run_oracle(args: OracleArgs) -> Result<()> {
             seed: 0,
         },
     };
-    let bar = hgn::progress::bar(
+    let bar = super::report::bar(
         args.sequences as u64,
         !args.quiet && std::io::stderr().is_terminal(),
         "oracle {bar:25.cyan/blue} {pos}/{len} sequences  eta {eta}",

@@ -1,6 +1,5 @@
 //! `hgn flow`: train, evaluate, sample, plot and compare flows.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -200,7 +199,6 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
                 resume: args.resume,
                 steps_override: if args.resume { args.steps } else { None },
                 device: hgn::device::DeviceArg::Cpu,
-                progress: !args.quiet && std::io::stderr().is_terminal(),
                 reporter: stderr_reporter(args.quiet),
             })?;
             println!(
@@ -325,7 +323,6 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
                     steps,
                     seed,
                     out: out.clone(),
-                    progress: !quiet && std::io::stderr().is_terminal(),
                     reporter: stderr_reporter(quiet),
                 })?;
             print!("{markdown}");

@@ -3,7 +3,6 @@
 //! This is the only module that prints or decides the exit code. Every error reaches the user as
 //! one line, `error: …`, with exit code 1 (2 for malformed arguments); nothing panics on bad input.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,12 +15,14 @@ use hgn::physics::SYSTEMS;
 mod data;
 mod eval;
 mod flow;
+mod report;
 mod rollout;
 mod train;
 
 use data::{GenerateArgs, print_systems, run_generate};
 use eval::{EvalArgs, OracleArgs, run_eval, run_oracle};
 use flow::{FlowCommand, run_flow};
+use report::stderr_reporter;
 use rollout::RolloutArgs;
 use train::{TrainArgs, run_train};
 
@@ -181,15 +182,6 @@ impl From<ScaleArg> for hgn::table1::Scale {
     }
 }
 
-/// A reporter that writes each line to stderr (nothing with `quiet`).
-fn stderr_reporter(quiet: bool) -> hgn::progress::Reporter {
-    if quiet {
-        hgn::progress::Reporter::silent()
-    } else {
-        hgn::progress::Reporter::new(|line| eprintln!("{line}"))
-    }
-}
-
 /// Parses a count; negative or non-numeric values get a plain message.
 fn parse_count(s: &str) -> std::result::Result<usize, String> {
     match s.trim().parse::<i128>() {
@@ -311,7 +303,6 @@ pub fn run(cli: Cli) -> Result<()> {
                     PathBuf::from(format!("table1-{}-{protocol}", scale.name()))
                 }),
                 device,
-                progress: !quiet && std::io::stderr().is_terminal(),
                 reporter: stderr_reporter(quiet),
             };
             let table = hgn::table1::run_table1(&opts)?;
@@ -357,7 +348,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 run,
                 out,
                 sequences,
-                progress: !quiet && std::io::stderr().is_terminal(),
+                reporter: stderr_reporter(quiet),
             };
             for path in hgn::plot::write_plots(&opts)? {
                 println!("wrote {}", path.display());

@@ -1,6 +1,5 @@
 //! `hgn train`: its flags, and how they make or continue a run's config.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -174,7 +173,6 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         }
         (data, config)
     };
-    let progress = !args.quiet && std::io::stderr().is_terminal();
     if !data.join(hgn::data::format::META_FILE).exists() && !args.resume {
         anyhow::ensure!(
             data == default_data,
@@ -188,7 +186,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         );
         let mut opts =
             GenerateOptions::new(find_system("pendulum").expect("built in"), data.clone());
-        opts.progress = progress;
+        opts.reporter = stderr_reporter(args.quiet);
         generate(&opts)?;
     }
     let run = match &args.run {
@@ -224,7 +222,6 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         device: args.device,
         resume: args.resume,
         steps_override: if args.resume { args.steps } else { None },
-        progress,
         reporter: stderr_reporter(args.quiet),
     };
     let summary = train(&opts)?;

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::format::{
@@ -61,8 +60,8 @@ pub struct GenerateOptions {
     pub overwrite: bool,
     /// Worker threads (`None`: all cores).
     pub threads: Option<usize>,
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
+    /// Where the progress of the sequences goes.
+    pub reporter: crate::progress::Reporter,
 }
 
 impl GenerateOptions {
@@ -82,7 +81,7 @@ impl GenerateOptions {
             noise_std: system.noise_std,
             overwrite: false,
             threads: None,
-            progress: false,
+            reporter: crate::progress::Reporter::silent(),
         }
     }
 
@@ -216,7 +215,12 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
         .build()
         .context("cannot start worker threads")?;
     let total = (opts.num_train + opts.num_test) as u64;
-    let bar = progress_bar(total, opts.progress, opts.system.name);
+    let bar = opts.reporter.task(
+        &format!("generating {}", opts.system.name),
+        "sequences",
+        total,
+        0,
+    );
     let start = Instant::now();
     let mut splits = BTreeMap::new();
     let mut preview = Vec::new();
@@ -227,7 +231,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
         }
         splits.insert(split.name().to_string(), meta);
     }
-    bar.finish_and_clear();
+    drop(bar);
     let seconds = start.elapsed().as_secs_f64();
 
     let meta = build_meta(opts, splits);
@@ -306,22 +310,12 @@ fn commit(mut partial: PartialDir, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn progress_bar(total: u64, visible: bool, system: &str) -> ProgressBar {
-    let bar = crate::progress::bar(
-        total,
-        visible,
-        "{prefix} {bar:30.cyan/blue} {pos}/{len} sequences  {per_sec}  eta {eta}",
-    );
-    bar.set_prefix(format!("generating {system}"));
-    bar
-}
-
 /// Writes one split and returns its metadata and its first trajectories (for the preview).
 fn write_split(
     opts: &GenerateOptions,
     split: Split,
     dir: &Path,
-    bar: &ProgressBar,
+    bar: &crate::progress::Task,
 ) -> Result<(SplitMeta, Vec<Trajectory>)> {
     let spec = opts.system;
     let settings = opts.settings(split);

@@ -32,9 +32,7 @@ pub struct CompareOptions {
     pub seed: u64,
     /// Working and output folder.
     pub out: PathBuf,
-    /// Progress bars.
-    pub progress: bool,
-    /// Where the lines naming each run go.
+    /// Where the lines naming each run and the progress of its steps go.
     pub reporter: crate::progress::Reporter,
 }
 
@@ -156,7 +154,6 @@ fn train_to(run: &Path, kind: FlowKind, target: &str, opts: &CompareOptions) -> 
         resume: done.is_some(),
         steps_override: done.map(|_| opts.steps),
         device: DeviceArg::Cpu,
-        progress: opts.progress,
         reporter: opts.reporter.clone(),
     })?;
     Ok(())

@@ -33,7 +33,7 @@ use crate::device::DeviceArg;
 use crate::physics::sampling::standard_normal;
 use crate::rng::{Stream, stream_rng};
 use crate::run::{RunDir, restore_checkpoint, save_checkpoint, write_atomic};
-use crate::train::{progress_bar, scalar};
+use crate::train::scalar;
 
 /// Which flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,9 +225,7 @@ pub struct FlowTrainOptions {
     pub steps_override: Option<usize>,
     /// The device.
     pub device: DeviceArg,
-    /// Progress bar.
-    pub progress: bool,
-    /// Where a rewind's line goes when no progress bar is drawn.
+    /// Where the progress of the steps and a rewind's line go.
     pub reporter: crate::progress::Reporter,
 }
 
@@ -445,7 +443,9 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let mut metrics = RunDir::new(&opts.run).open_metrics()?;
 
     let total = config.train.steps;
-    let bar = progress_bar(total as u64, start as u64, opts.progress);
+    let bar = opts
+        .reporter
+        .task("training", "steps", total as u64, start as u64);
     let log_scale = config.log_scale_sum();
     let started = Instant::now();
     let mut last_log = Instant::now();
@@ -501,11 +501,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                         "step {step}: the loss stayed {value} for {MAX_CONSECUTIVE_SKIPS} batches; rewinding to step {} with learning rate ×{lr_scale}",
                         state.step
                     );
-                    if opts.progress {
-                        bar.println(message);
-                    } else {
-                        opts.reporter.line(&message);
-                    }
+                    opts.reporter.line(&message);
                     step = state.step;
                     consecutive_skips = 0;
                     metrics.flush()?;
@@ -514,7 +510,6 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                     bar.set_position(step as u64);
                     continue;
                 } else {
-                    bar.abandon();
                     bail!(
                         "the loss was {value} for {MAX_CONSECUTIVE_SKIPS} batches in a row, the last at step {step}; stopped. The last good checkpoint in {} is intact",
                         checkpoint.display()
@@ -532,7 +527,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
             } else {
                 config.train.log_every as f64 / elapsed
             };
-            bar.set_message(format!("nll {value:.3}  {rate:.1} steps/s"));
+            bar.status(&format!("nll {value:.3}  {rate:.1} steps/s"));
             let line = FlowMetricsLine {
                 step: done,
                 kind: "train".into(),
@@ -570,7 +565,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         }
         step += 1;
     }
-    bar.finish_and_clear();
+    drop(bar);
     Ok(FlowTrainSummary {
         steps: total,
         test_nll,
