@@ -10,7 +10,7 @@ use anyhow::Result;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Distribution, Tensor};
 
-use crate::device::DeviceArg;
+use crate::device::DeviceChoice;
 use crate::model::loss;
 use crate::train::RunConfig;
 
@@ -34,7 +34,7 @@ pub struct BenchReport {
 /// Times `steps` training steps after `warmup` untimed ones.
 pub fn bench(
     config: &RunConfig,
-    device: DeviceArg,
+    device: DeviceChoice,
     warmup: usize,
     steps: usize,
 ) -> Result<BenchReport> {

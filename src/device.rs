@@ -1,4 +1,4 @@
-//! Choosing the burn device from the `--device` flag.
+//! Choosing the burn device by name (what `--device` takes).
 //!
 //! `cpu` is burn's pure-Rust `flex` backend (SIMD and threads on). `wgpu` and `vulkan[:N]` are
 //! burn's GPU backends, compiled in with the `gpu` cargo feature; `N` picks the N-th discrete GPU.
@@ -10,9 +10,9 @@ use std::str::FromStr;
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 
-/// A device named on the command line.
+/// A device by name: `cpu`, `wgpu[:N]` or `vulkan[:N]` (its [`FromStr`] and [`fmt::Display`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceArg {
+pub enum DeviceChoice {
     /// burn `flex`, the CPU backend.
     Cpu,
     /// burn `wgpu` on the best adapter (or discrete GPU `N`).
@@ -21,7 +21,7 @@ pub enum DeviceArg {
     Vulkan(Option<usize>),
 }
 
-impl FromStr for DeviceArg {
+impl FromStr for DeviceChoice {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
@@ -33,37 +33,37 @@ impl FromStr for DeviceArg {
             None => (s, None),
         };
         match (name.to_ascii_lowercase().as_str(), index) {
-            ("cpu" | "flex", None) => Ok(DeviceArg::Cpu),
-            ("wgpu", i) => Ok(DeviceArg::Wgpu(i)),
-            ("vulkan", i) => Ok(DeviceArg::Vulkan(i)),
+            ("cpu" | "flex", None) => Ok(DeviceChoice::Cpu),
+            ("wgpu", i) => Ok(DeviceChoice::Wgpu(i)),
+            ("vulkan", i) => Ok(DeviceChoice::Vulkan(i)),
             _ => bail!("unknown device '{s}' (expected cpu, wgpu, wgpu:N, vulkan or vulkan:N)"),
         }
     }
 }
 
-impl fmt::Display for DeviceArg {
+impl fmt::Display for DeviceChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeviceArg::Cpu => write!(f, "cpu"),
-            DeviceArg::Wgpu(None) => write!(f, "wgpu"),
-            DeviceArg::Wgpu(Some(i)) => write!(f, "wgpu:{i}"),
-            DeviceArg::Vulkan(None) => write!(f, "vulkan"),
-            DeviceArg::Vulkan(Some(i)) => write!(f, "vulkan:{i}"),
+            DeviceChoice::Cpu => write!(f, "cpu"),
+            DeviceChoice::Wgpu(None) => write!(f, "wgpu"),
+            DeviceChoice::Wgpu(Some(i)) => write!(f, "wgpu:{i}"),
+            DeviceChoice::Vulkan(None) => write!(f, "vulkan"),
+            DeviceChoice::Vulkan(Some(i)) => write!(f, "vulkan:{i}"),
         }
     }
 }
 
-impl DeviceArg {
+impl DeviceChoice {
     /// The burn device, or an error saying how to get GPU support.
     pub fn device(self) -> Result<Device> {
         match self {
-            DeviceArg::Cpu => Ok(Device::flex()),
+            DeviceChoice::Cpu => Ok(Device::flex()),
             #[cfg(feature = "gpu")]
-            DeviceArg::Wgpu(index) => Ok(Device::wgpu(kind(index))),
+            DeviceChoice::Wgpu(index) => Ok(Device::wgpu(kind(index))),
             #[cfg(feature = "gpu")]
-            DeviceArg::Vulkan(index) => Ok(Device::vulkan(kind(index))),
+            DeviceChoice::Vulkan(index) => Ok(Device::vulkan(kind(index))),
             #[cfg(not(feature = "gpu"))]
-            DeviceArg::Wgpu(_) | DeviceArg::Vulkan(_) => bail!(
+            DeviceChoice::Wgpu(_) | DeviceChoice::Vulkan(_) => bail!(
                 "device '{self}' needs a build with GPU support: cargo build --release --features gpu"
             ),
         }
@@ -85,22 +85,22 @@ mod tests {
     #[test]
     fn parses_and_prints_device_names() {
         for name in ["cpu", "wgpu", "wgpu:1", "vulkan", "vulkan:0"] {
-            assert_eq!(name.parse::<DeviceArg>().unwrap().to_string(), name);
+            assert_eq!(name.parse::<DeviceChoice>().unwrap().to_string(), name);
         }
         assert!(
             "tpu"
-                .parse::<DeviceArg>()
+                .parse::<DeviceChoice>()
                 .unwrap_err()
                 .to_string()
                 .contains("unknown device")
         );
-        assert!("vulkan:x".parse::<DeviceArg>().is_err());
-        assert!("cpu:1".parse::<DeviceArg>().is_err());
+        assert!("vulkan:x".parse::<DeviceChoice>().is_err());
+        assert!("cpu:1".parse::<DeviceChoice>().is_err());
     }
 
     #[test]
     fn cpu_device_computes() {
-        let device = DeviceArg::Cpu.device().unwrap();
+        let device = DeviceChoice::Cpu.device().unwrap();
         let t = burn::tensor::Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device);
         assert_eq!(t.sum().into_scalar::<f32>(), 6.0);
     }

@@ -59,7 +59,7 @@ pub struct EvalOptions {
     /// Where the progress over each split's sequences goes.
     pub reporter: crate::progress::Reporter,
     /// Device the rollouts run on.
-    pub device: crate::device::DeviceArg,
+    pub device: crate::device::DeviceChoice,
     /// Compute the physics oracle with these settings (`None`: skip it).
     pub oracle: Option<OracleOptions>,
     /// Keep each sequence's Table 1 figures in the report ([`SplitReport::per_sequence`]).

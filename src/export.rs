@@ -27,7 +27,7 @@ use anyhow::Result;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 
-use crate::device::DeviceArg;
+use crate::device::DeviceChoice;
 use crate::model::Hgn;
 use crate::train::RunConfig;
 
@@ -77,7 +77,7 @@ pub fn named_tensors(model: &Hgn) -> Vec<NamedTensor> {
 
 /// Loads the model of a run from its `config.json` and checkpoint, on the CPU.
 pub fn load_run(run: &Path) -> Result<(RunConfig, Hgn)> {
-    crate::run::RunDir::new(run).load(&DeviceArg::Cpu.device()?)
+    crate::run::RunDir::new(run).load(&DeviceChoice::Cpu.device()?)
 }
 
 /// Serialises tensors in the SafeTensors format (little-endian f32).

@@ -125,7 +125,7 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
             splits: vec![Split::Test],
             max_sequences: 64,
             reporter: opts.reporter.clone(),
-            device: crate::device::DeviceArg::Cpu,
+            device: crate::device::DeviceChoice::Cpu,
             oracle: None,
             per_sequence: false,
         })?
@@ -185,7 +185,7 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
     let count = opts.sequences.min(set.num_sequences);
     let len = set.seq_len;
     let steps = eval_steps(&config, len);
-    let device = crate::device::DeviceArg::Cpu.device()?;
+    let device = crate::device::DeviceChoice::Cpu.device()?;
     let windows = (0..count)
         .map(|i| set.read_window(i, 0, len))
         .collect::<Result<Vec<_>>>()?;

@@ -115,7 +115,7 @@ pub fn write_rollout(opts: &RolloutOptions) -> Result<RolloutSummary> {
     }
     let (config, model) = load_run(&opts.run)?;
     let m = &config.model;
-    let device = crate::device::DeviceArg::Cpu.device()?;
+    let device = crate::device::DeviceChoice::Cpu.device()?;
     let data = dataset_of(&opts.run, &config, opts.data.as_deref())?;
     let size = m.image_size;
     let dt = m.dt * opts.dt_scale * if opts.backward { -1.0 } else { 1.0 };

@@ -332,7 +332,7 @@ fn a_backward_rollout_undoes_a_forward_one() {
     assert_eq!(model.integrator, hgn::model::IntegratorKind::Leapfrog);
     let set =
         hgn::data::dataset::SequenceDataset::open(data, hgn::data::format::Split::Test).unwrap();
-    let device = hgn::device::DeviceArg::Cpu.device().unwrap();
+    let device = hgn::device::DeviceChoice::Cpu.device().unwrap();
     let k = config.model.num_inference_frames;
     let window = set.read_window(0, 0, k).unwrap();
     let frames: Tensor<5> = Tensor::from_data(TensorData::new(window, [1, k, 3, 32, 32]), &device);
@@ -488,6 +488,7 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
         "physics oracle, expected image",
         "noise floor",
         "mean-frame baseline",
+        "variational variants trained with a fixed KL weight β = 0.01",
     ] {
         assert!(md.contains(needle), "'{needle}' not in:\n{md}");
     }
@@ -495,6 +496,18 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
         serde_json::from_str(&std::fs::read_to_string(out.join("table1.json")).unwrap()).unwrap();
     assert_eq!(table["cells"].as_array().unwrap().len(), 2);
     assert_eq!(table["protocol"], "reconstruct");
+    // The variational rows pay a fixed β·KL at the CPU scales (GECO only at paper scale).
+    let leapfrog = out.join("runs/pendulum-leapfrog-reconstruct");
+    let config = RunConfig::load(&leapfrog.join("config.json")).unwrap();
+    assert!(config.model.variational);
+    assert_eq!(config.objective, hgn::model::Objective::Elbo { beta: 0.01 });
+    let paper = hgn::table1::variant_config(
+        "leapfrog",
+        hgn::table1::Scale::Paper,
+        hgn::protocol::Protocol::Reconstruct,
+    )
+    .unwrap();
+    assert_eq!(paper.objective, hgn::model::Objective::Geco { kappa: 1e-3 });
     // The evaluation probes the inferred state against the true one of the same frame.
     let report: EvalReport = serde_json::from_str(
         &std::fs::read_to_string(out.join("runs/pendulum-leapfrog-reconstruct/eval.json")).unwrap(),

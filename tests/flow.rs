@@ -153,7 +153,7 @@ fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth()
         config,
         resume: false,
         steps_override: None,
-        device: hgn::device::DeviceArg::Cpu,
+        device: hgn::device::DeviceChoice::Cpu,
         reporter: hgn::progress::Reporter::silent(),
     })
     .unwrap();
@@ -193,7 +193,7 @@ fn training_on_two_moons_beats_the_gaussian_baseline() {
         config,
         resume: false,
         steps_override: None,
-        device: hgn::device::DeviceArg::Cpu,
+        device: hgn::device::DeviceChoice::Cpu,
         reporter: hgn::progress::Reporter::silent(),
     })
     .unwrap();

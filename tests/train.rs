@@ -226,7 +226,7 @@ fn the_default_preset_follows_the_systems_degrees_of_freedom() {
     ] {
         let data = tmp.path().join(system);
         if !data.exists() {
-            generate(&data, system, 4, 2, 14);
+            generate(&data, system, 4, 2, 34);
         }
         let run = tmp.path().join(format!("run-{system}-{preset}"));
         let mut args = vec![
@@ -260,7 +260,7 @@ fn variational_and_beta_flags_give_a_fixed_kl_weight() {
     // loss is MSE + B·KL (no GECO multiplier): the KL is paid and λ stays 1.
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("pendulum");
-    generate(&data, "pendulum", 4, 2, 14);
+    generate(&data, "pendulum", 4, 2, 34);
     let run = tmp.path().join("run");
     let out = hgn(&[
         "train",
@@ -358,7 +358,7 @@ fn bad_training_requests_get_one_line_errors() {
     // The default preset wants 14-frame windows.
     assert_error(
         &hgn(&["train", "--data", d, "--run", r, "-q"]),
-        "needs windows of 14 frames",
+        "needs windows of 34 frames",
     );
     for (size, needle) in [
         (64, "expects 64×64 images"),

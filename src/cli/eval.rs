@@ -39,7 +39,7 @@ pub struct EvalArgs {
     pub json: bool,
     /// Device for the rollouts: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N).
     #[arg(long, default_value = "cpu")]
-    pub device: hgn::device::DeviceArg,
+    pub device: hgn::device::DeviceChoice,
     /// Skip the physics oracle (the exact system fitted to the same frames).
     #[arg(long)]
     pub no_oracle: bool,

@@ -198,7 +198,7 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
                 config,
                 resume: args.resume,
                 steps_override: if args.resume { args.steps } else { None },
-                device: hgn::device::DeviceArg::Cpu,
+                device: hgn::device::DeviceChoice::Cpu,
                 reporter: stderr_reporter(args.quiet),
             })?;
             println!(
@@ -275,7 +275,7 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
                 "{}: the output must end in .npy or .png",
                 out.display()
             );
-            let device = hgn::device::DeviceArg::Cpu.device()?;
+            let device = hgn::device::DeviceChoice::Cpu.device()?;
             let flow = hgn::flow::train::load_flow(&run, &device)?;
             let d = flow.config.dim();
             let points =

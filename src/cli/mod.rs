@@ -82,7 +82,7 @@ pub enum Command {
         steps: usize,
         /// Device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N).
         #[arg(long, default_value = "cpu")]
-        device: hgn::device::DeviceArg,
+        device: hgn::device::DeviceChoice,
     },
     /// Evaluate a run: the paper's Table 1 MSE, extrapolation, VPT and learned energy
     /// (writes RUN/eval.json).
@@ -139,7 +139,7 @@ pub enum Command {
         out: Option<PathBuf>,
         /// Training device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N).
         #[arg(long, default_value = "cpu")]
-        device: hgn::device::DeviceArg,
+        device: hgn::device::DeviceChoice,
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,

@@ -88,7 +88,7 @@ pub struct TrainArgs {
     pub no_f_psi: bool,
     /// Device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N) (GPU devices need --features gpu).
     #[arg(long, default_value = "cpu")]
-    pub device: hgn::device::DeviceArg,
+    pub device: hgn::device::DeviceChoice,
     /// Continue the run in --run from its checkpoint (with --steps: up to that many steps).
     #[arg(long)]
     pub resume: bool,

@@ -20,10 +20,10 @@ use super::format::{
     Split, SplitMeta,
 };
 use super::npy::{Dtype, NpyWriter};
-use crate::physics::catalog::RenderSettings;
 use crate::physics::integrate::Tolerance;
 use crate::physics::render::BACKGROUND;
 use crate::physics::sampling::trajectory_rng;
+use crate::physics::trajectory::RenderSettings;
 use crate::physics::{SystemSpec, Trajectory};
 
 /// Largest accepted sequence length.
@@ -432,7 +432,7 @@ fn build_meta(opts: &GenerateOptions, splits: BTreeMap<String, SplitMeta>) -> Da
         num_colors: spec.num_colors,
         background: BACKGROUND,
         integrator: if spec.friction == 0.0
-            && spec.model == crate::physics::catalog::Model::MassSpring
+            && spec.dynamics == crate::physics::catalog::Dynamics::MassSpring
         {
             "analytic".to_string()
         } else {

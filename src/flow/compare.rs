@@ -17,7 +17,7 @@ use super::targets::TARGETS;
 use super::train::{
     FlowData, FlowEvalReport, FlowKind, FlowTrainOptions, evaluate_flow, new_config, train_flow,
 };
-use crate::device::DeviceArg;
+use crate::device::DeviceChoice;
 use crate::viz::Canvas;
 use crate::viz::canvas::WHITE;
 
@@ -153,7 +153,7 @@ fn train_to(run: &Path, kind: FlowKind, target: &str, opts: &CompareOptions) -> 
         config,
         resume: done.is_some(),
         steps_override: done.map(|_| opts.steps),
-        device: DeviceArg::Cpu,
+        device: DeviceChoice::Cpu,
         reporter: opts.reporter.clone(),
     })?;
     Ok(())

@@ -12,7 +12,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::targets;
 use super::train::{FlowData, LoadedFlow, draw_samples, load_flow, log_likelihoods, read_points};
-use crate::device::DeviceArg;
+use crate::device::DeviceChoice;
 use crate::rng::{Stream, stream_rng};
 use crate::viz::canvas::WHITE;
 use crate::viz::heatmap::{grid_points, histogram};
@@ -65,7 +65,7 @@ fn window(points: &[f64]) -> [f64; 4] {
 
 /// Computes the pictures of a 2-D flow run.
 pub fn flow_pictures(run: &Path) -> Result<FlowPictures> {
-    let device = DeviceArg::Cpu.device()?;
+    let device = DeviceChoice::Cpu.device()?;
     let flow = load_flow(run, &device)?;
     let config = &flow.config;
     ensure!(

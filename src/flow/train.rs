@@ -29,7 +29,7 @@ use super::nhf::{LN_2PI, Nhf, NhfConfig};
 use super::realnvp::{RealNvp, RealNvpConfig};
 use super::targets;
 use crate::data::npy::{Dtype, NpyWriter, read_f64};
-use crate::device::DeviceArg;
+use crate::device::DeviceChoice;
 use crate::physics::sampling::standard_normal;
 use crate::rng::{Stream, stream_rng};
 use crate::run::{RunDir, restore_checkpoint, save_checkpoint, write_atomic};
@@ -224,7 +224,7 @@ pub struct FlowTrainOptions {
     /// With `resume`: train up to this many steps.
     pub steps_override: Option<usize>,
     /// The device.
-    pub device: DeviceArg,
+    pub device: DeviceChoice,
     /// Where the progress of the steps and a rewind's line go.
     pub reporter: crate::progress::Reporter,
 }
@@ -797,7 +797,7 @@ pub fn evaluate_flow(
     data: Option<&Path>,
     samples: Option<usize>,
 ) -> Result<FlowEvalReport> {
-    let device = DeviceArg::Cpu.device()?;
+    let device = DeviceChoice::Cpu.device()?;
     let flow = load_flow(run, &device)?;
     let config = &flow.config;
     let d = config.dim();

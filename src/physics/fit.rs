@@ -11,7 +11,8 @@
 //! approximately `N(x̂, (JᵀJ)⁻¹)` (the Laplace approximation, `J = ∂r/∂x` at `x̂`).
 
 use super::HamiltonianSystem;
-use super::catalog::{RenderSettings, SystemSpec};
+use super::catalog::SystemSpec;
+use super::trajectory::RenderSettings;
 
 /// The result of [`fit_state`].
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,7 @@
 //!
 //! Submodules: [`systems`] (the Hamiltonians), [`integrate`] (Dormand–Prince RK45 with tight
 //! tolerances), [`render`] (DeepMind's soft-disc renderer), [`catalog`] (the named datasets with the
-//! paper's and the suite's parameters, and trajectory sampling).
+//! paper's and the suite's parameters), [`trajectory`] (sampling and rendering one trajectory).
 
 pub mod catalog;
 pub mod fit;
@@ -22,9 +22,11 @@ pub mod integrate;
 pub mod render;
 pub mod sampling;
 pub mod systems;
+pub mod trajectory;
 
-pub use catalog::{SYSTEMS, SystemSpec, Trajectory, find_system, system_names};
+pub use catalog::{SYSTEMS, SystemSpec, find_system, system_names};
 pub use systems::HamiltonianSystem;
+pub use trajectory::Trajectory;
 
 /// The right-hand side of the equations of motion with linear friction on the momenta:
 /// `dq/dt = ∂H/∂p`, `dp/dt = −∂H/∂q − γ·∂H/∂p` (DeepMind suite, `hamiltonian.py`).

@@ -18,14 +18,14 @@ pub const TEMPERATURE: f64 = 80.0;
 
 /// The square region of the world that an image shows.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Canvas {
+pub struct Viewport {
     /// World coordinates of the centre of the image.
     pub center: [f64; 2],
     /// Half the width (and height) of the region shown, in world units.
     pub half_size: f64,
 }
 
-impl Canvas {
+impl Viewport {
     /// Continuous pixel coordinates `(column, row)` of a world point for an image of `size`
     /// pixels: the canvas edges map to the centres of the first and last pixels.
     pub fn to_pixel(&self, point: [f64; 2], size: usize) -> [f64; 2] {
@@ -65,7 +65,7 @@ pub fn hue_to_rgb(hue: f64) -> [f64; 3] {
 }
 
 /// Renders `discs` (front to back) into `out`, an RGB image `[size, size, 3]` of `u8`.
-pub fn render_frame(discs: &[Disc], canvas: &Canvas, size: usize, out: &mut [u8]) {
+pub fn render_frame(discs: &[Disc], canvas: &Viewport, size: usize, out: &mut [u8]) {
     assert_eq!(
         out.len(),
         size * size * 3,
@@ -149,7 +149,7 @@ pub(crate) mod tests {
 
     #[test]
     fn empty_canvas_is_background() {
-        let canvas = Canvas {
+        let canvas = Viewport {
             center: [0.0, 0.0],
             half_size: 1.0,
         };
@@ -160,7 +160,7 @@ pub(crate) mod tests {
 
     #[test]
     fn disc_centroid_is_at_its_projected_position() {
-        let canvas = Canvas {
+        let canvas = Viewport {
             center: [0.2, -0.1],
             half_size: 1.4,
         };
@@ -185,7 +185,7 @@ pub(crate) mod tests {
 
     #[test]
     fn world_up_is_image_up() {
-        let canvas = Canvas {
+        let canvas = Viewport {
             center: [0.0, 0.0],
             half_size: 1.0,
         };
@@ -205,7 +205,7 @@ pub(crate) mod tests {
 
     #[test]
     fn front_disc_hides_the_one_behind() {
-        let canvas = Canvas {
+        let canvas = Viewport {
             center: [0.0, 0.0],
             half_size: 1.0,
         };
