@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{SequenceDataset, Split, batch_tensor};
 use crate::device::DeviceChoice;
-use crate::model::{Hgn, HgnConfig, Objective, loss};
+use crate::model::{Hgn, HgnConfig, LossParts, Objective, loss};
 use crate::physics::sampling::standard_normal;
 use crate::protocol::{Direction, Protocol, Window};
 use crate::rng::{Stream, stream_rng};
@@ -334,6 +334,49 @@ pub struct MetricsLine {
     pub steps_per_second: Option<f64>,
 }
 
+impl MetricsLine {
+    /// The train line after `step` updates: the batch's loss and its parts.
+    fn train(step: usize, loss: f64, parts: &LossParts, steps_per_second: f64) -> Self {
+        Self {
+            step,
+            kind: "train".into(),
+            loss: Some(loss),
+            mse: scalar(parts.reconstruction.clone()),
+            kl: Some(scalar(parts.kl.clone())),
+            lambda: Some(scalar(parts.lambda.clone())),
+            baseline_mse: None,
+            oracle_mse: None,
+            steps_per_second: Some(steps_per_second),
+        }
+    }
+
+    /// The eval line after `step` updates: test MSE beside the mean frame's and the oracle's.
+    fn eval(step: usize, mse: f64, baseline: f64, oracle: Option<f64>) -> Self {
+        Self {
+            step,
+            kind: "eval".into(),
+            loss: None,
+            mse,
+            kl: None,
+            lambda: None,
+            baseline_mse: Some(baseline),
+            oracle_mse: oracle,
+            steps_per_second: None,
+        }
+    }
+
+    /// A train line's figures, as the progress bar shows them.
+    fn status(&self) -> String {
+        format!(
+            "mse {:.2e}  kl {:.2e}  λ {:.3}  {:.2} steps/s",
+            self.mse,
+            self.kl.unwrap_or(0.0),
+            self.lambda.unwrap_or(1.0),
+            self.steps_per_second.unwrap_or(0.0)
+        )
+    }
+}
+
 /// The result of a training run.
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
@@ -354,85 +397,24 @@ pub struct CheckpointState {
     pub step: usize,
 }
 
-/// Trains (or resumes) a run.
+/// Trains (or resumes) a run: the configuration, the datasets, the model and optimiser (from
+/// the checkpoint on resume), then the optimisation loop with its logs, evaluations and
+/// checkpoints.
 pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
-    // 1. Run folder and configuration.
     let run = RunDir::new(&opts.run);
-    let config_path = run.config_file();
-    let mut config = if opts.resume {
-        ensure!(
-            config_path.is_file(),
-            "{} holds no run to resume (no config.json)",
-            opts.run.display()
-        );
-        RunConfig::load(&config_path)?
-    } else {
-        if config_path.exists() {
-            bail!(
-                "{} already holds a run; pass --resume to continue it or choose another --run",
-                opts.run.display()
-            );
-        }
-        opts.config.clone()
-    };
-    if let Some(steps) = opts.steps_override {
-        config.train.steps = steps;
-    }
-    if !opts.resume {
-        config.data = Some(opts.data.clone());
-    }
-    config.validate()?;
+    let config = run_config(opts, &run)?;
     let model_cfg = &config.model;
     let window = config.window();
-
-    // 2. Data.
-    let train_set = SequenceDataset::open(&opts.data, Split::Train)?;
-    let test_set = SequenceDataset::open(&opts.data, Split::Test)?;
-    for set in [&train_set, &test_set] {
-        ensure!(
-            set.image_size == model_cfg.image_size,
-            "the model expects {0}×{0} images but {1} has {2}×{2}",
-            model_cfg.image_size,
-            opts.data.display(),
-            set.image_size
-        );
-        ensure!(
-            set.seq_len >= window.len(),
-            "the model needs windows of {} frames ({} protocol, {} inference frames, {} steps) but {} has sequences of {} frames",
-            window.len(),
-            window.protocol,
-            model_cfg.num_inference_frames,
-            model_cfg.rollout_steps,
-            opts.data.display(),
-            set.seq_len
-        );
-    }
-
-    // 3. Model, optimiser, and the checkpoint to continue from.
+    let (train_set, test_set) = open_datasets(&opts.data, &config)?;
     let device = opts.device.device()?;
     device.seed(config.train.seed);
     let train_device = device.clone().autodiff();
-    let mut model = model_cfg.init(&train_device);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let mut start_step = 0;
+    let (mut model, mut optim, start_step) = start_model(opts, &run, &config, &train_device)?;
     let checkpoint_dir = run.checkpoint_dir();
-    if opts.resume {
-        // After a kill during a checkpoint swap the newest complete one is put back first.
-        start_step = restore_checkpoint(&opts.run)?;
-        let state: CheckpointState = crate::run::read_state(&checkpoint_dir)?;
-        ensure!(
-            state.step == start_step,
-            "{} is damaged (its step changed while reading it)",
-            checkpoint_dir.display()
-        );
-        model = load_weights(&checkpoint_dir, model)?;
-        optim = load_optimizer(&checkpoint_dir, optim)?;
-        run.truncate_metrics(start_step)?;
-    } else {
-        std::fs::create_dir_all(&opts.run)
-            .with_context(|| format!("cannot create {}", opts.run.display()))?;
-    }
-    crate::run::write_atomic(&config_path, serde_json::to_string_pretty(&config)? + "\n")?;
+    crate::run::write_atomic(
+        &run.config_file(),
+        serde_json::to_string_pretty(&config)? + "\n",
+    )?;
     let mut metrics = run.open_metrics()?;
 
     // 4. The loop.
@@ -472,44 +454,19 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
         if step % config.train.log_every == 0 || done == total {
             let elapsed = last_log.elapsed().as_secs_f64();
             last_log = Instant::now();
-            let line = MetricsLine {
-                step: done,
-                kind: "train".into(),
-                loss: Some(total_loss),
-                mse: scalar(parts.reconstruction),
-                kl: Some(scalar(parts.kl)),
-                lambda: Some(scalar(parts.lambda)),
-                baseline_mse: None,
-                oracle_mse: None,
-                steps_per_second: Some(if step == start_step {
-                    0.0
-                } else {
-                    config.train.log_every as f64 / elapsed
-                }),
+            let rate = if step == start_step {
+                0.0
+            } else {
+                config.train.log_every as f64 / elapsed
             };
-            bar.status(&format!(
-                "mse {:.2e}  kl {:.2e}  λ {:.3}  {:.2} steps/s",
-                line.mse,
-                line.kl.unwrap_or(0.0),
-                line.lambda.unwrap_or(1.0),
-                line.steps_per_second.unwrap_or(0.0)
-            ));
+            let line = MetricsLine::train(done, total_loss, &parts, rate);
+            bar.status(&line.status());
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
         }
         if done % config.train.eval_every == 0 || done == total {
             let (mse, baseline) =
                 evaluate(&model.valid(), &test_set, &config, &mean_frame, &device)?;
-            let line = MetricsLine {
-                step: done,
-                kind: "eval".into(),
-                loss: None,
-                mse,
-                kl: None,
-                lambda: None,
-                baseline_mse: Some(baseline),
-                oracle_mse,
-                steps_per_second: None,
-            };
+            let line = MetricsLine::eval(done, mse, baseline, oracle_mse);
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
             let message = format!(
                 "step {done}: test pixel MSE {mse:.3e} (mean-frame baseline {baseline:.3e})"
@@ -533,6 +490,94 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary> {
         baseline_mse,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The configuration of this invocation: the saved one on resume (with `steps_override`), the
+/// requested one for a new run, whose folder must not hold a run already.
+fn run_config(opts: &TrainOptions, run: &RunDir) -> Result<RunConfig> {
+    let config_path = run.config_file();
+    let mut config = if opts.resume {
+        ensure!(
+            config_path.is_file(),
+            "{} holds no run to resume (no config.json)",
+            opts.run.display()
+        );
+        RunConfig::load(&config_path)?
+    } else {
+        if config_path.exists() {
+            bail!(
+                "{} already holds a run; pass --resume to continue it or choose another --run",
+                opts.run.display()
+            );
+        }
+        opts.config.clone()
+    };
+    if let Some(steps) = opts.steps_override {
+        config.train.steps = steps;
+    }
+    if !opts.resume {
+        config.data = Some(opts.data.clone());
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// The training and test splits of `data`, checked against the model's image size and window.
+fn open_datasets(data: &Path, config: &RunConfig) -> Result<(SequenceDataset, SequenceDataset)> {
+    let model_cfg = &config.model;
+    let window = config.window();
+    let train_set = SequenceDataset::open(data, Split::Train)?;
+    let test_set = SequenceDataset::open(data, Split::Test)?;
+    for set in [&train_set, &test_set] {
+        ensure!(
+            set.image_size == model_cfg.image_size,
+            "the model expects {0}×{0} images but {1} has {2}×{2}",
+            model_cfg.image_size,
+            data.display(),
+            set.image_size
+        );
+        ensure!(
+            set.seq_len >= window.len(),
+            "the model needs windows of {} frames ({} protocol, {} inference frames, {} steps) but {} has sequences of {} frames",
+            window.len(),
+            window.protocol,
+            model_cfg.num_inference_frames,
+            model_cfg.rollout_steps,
+            data.display(),
+            set.seq_len
+        );
+    }
+    Ok((train_set, test_set))
+}
+
+/// A fresh model and optimiser in a new run folder, or, on resume, those of the newest complete
+/// checkpoint (metric lines past it dropped), with the step to continue from.
+fn start_model(
+    opts: &TrainOptions,
+    run: &RunDir,
+    config: &RunConfig,
+    train_device: &Device,
+) -> Result<(Hgn, burn::optim::ModuleOptimizer, usize)> {
+    let model = config.model.init(train_device);
+    let optim = AdamConfig::new().with_epsilon(1e-8).init();
+    if !opts.resume {
+        std::fs::create_dir_all(&opts.run)
+            .with_context(|| format!("cannot create {}", opts.run.display()))?;
+        return Ok((model, optim, 0));
+    }
+    // After a kill during a checkpoint swap the newest complete one is put back first.
+    let checkpoint_dir = run.checkpoint_dir();
+    let start_step = restore_checkpoint(&opts.run)?;
+    let state: CheckpointState = crate::run::read_state(&checkpoint_dir)?;
+    ensure!(
+        state.step == start_step,
+        "{} is damaged (its step changed while reading it)",
+        checkpoint_dir.display()
+    );
+    let model = load_weights(&checkpoint_dir, model)?;
+    let optim = load_optimizer(&checkpoint_dir, optim)?;
+    run.truncate_metrics(start_step)?;
+    Ok((model, optim, start_step))
 }
 
 /// The batch, the posterior noise, the rollout frames to decode and the direction of time at

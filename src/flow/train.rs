@@ -372,7 +372,102 @@ pub fn write_points(path: &Path, points: &[f64], d: usize) -> Result<()> {
     crate::run::fs::finish(result, &tmp, path)
 }
 
-/// Trains (or resumes) a flow.
+/// The data of a flow run: the training points of a file run (`None` for a built-in target,
+/// which is sampled afresh every step), and the held-out points it keeps in `RUN/test.npy`.
+fn flow_points(config: &FlowRunConfig) -> Result<(Option<Vec<f64>>, Vec<f64>)> {
+    let d = config.dim();
+    match &config.data {
+        FlowData::Target(name) => {
+            let mut rng = stream_rng(config.train.seed, Stream::FlowTestPoints, 0);
+            let test = targets::sample(name, config.train.test_size, &mut rng)
+                .context("unknown target")?;
+            Ok((None, test))
+        }
+        FlowData::File(path) => {
+            let (all, file_d) = read_points(path)?;
+            ensure!(
+                file_d == d,
+                "{} has {file_d} columns but the run has {d}",
+                path.display()
+            );
+            let (train, test) = split_file(&all, d, config.train.seed);
+            Ok((Some(train), test))
+        }
+    }
+}
+
+/// One training batch `[batch_size × d]`: drawn from the target, or rows of the training
+/// points drawn with replacement.
+fn flow_batch(
+    config: &FlowRunConfig,
+    train_points: Option<&[f64]>,
+    rng: &mut impl Rng,
+) -> Result<Vec<f64>> {
+    let (b, d) = (config.train.batch_size, config.dim());
+    Ok(match (&config.data, train_points) {
+        (FlowData::Target(name), _) => targets::sample(name, b, rng).context("unknown target")?,
+        (_, Some(train)) => {
+            let n = train.len() / d;
+            (0..b)
+                .flat_map(|_| {
+                    let i = rng.random_range(0..n);
+                    train[i * d..(i + 1) * d].iter().copied()
+                })
+                .collect()
+        }
+        _ => unreachable!("file runs hold their training points"),
+    })
+}
+
+/// A fresh flow and optimiser in a new run folder (with its held-out points written), or, on
+/// resume, those of the newest complete checkpoint (metric lines past it dropped), with the
+/// checkpoint's bookkeeping (all zero for a new run).
+fn start_flow(
+    opts: &FlowTrainOptions,
+    config: &FlowRunConfig,
+    test_points: &[f64],
+    train_device: &Device,
+) -> Result<(FlowNet, burn::optim::ModuleOptimizer, FlowCheckpointState)> {
+    let model = FlowNet::init(config, train_device);
+    let optim = AdamConfig::new()
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(
+            config.train.clip_norm as f32,
+        )))
+        .init();
+    if !opts.resume {
+        std::fs::create_dir_all(&opts.run)
+            .with_context(|| format!("cannot create {}", opts.run.display()))?;
+        write_points(&opts.run.join("test.npy"), test_points, config.dim())?;
+        let fresh = FlowCheckpointState {
+            step: 0,
+            seconds: 0.0,
+            lr_scale: None,
+        };
+        return Ok((model, optim, fresh));
+    }
+    // After a kill during a checkpoint swap the newest complete one is put back first.
+    restore_checkpoint(&opts.run)?;
+    let (model, optim, state) = restore(&opts.run, model, optim)?;
+    RunDir::new(&opts.run).truncate_metrics(state.step)?;
+    Ok((model, optim, state))
+}
+
+/// The held-out NLL during training: 8 importance samples on at most 2,000 of the points.
+fn test_nll_of(
+    model: &FlowNet,
+    config: &FlowRunConfig,
+    test_points: &[f64],
+    device: &Device,
+) -> f64 {
+    let d = config.dim();
+    let n = (test_points.len() / d).min(2000);
+    let (lls, _) = log_likelihoods(model, config, &test_points[..n * d], 8, device);
+    -crate::metrics::mean(&lls)
+}
+
+/// Trains (or resumes) a flow. One loop over the steps holds the batch, the guard that skips
+/// unstable batches and rewinds to the last checkpoint, the logs, the evaluations and the
+/// checkpoints, which share its state.
 pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let config_path = opts.run.join("config.json");
     let mut config = if opts.resume {
@@ -390,52 +485,14 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     }
     validate(&config)?;
     let d = config.dim();
-
-    // Data: the training points of a file, and the held-out points in RUN/test.npy.
-    let (train_points, test_points) = match &config.data {
-        FlowData::Target(name) => {
-            let mut rng = stream_rng(config.train.seed, Stream::FlowTestPoints, 0);
-            let test = targets::sample(name, config.train.test_size, &mut rng)
-                .context("unknown target")?;
-            (None, test)
-        }
-        FlowData::File(path) => {
-            let (all, file_d) = read_points(path)?;
-            ensure!(
-                file_d == d,
-                "{} has {file_d} columns but the run has {d}",
-                path.display()
-            );
-            let (train, test) = split_file(&all, d, config.train.seed);
-            (Some(train), test)
-        }
-    };
-
+    let (train_points, test_points) = flow_points(&config)?;
     let device = opts.device.device()?;
     device.seed(config.train.seed);
     let train_device = device.clone().autodiff();
-    let mut model = FlowNet::init(&config, &train_device);
-    let mut optim = AdamConfig::new()
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(
-            config.train.clip_norm as f32,
-        )))
-        .init();
+    let (mut model, mut optim, resumed) = start_flow(opts, &config, &test_points, &train_device)?;
+    let (start, seconds_before) = (resumed.step, resumed.seconds);
+    let mut lr_scale = resumed.lr_scale.unwrap_or(1.0);
     let checkpoint = opts.run.join("checkpoint");
-    let (mut start, mut seconds_before, mut lr_scale) = (0usize, 0.0f64, 1.0f64);
-    if opts.resume {
-        // After a kill during a checkpoint swap the newest complete one is put back first.
-        restore_checkpoint(&opts.run)?;
-        let state;
-        (model, optim, state) = restore(&opts.run, model, optim)?;
-        start = state.step;
-        seconds_before = state.seconds;
-        lr_scale = state.lr_scale.unwrap_or(1.0);
-        RunDir::new(&opts.run).truncate_metrics(start)?;
-    } else {
-        std::fs::create_dir_all(&opts.run)
-            .with_context(|| format!("cannot create {}", opts.run.display()))?;
-        write_points(&opts.run.join("test.npy"), &test_points, d)?;
-    }
     write_atomic(
         &config_path,
         &(serde_json::to_string_pretty(&config)? + "\n"),
@@ -456,21 +513,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let mut step = start;
     while step < total {
         let mut rng = stream_rng(config.train.seed, Stream::FlowStep, step as u64);
-        let points: Vec<f64> = match (&config.data, &train_points) {
-            (FlowData::Target(name), _) => {
-                targets::sample(name, b, &mut rng).context("unknown target")?
-            }
-            (_, Some(train)) => {
-                let n = train.len() / d;
-                (0..b)
-                    .flat_map(|_| {
-                        let i = rng.random_range(0..n);
-                        train[i * d..(i + 1) * d].iter().copied()
-                    })
-                    .collect()
-            }
-            _ => unreachable!("file runs hold their training points"),
-        };
+        let points = flow_batch(&config, train_points.as_deref(), &mut rng)?;
         let x = Tensor::<2>::from_data(
             TensorData::new(config.standardise(&points), [b, d]),
             &train_device,
@@ -538,10 +581,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
         }
         if done % config.train.eval_every == 0 || done == total {
-            let n = (test_points.len() / d).min(2000);
-            let (lls, _) =
-                log_likelihoods(&model.valid(), &config, &test_points[..n * d], 8, &device);
-            test_nll = -crate::metrics::mean(&lls);
+            test_nll = test_nll_of(&model.valid(), &config, &test_points, &device);
             let line = FlowMetricsLine {
                 step: done,
                 kind: "eval".into(),
@@ -551,17 +591,12 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
             };
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
             metrics.flush()?;
-            let seconds = seconds_before + started.elapsed().as_secs_f64();
-            save_checkpoint(
-                &opts.run,
-                &model,
-                &optim,
-                &FlowCheckpointState {
-                    step: done,
-                    seconds,
-                    lr_scale: (lr_scale != 1.0).then_some(lr_scale),
-                },
-            )?;
+            let state = FlowCheckpointState {
+                step: done,
+                seconds: seconds_before + started.elapsed().as_secs_f64(),
+                lr_scale: (lr_scale != 1.0).then_some(lr_scale),
+            };
+            save_checkpoint(&opts.run, &model, &optim, &state)?;
         }
         step += 1;
     }
