@@ -21,8 +21,9 @@ use crate::data::format::Split;
 use crate::eval::{EvalOptions, EvalReport, dataset_of, eval_steps, open_split, predict};
 use crate::export::load_run;
 use crate::metrics::first_principal_component;
+use crate::model::Hgn;
 use crate::run::EVAL_FILE;
-use crate::train::MetricsLine;
+use crate::train::{MetricsLine, RunConfig};
 use crate::viz::chart::grid;
 use crate::viz::{Chart, Series};
 
@@ -51,10 +52,24 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
     let (config, model) = load_run(&opts.run)?;
     let out = opts.out.clone().unwrap_or_else(|| opts.run.join("plots"));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut written = vec![];
+    let data = dataset_of(&opts.run, &config, None)?;
+    let names = [
+        "training.png",
+        "mse_per_step.png",
+        "energy.png",
+        "phase.png",
+    ];
+    let paths: Vec<PathBuf> = names.iter().map(|n| out.join(n)).collect();
+    training_curves(&opts.run, &config, &paths[0])?;
+    mse_per_step(&opts.run, &opts.reporter, &paths[1])?;
+    energy_and_phase(&config, &model, &data, opts.sequences, &paths[2], &paths[3])?;
+    Ok(paths)
+}
 
-    // Training curves.
-    let metrics = read_metrics(&opts.run.join("metrics.jsonl"))?;
+/// `training.png`: the objective, the train and test MSE beside the mean frame and the oracle,
+/// and the KL and GECO λ (a deterministic model: the MSE and the training speed).
+fn training_curves(run: &Path, config: &RunConfig, path: &Path) -> Result<()> {
+    let metrics = read_metrics(&run.join("metrics.jsonl"))?;
     let train: Vec<&MetricsLine> = metrics.iter().filter(|m| m.kind == "train").collect();
     let evals: Vec<&MetricsLine> = metrics.iter().filter(|m| m.kind == "eval").collect();
     let xy = |f: &dyn Fn(&MetricsLine) -> Option<f64>, lines: &[&MetricsLine]| -> Vec<(f64, f64)> {
@@ -89,7 +104,6 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
     lambda
         .series
         .push(Series::line("", xy(&|m| m.lambda, &train), 3));
-    let path = out.join("training.png");
     let charts = if config.model.variational {
         vec![loss, mse, kl, lambda]
     } else {
@@ -103,28 +117,29 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
         ));
         vec![mse, speed]
     };
-    grid(&charts, 2, W, H).save_png(&path)?;
-    written.push(path);
+    grid(&charts, 2, W, H).save_png(path)
+}
 
-    // MSE per rollout step.
-    let data = dataset_of(&opts.run, &config, None)?;
-    let eval_path = opts.run.join(EVAL_FILE);
+/// `mse_per_step.png`: the MSE of each predicted frame, forward and backward, from `eval.json`
+/// (or a 64-sequence evaluation when the run has none).
+fn mse_per_step(run: &Path, reporter: &crate::progress::Reporter, path: &Path) -> Result<()> {
+    let eval_path = run.join(EVAL_FILE);
     let report: EvalReport = if eval_path.is_file() {
         let text = std::fs::read_to_string(&eval_path)?;
         serde_json::from_str(&text).with_context(|| {
             format!(
                 "{} is damaged; run hgn eval --run {} again",
                 eval_path.display(),
-                opts.run.display()
+                run.display()
             )
         })?
     } else {
         crate::eval::evaluate_run_in_memory(&EvalOptions {
-            run: opts.run.clone(),
+            run: run.to_path_buf(),
             data: None,
             splits: vec![Split::Test],
             max_sequences: 64,
-            reporter: opts.reporter.clone(),
+            reporter: reporter.clone(),
             device: crate::device::DeviceChoice::Cpu,
             oracle: None,
             per_sequence: false,
@@ -145,7 +160,6 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
         "MSE",
     );
     per_step.log_y = true;
-    let curve = |v: &[f64]| v.iter().enumerate().map(|(t, &y)| (t as f64, y)).collect();
     per_step.series.push(Series::line(
         "forward",
         curve(&split.forward.mse_per_step),
@@ -176,15 +190,23 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
         vec![(w, lo.min(base)), (w, hi.max(base))],
         4,
     ));
-    let path = out.join("mse_per_step.png");
-    per_step.render(2 * W, H).save_png(&path)?;
-    written.push(path);
+    per_step.render(2 * W, H).save_png(path)
+}
 
-    // Energy and phase portraits along forward rollouts of a few test sequences.
-    let set = open_split(&data, Split::Test, &config)?;
-    let count = opts.sequences.min(set.num_sequences);
+/// `energy.png` and `phase.png`: the learned energy along forward rollouts of the first
+/// `sequences` test sequences, and their latent phase portrait beside the recorded one.
+fn energy_and_phase(
+    config: &RunConfig,
+    model: &Hgn,
+    data: &Path,
+    sequences: usize,
+    energy_path: &Path,
+    phase_path: &Path,
+) -> Result<()> {
+    let set = open_split(data, Split::Test, config)?;
+    let count = sequences.min(set.num_sequences);
     let len = set.seq_len;
-    let steps = eval_steps(&config, len);
+    let steps = eval_steps(config, len);
     let device = crate::device::DeviceChoice::Cpu.device()?;
     let windows = (0..count)
         .map(|i| set.read_window(i, 0, len))
@@ -192,7 +214,7 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
     let frames = batch_tensor(windows, len, set.image_size, &device);
     let m = &config.model;
     let pred = predict(
-        &model,
+        model,
         &config.window(),
         frames,
         m.dt,
@@ -207,9 +229,7 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
         let d: Vec<f64> = h.iter().map(|v| v - h0).collect();
         shifted.series.push(Series::line("", curve(&d), i));
     }
-    let path = out.join("energy.png");
-    grid(&[energy, shifted], 2, W, H).save_png(&path)?;
-    written.push(path);
+    grid(&[energy, shifted], 2, W, H).save_png(energy_path)?;
 
     let dim = pred.q[0][0].len();
     let all_q: Vec<f64> = pred.q.iter().flatten().flatten().copied().collect();
@@ -229,17 +249,19 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
         phase.series.push(Series::line("", pts, i));
     }
     let mut charts = vec![phase];
-    if let Some(truth) = recorded_phase(&data, count, len)? {
+    if let Some(truth) = recorded_phase(data, count, len)? {
         let mut chart = Chart::new("recorded phase space", "q", "p");
         for (i, pts) in truth.into_iter().enumerate() {
             chart.series.push(Series::dots("", pts, i));
         }
         charts.push(chart);
     }
-    let path = out.join("phase.png");
-    grid(&charts, 2, W, H).save_png(&path)?;
-    written.push(path);
-    Ok(written)
+    grid(&charts, 2, W, H).save_png(phase_path)
+}
+
+/// `(step, value)` points of a per-step curve.
+fn curve(v: &[f64]) -> Vec<(f64, f64)> {
+    v.iter().enumerate().map(|(t, &y)| (t as f64, y)).collect()
 }
 
 /// The recorded `(q, p)` of the first `count` test sequences, where the system has one degree of
