@@ -1,6 +1,6 @@
 //! `hgn flow`: train, evaluate, sample, plot and compare flows.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -141,163 +141,20 @@ impl From<FlowKindArg> for hgn::flow::train::FlowKind {
 }
 
 pub fn run_flow(command: FlowCommand) -> Result<()> {
-    use hgn::flow::train::{FlowData, FlowKind};
     match command {
-        FlowCommand::Train(args) => {
-            let config = if args.resume {
-                anyhow::ensure!(
-                    args.target.is_none()
-                        && args.data.is_none()
-                        && args.batch_size.is_none()
-                        && args.lr.is_none()
-                        && args.stages.is_none()
-                        && args.leapfrog_steps.is_none()
-                        && args.dt.is_none()
-                        && args.couplings.is_none()
-                        && args.hidden.is_none(),
-                    "--resume continues a run with its saved config.json; only --steps may change"
-                );
-                hgn::flow::train::FlowRunConfig::load(&args.run)?
-            } else {
-                let data = match (&args.target, &args.data) {
-                    (Some(t), None) => FlowData::Target(t.clone()),
-                    (None, Some(d)) => FlowData::File(d.clone()),
-                    _ => anyhow::bail!("name the data: --target NAME or --data FILE.npy"),
-                };
-                let mut c = hgn::flow::train::new_config(args.model.into(), data, args.seed)?;
-                if let Some(v) = args.steps {
-                    c.train.steps = v;
-                }
-                if let Some(v) = args.batch_size {
-                    c.train.batch_size = v;
-                }
-                if let Some(v) = args.lr {
-                    c.train.learning_rate = v;
-                }
-                if let Some(v) = args.stages {
-                    c.nhf.stages = v;
-                }
-                if let Some(v) = args.leapfrog_steps {
-                    c.nhf.leapfrog_steps = v;
-                }
-                if let Some(v) = args.dt {
-                    c.nhf.dt = v;
-                }
-                if let Some(v) = args.couplings {
-                    c.realnvp.couplings = v;
-                }
-                if let Some(v) = args.hidden {
-                    c.nhf.hidden = v;
-                    c.realnvp.hidden = v;
-                }
-                c
-            };
-            let kind = config.kind;
-            let summary = hgn::flow::train::train_flow(&hgn::flow::train::FlowTrainOptions {
-                run: args.run.clone(),
-                config,
-                resume: args.resume,
-                steps_override: if args.resume { args.steps } else { None },
-                device: hgn::device::DeviceChoice::Cpu,
-                reporter: stderr_reporter(args.quiet),
-            })?;
-            println!(
-                "trained {} {} steps in {:.0} s; held-out NLL ≈ {:.3} nats (hgn flow eval --run {} for the full figure)",
-                match kind {
-                    FlowKind::Nhf => "NHF",
-                    FlowKind::Realnvp => "RealNVP",
-                },
-                summary.steps,
-                summary.seconds,
-                summary.test_nll,
-                args.run.display()
-            );
-            Ok(())
-        }
+        FlowCommand::Train(args) => flow_train(args),
         FlowCommand::Eval {
             run,
             data,
             samples,
             json,
-        } => {
-            let report = hgn::flow::train::evaluate_flow(&run, data.as_deref(), samples)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                let ci = report
-                    .test_nll_ci95
-                    .map(|h| format!(" ± {h:.3}"))
-                    .unwrap_or_default();
-                println!(
-                    "hgn flow eval: {} ({}, {} steps) on {} ({} points)",
-                    run.display(),
-                    report.model,
-                    report.steps,
-                    report.eval_data.display(),
-                    report.points
-                );
-                println!("test NLL            {:.4}{ci} nats", report.test_nll);
-                if report.model == "nhf" {
-                    println!(
-                        "  −ELBO bound       {:.4} nats ({} importance samples for the NLL)",
-                        report.test_nll_bound, report.iw_samples
-                    );
-                }
-                println!(
-                    "Gaussian baseline   {:.4} nats",
-                    report.gaussian_baseline_nll
-                );
-                if let Some(t) = report.true_nll {
-                    println!("true density        {t:.4} nats");
-                }
-                println!("parameters          {}", report.parameters);
-                println!("training time       {:.1} s", report.train_seconds);
-                println!(
-                    "sampling            {:.0} samples/s",
-                    report.samples_per_second
-                );
-            }
-            Ok(())
-        }
+        } => flow_eval(&run, data.as_deref(), samples, json),
         FlowCommand::Sample {
             run,
             count,
             out,
             seed,
-        } => {
-            anyhow::ensure!(count >= 1, "--count must be at least 1");
-            let ext = out
-                .extension()
-                .map(|e| e.to_string_lossy().to_ascii_lowercase())
-                .unwrap_or_default();
-            anyhow::ensure!(
-                ext == "npy" || ext == "png",
-                "{}: the output must end in .npy or .png",
-                out.display()
-            );
-            let device = hgn::device::DeviceChoice::Cpu.device()?;
-            let flow = hgn::flow::train::load_flow(&run, &device)?;
-            let d = flow.config.dim();
-            let points =
-                hgn::flow::train::draw_samples(&flow.model, &flow.config, count, seed, &device);
-            if ext == "npy" {
-                hgn::flow::train::write_points(&out, &points, d)?;
-            } else {
-                anyhow::ensure!(
-                    d == 2,
-                    "a PNG of samples needs 2-D data (this flow has {d})"
-                );
-                let mut chart = hgn::viz::Chart::new(&format!("{count} samples"), "x1", "x2");
-                chart.series.push(hgn::viz::Series::dots(
-                    "",
-                    points.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
-                    0,
-                ));
-                chart.render(600, 600).save_png(&out)?;
-            }
-            println!("wrote {count} samples to {}", out.display());
-            Ok(())
-        }
+        } => flow_sample(&run, count, &out, seed),
         FlowCommand::Plot { run, out } => {
             for path in hgn::flow::plot::write_flow_plots(&run, out.as_deref())? {
                 println!("wrote {}", path.display());
@@ -330,4 +187,155 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `hgn flow train`: a new run from the flags, or the saved one with `--resume`.
+fn flow_train(args: FlowTrainArgs) -> Result<()> {
+    use hgn::flow::train::{FlowData, FlowKind};
+    let config = if args.resume {
+        anyhow::ensure!(
+            args.target.is_none()
+                && args.data.is_none()
+                && args.batch_size.is_none()
+                && args.lr.is_none()
+                && args.stages.is_none()
+                && args.leapfrog_steps.is_none()
+                && args.dt.is_none()
+                && args.couplings.is_none()
+                && args.hidden.is_none(),
+            "--resume continues a run with its saved config.json; only --steps may change"
+        );
+        hgn::flow::train::FlowRunConfig::load(&args.run)?
+    } else {
+        let data = match (&args.target, &args.data) {
+            (Some(t), None) => FlowData::Target(t.clone()),
+            (None, Some(d)) => FlowData::File(d.clone()),
+            _ => anyhow::bail!("name the data: --target NAME or --data FILE.npy"),
+        };
+        let mut c = hgn::flow::train::new_config(args.model.into(), data, args.seed)?;
+        if let Some(v) = args.steps {
+            c.train.steps = v;
+        }
+        if let Some(v) = args.batch_size {
+            c.train.batch_size = v;
+        }
+        if let Some(v) = args.lr {
+            c.train.learning_rate = v;
+        }
+        if let Some(v) = args.stages {
+            c.nhf.stages = v;
+        }
+        if let Some(v) = args.leapfrog_steps {
+            c.nhf.leapfrog_steps = v;
+        }
+        if let Some(v) = args.dt {
+            c.nhf.dt = v;
+        }
+        if let Some(v) = args.couplings {
+            c.realnvp.couplings = v;
+        }
+        if let Some(v) = args.hidden {
+            c.nhf.hidden = v;
+            c.realnvp.hidden = v;
+        }
+        c
+    };
+    let kind = config.kind;
+    let summary = hgn::flow::train::train_flow(&hgn::flow::train::FlowTrainOptions {
+        run: args.run.clone(),
+        config,
+        resume: args.resume,
+        steps_override: if args.resume { args.steps } else { None },
+        device: hgn::device::DeviceChoice::Cpu,
+        reporter: stderr_reporter(args.quiet),
+    })?;
+    println!(
+        "trained {} {} steps in {:.0} s; held-out NLL ≈ {:.3} nats (hgn flow eval --run {} for the full figure)",
+        match kind {
+            FlowKind::Nhf => "NHF",
+            FlowKind::Realnvp => "RealNVP",
+        },
+        summary.steps,
+        summary.seconds,
+        summary.test_nll,
+        args.run.display()
+    );
+    Ok(())
+}
+
+/// `hgn flow eval`: the held-out NLL and the run's figures, as text or JSON.
+fn flow_eval(run: &Path, data: Option<&Path>, samples: Option<usize>, json: bool) -> Result<()> {
+    let report = hgn::flow::train::evaluate_flow(run, data, samples)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let ci = report
+            .test_nll_ci95
+            .map(|h| format!(" ± {h:.3}"))
+            .unwrap_or_default();
+        println!(
+            "hgn flow eval: {} ({}, {} steps) on {} ({} points)",
+            run.display(),
+            report.model,
+            report.steps,
+            report.eval_data.display(),
+            report.points
+        );
+        println!("test NLL            {:.4}{ci} nats", report.test_nll);
+        if report.model == "nhf" {
+            println!(
+                "  −ELBO bound       {:.4} nats ({} importance samples for the NLL)",
+                report.test_nll_bound, report.iw_samples
+            );
+        }
+        println!(
+            "Gaussian baseline   {:.4} nats",
+            report.gaussian_baseline_nll
+        );
+        if let Some(t) = report.true_nll {
+            println!("true density        {t:.4} nats");
+        }
+        println!("parameters          {}", report.parameters);
+        println!("training time       {:.1} s", report.train_seconds);
+        println!(
+            "sampling            {:.0} samples/s",
+            report.samples_per_second
+        );
+    }
+    Ok(())
+}
+
+/// `hgn flow sample`: `count` samples as `.npy`, or as a scatter plot `.png` of 2-D data.
+fn flow_sample(run: &Path, count: usize, out: &Path, seed: u64) -> Result<()> {
+    anyhow::ensure!(count >= 1, "--count must be at least 1");
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    anyhow::ensure!(
+        ext == "npy" || ext == "png",
+        "{}: the output must end in .npy or .png",
+        out.display()
+    );
+    let device = hgn::device::DeviceChoice::Cpu.device()?;
+    let flow = hgn::flow::train::load_flow(run, &device)?;
+    let d = flow.config.dim();
+    let points = hgn::flow::train::draw_samples(&flow.model, &flow.config, count, seed, &device);
+    if ext == "npy" {
+        hgn::flow::train::write_points(out, &points, d)?;
+    } else {
+        anyhow::ensure!(
+            d == 2,
+            "a PNG of samples needs 2-D data (this flow has {d})"
+        );
+        let mut chart = hgn::viz::Chart::new(&format!("{count} samples"), "x1", "x2");
+        chart.series.push(hgn::viz::Series::dots(
+            "",
+            points.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
+            0,
+        ));
+        chart.render(600, 600).save_png(out)?;
+    }
+    println!("wrote {count} samples to {}", out.display());
+    Ok(())
 }
