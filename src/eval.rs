@@ -675,7 +675,8 @@ fn evaluate_split(
 }
 
 impl EvalReport {
-    /// The report as an aligned text table.
+    /// The report as an aligned text table: one row per figure, one column per split. (Long
+    /// because it lists every row in display order.)
     pub fn table(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
