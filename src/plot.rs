@@ -15,11 +15,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
+use burn::tensor::Device;
 
 use crate::data::dataset::batch_tensor;
 use crate::data::format::Split;
 use crate::eval::{EvalOptions, EvalReport, dataset_of, eval_steps, open_split, predict};
-use crate::export::load_run;
 use crate::metrics::first_principal_component;
 use crate::model::Hgn;
 use crate::run::EVAL_FILE;
@@ -38,6 +38,8 @@ pub struct PlotOptions {
     pub sequences: usize,
     /// Where the progress of an evaluation goes, if one is needed.
     pub reporter: crate::progress::Reporter,
+    /// Device of the rollouts (and of an evaluation, if the run has none).
+    pub device: crate::device::DeviceChoice,
 }
 
 const W: usize = 480;
@@ -49,7 +51,8 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
         (1..=32).contains(&opts.sequences),
         "--sequences must be 1 to 32"
     );
-    let (config, model) = load_run(&opts.run)?;
+    let device = opts.device.device()?;
+    let (config, model) = crate::run::RunDir::new(&opts.run).load(&device)?;
     let out = opts.out.clone().unwrap_or_else(|| opts.run.join("plots"));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let data = dataset_of(&opts.run, &config, None)?;
@@ -61,8 +64,15 @@ pub fn write_plots(opts: &PlotOptions) -> Result<Vec<PathBuf>> {
     ];
     let paths: Vec<PathBuf> = names.iter().map(|n| out.join(n)).collect();
     training_curves(&opts.run, &config, &paths[0])?;
-    mse_per_step(&opts.run, &opts.reporter, &paths[1])?;
-    energy_and_phase(&config, &model, &data, opts.sequences, &paths[2], &paths[3])?;
+    mse_per_step(&opts.run, &opts.reporter, opts.device, &paths[1])?;
+    energy_and_phase(
+        &config,
+        &model,
+        &data,
+        opts.sequences,
+        &device,
+        [&paths[2], &paths[3]],
+    )?;
     Ok(paths)
 }
 
@@ -122,7 +132,12 @@ fn training_curves(run: &Path, config: &RunConfig, path: &Path) -> Result<()> {
 
 /// `mse_per_step.png`: the MSE of each predicted frame, forward and backward, from `eval.json`
 /// (or a 64-sequence evaluation when the run has none).
-fn mse_per_step(run: &Path, reporter: &crate::progress::Reporter, path: &Path) -> Result<()> {
+fn mse_per_step(
+    run: &Path,
+    reporter: &crate::progress::Reporter,
+    device: crate::device::DeviceChoice,
+    path: &Path,
+) -> Result<()> {
     let eval_path = run.join(EVAL_FILE);
     let report: EvalReport = if eval_path.is_file() {
         let text = std::fs::read_to_string(&eval_path)?;
@@ -140,7 +155,7 @@ fn mse_per_step(run: &Path, reporter: &crate::progress::Reporter, path: &Path) -
             splits: vec![Split::Test],
             max_sequences: 64,
             reporter: reporter.clone(),
-            device: crate::device::DeviceChoice::Cpu,
+            device,
             oracle: None,
             per_sequence: false,
         })?
@@ -200,18 +215,17 @@ fn energy_and_phase(
     model: &Hgn,
     data: &Path,
     sequences: usize,
-    energy_path: &Path,
-    phase_path: &Path,
+    device: &Device,
+    [energy_path, phase_path]: [&Path; 2],
 ) -> Result<()> {
     let set = open_split(data, Split::Test, config)?;
     let count = sequences.min(set.num_sequences);
     let len = set.seq_len;
     let steps = eval_steps(config, len);
-    let device = crate::device::DeviceChoice::Cpu.device()?;
     let windows = (0..count)
         .map(|i| set.read_window(i, 0, len))
         .collect::<Result<Vec<_>>>()?;
-    let frames = batch_tensor(windows, len, set.image_size, &device);
+    let frames = batch_tensor(windows, len, set.image_size, device);
     let m = &config.model;
     let pred = predict(
         model,

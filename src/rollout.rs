@@ -21,7 +21,6 @@ use rand::SeedableRng;
 use crate::data::dataset::batch_tensor;
 use crate::data::format::Split;
 use crate::eval::{Prediction, dataset_of, open_split, predict, predict_from_state};
-use crate::export::load_run;
 use crate::model::Hgn;
 use crate::physics::sampling::standard_normal;
 use crate::protocol::Direction;
@@ -55,6 +54,8 @@ pub struct RolloutOptions {
     pub scale: usize,
     /// Hundredths of a second per GIF frame.
     pub delay_cs: u16,
+    /// Device the rollouts run on.
+    pub device: crate::device::DeviceChoice,
 }
 
 /// What `hgn rollout` wrote.
@@ -113,9 +114,9 @@ pub fn write_rollout(opts: &RolloutOptions) -> Result<RolloutSummary> {
             parent.display()
         );
     }
-    let (config, model) = load_run(&opts.run)?;
+    let device = opts.device.device()?;
+    let (config, model) = crate::run::RunDir::new(&opts.run).load(&device)?;
     let m = &config.model;
-    let device = crate::device::DeviceChoice::Cpu.device()?;
     let data = dataset_of(&opts.run, &config, opts.data.as_deref())?;
     let size = m.image_size;
     let dt = m.dt * opts.dt_scale * if opts.backward { -1.0 } else { 1.0 };

@@ -105,6 +105,10 @@ pub enum Command {
         /// Test sequences in the energy and phase plots (1 to 32).
         #[arg(long, default_value = "8", allow_negative_numbers = true, value_parser = parse_count)]
         sequences: usize,
+        /// Device of the rollouts (and of an evaluation, if the run has none): cpu, wgpu or
+        /// vulkan (wgpu:N, vulkan:N: device N) (GPU devices need --features gpu).
+        #[arg(long, default_value = "cpu")]
+        device: hgn::device::DeviceChoice,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -324,6 +328,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 seed: args.seed,
                 scale: args.scale,
                 delay_cs: args.delay,
+                device: args.device,
             };
             let summary = hgn::rollout::write_rollout(&opts)?;
             if let Some(source) = summary.prior_source {
@@ -342,12 +347,14 @@ pub fn run(cli: Cli) -> Result<()> {
             run,
             out,
             sequences,
+            device,
             quiet,
         } => {
             let opts = hgn::plot::PlotOptions {
                 run,
                 out,
                 sequences,
+                device,
                 reporter: stderr_reporter(quiet),
             };
             for path in hgn::plot::write_plots(&opts)? {

@@ -45,4 +45,7 @@ pub struct RolloutArgs {
     /// Hundredths of a second per GIF frame.
     #[arg(long, default_value = "10")]
     pub delay: u16,
+    /// Device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N) (GPU devices need --features gpu).
+    #[arg(long, default_value = "cpu")]
+    pub device: hgn::device::DeviceChoice,
 }
