@@ -21,12 +21,27 @@ pub struct ProbeReport {
     pub scored: usize,
     /// Names of the observables, e.g. `x1`, `y1`, `p`.
     pub names: Vec<String>,
-    /// Held-out `R²` of each observable.
+    /// Held-out `R²` of each observable; NaN (`null` in JSON) for one that does not vary, such
+    /// as the mass-spring's `x1`.
+    #[serde(deserialize_with = "nullable_f64s")]
     pub r2: Vec<f64>,
     /// Mean `R²` of the body positions.
+    #[serde(deserialize_with = "nullable_f64")]
     pub positions_r2: f64,
     /// Mean `R²` of the momenta.
+    #[serde(deserialize_with = "nullable_f64")]
     pub momenta_r2: f64,
+}
+
+/// Reads back a number that serde_json wrote as `null` because it was NaN.
+fn nullable_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// [`nullable_f64`] for each element.
+fn nullable_f64s<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let values = Vec::<Option<f64>>::deserialize(d)?;
+    Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
 /// Fits and scores the probe: `latents[i]` (length `D`) against `truths[i]` (the observables,
@@ -164,5 +179,28 @@ mod tests {
         assert!(report.r2[2].abs() < 0.05, "{:?}", report.r2);
         assert!(report.positions_r2 > 0.999 && report.momenta_r2 < 0.05);
         assert_eq!((report.fitted, report.scored), (200, 200));
+    }
+
+    #[test]
+    fn an_observable_that_never_varies_has_no_r2_and_the_report_reads_back() {
+        // The mass-spring's bob moves along y only: x1 is constant.
+        let mut rng = trajectory_rng(6, 0, 0);
+        let truths: Vec<Vec<f64>> = (0..40)
+            .map(|_| vec![0.0, standard_normal(&mut rng), standard_normal(&mut rng)])
+            .collect();
+        let latents: Vec<Vec<f64>> = truths.iter().map(|t| vec![t[1], t[2]]).collect();
+        let names = vec!["x1".into(), "y1".into(), "p".into()];
+        let report = linear_probe(&latents, &truths, names, 2).unwrap();
+        assert!(
+            report.r2[0].is_nan() && report.r2[1] > 0.999,
+            "{:?}",
+            report.r2
+        );
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains("\"r2\":[null,"), "{json}");
+        let back: ProbeReport = serde_json::from_str(&json).unwrap();
+        assert!(back.r2[0].is_nan());
+        assert!((back.r2[2] - report.r2[2]).abs() < 1e-12);
+        assert!((back.positions_r2 - report.positions_r2).abs() < 1e-12);
     }
 }
