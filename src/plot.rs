@@ -21,7 +21,7 @@ use crate::data::dataset::batch_tensor;
 use crate::data::format::Split;
 use crate::eval::{EvalOptions, EvalReport, dataset_of, eval_steps, open_split, predict};
 use crate::metrics::first_principal_component;
-use crate::model::Hgn;
+use crate::model::{Hgn, Objective};
 use crate::run::EVAL_FILE;
 use crate::train::{MetricsLine, RunConfig};
 use crate::viz::chart::grid;
@@ -114,18 +114,18 @@ fn training_curves(run: &Path, config: &RunConfig, path: &Path) -> Result<()> {
     lambda
         .series
         .push(Series::line("", xy(&|m| m.lambda, &train), 3));
-    let charts = if config.model.variational {
-        vec![loss, mse, kl, lambda]
-    } else {
-        // A deterministic model's objective is the MSE and it has no KL or λ: show the
-        // training speed instead.
-        let mut speed = Chart::new("training speed", "step", "steps / s");
-        speed.series.push(Series::line(
-            "",
-            xy(&|m| m.steps_per_second.filter(|v| *v > 0.0), &train),
-            2,
-        ));
-        vec![mse, speed]
+    let mut speed = Chart::new("training speed", "step", "steps / s");
+    speed.series.push(Series::line(
+        "",
+        xy(&|m| m.steps_per_second.filter(|v| *v > 0.0), &train),
+        2,
+    ));
+    // A deterministic model's objective is the MSE and it has no KL or λ, and a fixed KL
+    // weight has no λ: the training speed takes their place.
+    let charts = match (config.model.variational, config.objective) {
+        (true, Objective::Geco { .. }) => vec![loss, mse, kl, lambda],
+        (true, Objective::Elbo { .. }) => vec![loss, mse, kl, speed],
+        (false, _) => vec![mse, speed],
     };
     grid(&charts, 2, W, H).save_png(path)
 }
