@@ -304,6 +304,24 @@ fn train_and_evaluate(
         // Stopped before its first checkpoint: nothing to keep.
         std::fs::remove_dir_all(run).with_context(|| format!("cannot clear {}", run.display()))?;
     }
+    if done.is_some() {
+        // A run kept from an earlier call must be the run this call would train (an older
+        // `hgn` may have trained it otherwise, e.g. with GECO).
+        let saved = RunConfig::load(&RunDir::new(run).config_file())?;
+        let mut expected = config.clone();
+        expected.data = saved.data.clone();
+        expected.train.steps = saved.train.steps;
+        ensure!(
+            saved == expected,
+            "{} was trained with another configuration than this hgn's {} at scale {} (objective \
+             {:?}, wanted {:?}); move it away or choose another --out",
+            run.display(),
+            variant,
+            opts.scale.name(),
+            saved.objective,
+            expected.objective
+        );
+    }
     if done != Some(spec.steps) {
         let resume = done.is_some();
         train(&TrainOptions {

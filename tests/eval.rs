@@ -534,6 +534,30 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
         "-q",
     ]));
     assert_eq!(again, stdout);
+    // A kept run trained otherwise (here: with GECO, as before the CPU scales used β) is
+    // refused, not reported under this table's settings.
+    let mut geco = config.clone();
+    geco.objective = hgn::model::Objective::Geco { kappa: 1e-3 };
+    std::fs::write(
+        leapfrog.join("config.json"),
+        serde_json::to_string(&geco).unwrap(),
+    )
+    .unwrap();
+    assert_error(
+        &hgn(&[
+            "table1",
+            "--scale",
+            "tiny",
+            "--systems",
+            "pendulum",
+            "--variants",
+            "leapfrog",
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ]),
+        "was trained with another configuration",
+    );
     assert_error(
         &hgn(&[
             "table1",
