@@ -707,6 +707,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_listed_preset_and_schedule_name_is_known() {
+        for name in PRESETS {
+            assert_eq!(RunConfig::preset(name).unwrap().preset, name);
+        }
+        for name in LrSchedule::NAMES {
+            let schedule: LrSchedule = name.parse().unwrap();
+            assert_eq!(serde_json::to_value(schedule).unwrap(), name);
+        }
+    }
+
+    #[test]
     fn one_degree_of_freedom_defaults_to_the_vector_preset() {
         assert_eq!(RunConfig::default_preset(2), "vector");
         assert_eq!(RunConfig::default_preset(8), "tiny");

@@ -464,18 +464,22 @@ fn missing_or_damaged_runs_get_one_line_errors() {
 fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("t1");
-    let stdout = ok(hgn(&[
-        "table1",
-        "--scale",
-        "tiny",
-        "--systems",
-        "pendulum",
-        "--variants",
-        "leapfrog,deterministic",
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]));
+    let table1 = |variants: &str| {
+        let args = [
+            "table1",
+            "--scale",
+            "tiny",
+            "--systems",
+            "pendulum",
+            "--variants",
+            variants,
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ];
+        hgn(&args)
+    };
+    let stdout = ok(table1("leapfrog,deterministic"));
     let md = std::fs::read_to_string(out.join("table1.md")).unwrap();
     assert!(stdout.contains(&md));
     for needle in [
@@ -521,18 +525,7 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
     assert_eq!((probe.fitted, probe.scored), (32, 32));
     assert!(probe.r2.iter().all(|r| r.is_finite() && *r <= 1.0));
     // A second call reuses the data, runs and evaluations, and writes the same table.
-    let again = ok(hgn(&[
-        "table1",
-        "--scale",
-        "tiny",
-        "--systems",
-        "pendulum",
-        "--variants",
-        "leapfrog,deterministic",
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]));
+    let again = ok(table1("leapfrog,deterministic"));
     assert_eq!(again, stdout);
     // A kept run trained otherwise (here: with GECO, as before the CPU scales used β) is
     // refused, not reported under this table's settings.
@@ -544,18 +537,7 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
     )
     .unwrap();
     assert_error(
-        &hgn(&[
-            "table1",
-            "--scale",
-            "tiny",
-            "--systems",
-            "pendulum",
-            "--variants",
-            "leapfrog",
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ]),
+        &table1("leapfrog"),
         "was trained with another configuration",
     );
     assert_error(

@@ -360,28 +360,22 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
     let plots = ok(hgn(&["flow", "plot", "--run", &s(&nhf)]));
     assert!(plots.contains("potentials.png"), "{plots}");
     assert_eq!(png_size(&nhf.join("plots/potentials.png")), (600, 300));
-    let report: serde_json::Value = serde_json::from_str(&ok(hgn(&[
-        "flow",
-        "eval",
-        "--run",
-        &s(&nhf),
-        "--json",
-        "--samples",
-        "4",
-    ])))
-    .unwrap();
+    let flow_eval = |samples: &str| -> serde_json::Value {
+        let args = [
+            "flow",
+            "eval",
+            "--run",
+            &s(&nhf),
+            "--json",
+            "--samples",
+            samples,
+        ];
+        serde_json::from_str(&ok(hgn(&args))).unwrap()
+    };
+    let report = flow_eval("4");
     assert_eq!(report["iw_samples"], 4);
     // With one importance sample the estimate is the negative ELBO of that same draw.
-    let single: serde_json::Value = serde_json::from_str(&ok(hgn(&[
-        "flow",
-        "eval",
-        "--run",
-        &s(&nhf),
-        "--json",
-        "--samples",
-        "1",
-    ])))
-    .unwrap();
+    let single = flow_eval("1");
     assert_eq!(single["iw_samples"], 1);
     let (nll, bound) = (
         single["test_nll"].as_f64().unwrap(),

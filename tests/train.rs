@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_error, hgn, train_with_config};
+use common::{assert_error, hgn, ok, train_with_config};
 
 use hgn::model::Objective;
 use hgn::train::{MetricsLine, RunConfig};
@@ -262,7 +262,7 @@ fn variational_and_beta_flags_give_a_fixed_kl_weight() {
     let data = tmp.path().join("pendulum");
     generate(&data, "pendulum", 4, 2, 34);
     let run = tmp.path().join("run");
-    let out = hgn(&[
+    ok(hgn(&[
         "train",
         "--data",
         data.to_str().unwrap(),
@@ -276,12 +276,7 @@ fn variational_and_beta_flags_give_a_fixed_kl_weight() {
         "--beta",
         "0.01",
         "-q",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]));
     let config = RunConfig::load(&run.join("config.json")).unwrap();
     assert!(config.model.variational);
     assert_eq!(config.objective, Objective::Elbo { beta: 0.01 });
@@ -346,6 +341,23 @@ fn bad_training_requests_get_one_line_errors() {
             needle,
         );
     }
+    // A KL weight for a model without a KL.
+    assert_error(
+        &hgn(&[
+            "train",
+            "--data",
+            d,
+            "--run",
+            r,
+            "--config",
+            c,
+            "--deterministic",
+            "--beta",
+            "0.01",
+            "-q",
+        ]),
+        "--beta weighs the KL of a variational model",
+    );
     assert_error(
         &hgn(&["train", "--data", d, "--run", r, "--resume", "-q"]),
         "holds no run to resume",
@@ -355,7 +367,7 @@ fn bad_training_requests_get_one_line_errors() {
         "holds no run to resume",
     );
     assert_error(&hgn(&["train", "--resume", "-q"]), "--resume needs --run");
-    // The default preset wants 14-frame windows.
+    // The default preset wants 34-frame windows.
     assert_error(
         &hgn(&["train", "--data", d, "--run", r, "-q"]),
         "needs windows of 34 frames",

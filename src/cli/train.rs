@@ -280,6 +280,11 @@ fn apply_train_flags(config: &mut hgn::train::RunConfig, args: &TrainArgs) -> Re
         config.model.variational = true;
     }
     if let Some(beta) = args.beta {
+        anyhow::ensure!(
+            config.model.variational,
+            "--beta weighs the KL of a variational model, and this one is deterministic; add \
+             --variational"
+        );
         config.objective = hgn::model::Objective::Elbo { beta };
     }
     if let Some(c) = args.curriculum {
