@@ -1,8 +1,9 @@
 //! `hgn bench`: time full training steps (rollout, backward, Adam) of a preset on synthetic
 //! frames, and report the median milliseconds per step, sequences per second and peak memory.
 //!
-//! The step is the same code `hgn train` runs (model forward, loss, one backward, Adam update);
-//! only the batch comes from a fixed random tensor instead of a dataset, so no data is needed.
+//! The step is the same code `hgn train` runs (model forward, loss, one backward, Adam update,
+//! decoding the preset's `decoded_frames` of the rollout); only the batch comes from a fixed
+//! random tensor instead of a dataset, so no data is needed.
 
 use std::time::Instant;
 
@@ -56,16 +57,23 @@ pub fn bench(
         Distribution::Normal(0.0, 1.0),
         &dev,
     );
-    let all_states: Vec<usize> = (0..=m.rollout_steps).collect();
+    // The states a training step decodes: all, or `decoded_frames` of them spread evenly
+    // (training draws them at random; the cost is the same).
+    let states = m.rollout_steps + 1;
+    let decoded: Vec<usize> = match config.train.decoded_frames {
+        Some(n) if n < states => (0..n).map(|i| i * (states - 1) / (n - 1).max(1)).collect(),
+        _ => (0..states).collect(),
+    };
     let mut step_ms = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let start = Instant::now();
-        let (inference, targets) = window.parts(frames.clone(), &all_states, direction);
-        let output = model.forward(
+        let (inference, targets) = window.parts(frames.clone(), &decoded, direction);
+        let output = model.forward_decoding(
             inference,
             Some(noise.clone()),
             direction.signed(m.dt),
             m.rollout_steps,
+            &decoded,
         );
         let parts = loss(&model, &output, targets, config.objective);
         let grads = GradientsParams::from_grads(parts.total.backward(), &model);

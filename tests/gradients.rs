@@ -44,8 +44,13 @@ fn the_device_really_computes_in_f64() {
 #[test]
 fn explicit_energy_gradient_matches_autodiff() {
     let device = f64_device().autodiff();
-    for (channels, size) in [(16, 4), (3, 5), (32, 4)] {
-        let net = ConvEnergyConfig::paper(channels, size).init(&device);
+    // The paper's conv stack, and the MLP of a vector state (run as matrix products).
+    for (channels, size) in [(16, 4), (3, 5), (32, 4), (3, 1)] {
+        let net = if size == 1 {
+            ConvEnergyConfig::mlp(channels, 8).init(&device)
+        } else {
+            ConvEnergyConfig::paper(channels, size).init(&device)
+        };
         let x = normal([3, channels, size, size], &device).require_grad();
         let (energy, explicit) = net.energy_and_grad(x.clone());
         let grads = energy.sum().backward();

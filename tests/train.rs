@@ -603,3 +603,38 @@ fn export_writes_safetensors_with_stable_names() {
         "is not a training run",
     );
 }
+
+#[test]
+fn bench_times_the_model_of_a_config_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = RunConfig::preset("vector").unwrap();
+    config.model.hidden = 4;
+    config.model.hamiltonian_width = 4;
+    config.model.rollout_steps = 3;
+    let path = tmp.path().join("config.json");
+    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    let path = path.to_str().unwrap();
+    let stdout = ok(hgn(&[
+        "bench",
+        "--config",
+        path,
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+    ]));
+    assert!(
+        stdout.contains("preset vector, batch 2, 3 rollout steps"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ms/step"), "{stdout}");
+    let missing = tmp.path().join("missing.json");
+    assert_error(
+        &hgn(&["bench", "--config", missing.to_str().unwrap()]),
+        "cannot read",
+    );
+    assert_error(
+        &hgn(&["bench", "--config", path, "--preset", "tiny"]),
+        "cannot be used with",
+    );
+}

@@ -74,6 +74,9 @@ pub enum Command {
         /// Model preset (vector: a 2-vector state).
         #[arg(long, default_value = "paper", value_parser = preset_choices())]
         preset: String,
+        /// A run config file (JSON, as written to RUN/config.json) instead of a preset.
+        #[arg(long, conflicts_with = "preset")]
+        config: Option<PathBuf>,
         /// Sequences per step.
         #[arg(long, default_value = "16", value_parser = parse_count)]
         batch_size: usize,
@@ -127,11 +130,12 @@ pub enum Command {
             default_value = "mass-spring,pendulum,two-body,three-body"
         )]
         systems: Vec<String>,
-        /// Variants (rows), comma-separated: leapfrog, euler, deterministic, no-f-psi.
+        /// Variants (rows), comma-separated: hnn (the paper's HNN baseline: a 2-D latent with
+        /// a learned H), leapfrog, euler, deterministic, no-f-psi.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "leapfrog,euler,deterministic,no-f-psi"
+            default_value = "hnn,leapfrog,euler,deterministic,no-f-psi"
         )]
         variants: Vec<String>,
         /// Window protocol of every run: reconstruct (the paper's Table 1: all 31 frames seen,
@@ -255,11 +259,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => run_train(args),
         Command::Bench {
             preset,
+            config,
             batch_size,
             steps,
             device,
         } => {
-            let mut config = hgn::train::RunConfig::preset(&preset)?;
+            let mut config = match config {
+                Some(path) => hgn::train::RunConfig::load(&path)?,
+                None => hgn::train::RunConfig::preset(&preset)?,
+            };
             config.train.batch_size = batch_size;
             anyhow::ensure!(
                 batch_size >= 1 && steps >= 1,

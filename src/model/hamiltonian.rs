@@ -166,6 +166,9 @@ impl ConvEnergy {
     /// - `x`: `[batch, channels_in, size, size]`
     /// - returns: `[batch]`
     pub fn energy(&self, x: Tensor<4>) -> Tensor<1> {
+        if self.is_pointwise(&x) {
+            return self.dense_energy_and_grad(x, false).0;
+        }
         let batch = x.dims()[0];
         let last = self.layers.len() - 1;
         let mut h = x;
@@ -182,6 +185,10 @@ impl ConvEnergy {
     /// - `x`: `[batch, channels_in, size, size]`
     /// - returns: (`[batch]`, same shape as `x`)
     pub fn energy_and_grad(&self, x: Tensor<4>) -> (Tensor<1>, Tensor<4>) {
+        if self.is_pointwise(&x) {
+            let (energy, grad) = self.dense_energy_and_grad(x, true);
+            return (energy, grad.expect("asked for the gradient"));
+        }
         let batch = x.dims()[0];
         let last = self.layers.len() - 1;
         let mut pre_activations = Vec::with_capacity(last);
@@ -205,6 +212,65 @@ impl ConvEnergy {
             }
         }
         (energy, g)
+    }
+
+    /// Whether every layer is a 1×1 convolution of a 1×1 input (the MLP of a vector state,
+    /// [`ConvEnergyConfig::mlp`]): then each layer is the matrix product `a = h Wᵀ + b` and its
+    /// adjoint `g W`, with the same parameters, at a fraction of a convolution's cost.
+    fn is_pointwise(&self, x: &Tensor<4>) -> bool {
+        let [_, _, h, w] = x.dims();
+        h == 1
+            && w == 1
+            && self.layers.iter().all(|layer| {
+                let [_, _, kh, kw] = layer.weight.dims();
+                kh == 1 && kw == 1 && layer.groups == 1 && layer.dilation == [1, 1]
+            })
+    }
+
+    /// [`Self::energy_and_grad`] of a pointwise stack (see [`Self::is_pointwise`]) as matrix
+    /// products on `[batch, channels]`; the gradient only when `with_grad`.
+    fn dense_energy_and_grad(
+        &self,
+        x: Tensor<4>,
+        with_grad: bool,
+    ) -> (Tensor<1>, Option<Tensor<4>>) {
+        let [batch, channels, _, _] = x.dims();
+        let weights: Vec<Tensor<2>> = self
+            .layers
+            .iter()
+            .map(|layer| {
+                let [out, inp, _, _] = layer.weight.dims();
+                layer.weight.val().reshape([out, inp])
+            })
+            .collect();
+        let last = self.layers.len() - 1;
+        let mut pre_activations = Vec::with_capacity(last);
+        let mut h = x.reshape([batch, channels]);
+        for (i, (layer, weight)) in self.layers.iter().zip(&weights).enumerate() {
+            let mut a = h.matmul(weight.clone().transpose());
+            if let Some(bias) = &layer.bias {
+                let out = weight.dims()[0];
+                a = a + bias.val().reshape([1, out]);
+            }
+            if i < last {
+                pre_activations.push(a.clone());
+                h = softplus(a);
+            } else {
+                h = a;
+            }
+        }
+        let mut g = h.ones_like();
+        let energy = h.sum_dim(1).reshape([batch]);
+        if !with_grad {
+            return (energy, None);
+        }
+        for i in (0..self.layers.len()).rev() {
+            g = g.matmul(weights[i].clone());
+            if i > 0 {
+                g = g * sigmoid(pre_activations[i - 1].clone());
+            }
+        }
+        (energy, Some(g.reshape([batch, channels, 1, 1])))
     }
 
     /// The gradient of the energy with respect to `x` (see [`Self::energy_and_grad`]).
@@ -357,7 +423,41 @@ impl LatentHamiltonian for HamiltonianNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
+    use burn::tensor::{Distribution, TensorData};
+
+    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+        t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
+    }
+
+    #[test]
+    fn vector_mlp_matrix_products_match_the_convolution_path() {
+        // On a 2×2 map holding the same vector at every position, the 1×1 stack runs as
+        // convolutions (energy: 4 × the vector's; gradient: the vector's at each position); on
+        // the vector itself it runs as matrix products.
+        let device = Device::flex();
+        let net = ConvEnergyConfig::mlp(3, 8).init(&device);
+        // The same layers, laid out for 2×2 inputs.
+        let mut on_maps = ConvEnergyConfig::mlp(3, 8);
+        on_maps.input_size = 2;
+        let mut on_maps = on_maps.init(&device);
+        on_maps.layers = net.layers.clone();
+        let x = Tensor::<4>::random([5, 3, 1, 1], Distribution::Normal(0.0, 1.0), &device);
+        let (energy, grad) = net.energy_and_grad(x.clone());
+        let (map_energy, map_grad) = on_maps.energy_and_grad(x.clone().expand([5, 3, 2, 2]));
+        let (energy, map_energy) = (to_vec(energy), to_vec(map_energy));
+        assert_eq!(to_vec(net.energy(x)), energy);
+        for (e, m) in energy.iter().zip(&map_energy) {
+            assert!((4.0 * e - m).abs() <= 1e-5 * m.abs().max(1.0), "{e} vs {m}");
+        }
+        let (grad, map_grad) = (to_vec(grad), to_vec(map_grad));
+        assert_eq!(map_grad.len(), 4 * grad.len());
+        for (i, g) in grad.iter().enumerate() {
+            for position in 0..4 {
+                let m = map_grad[4 * i + position];
+                assert!((g - m).abs() <= 1e-5 * g.abs().max(1.0), "{g} vs {m}");
+            }
+        }
+    }
 
     #[test]
     fn sigmoid_and_softplus_backward_stay_finite_for_extreme_inputs() {

@@ -6,7 +6,7 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::activation::{leaky_relu, relu};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -322,7 +322,7 @@ impl Decoder {
             for (li, layer) in block.iter().enumerate() {
                 h = layer.forward(h);
                 if !(bi + 1 == num_blocks && li == last) {
-                    h = leaky_relu(h, 0.2);
+                    h = leaky(h, 0.2);
                 }
             }
         }
@@ -391,16 +391,22 @@ impl BroadcastDecoder {
         let s = self.image_size;
         let grid = pixel_grid(s, &q.device());
         let from_q = self.position.forward(q.reshape([b, 1, d]));
-        let mut h = leaky_relu(self.coordinates.forward(grid) + from_q, 0.2);
+        let mut h = leaky(self.coordinates.forward(grid) + from_q, 0.2);
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             h = layer.forward(h);
             if i < last {
-                h = leaky_relu(h, 0.2);
+                h = leaky(h, 0.2);
             }
         }
         sigmoid(h.swap_dims(1, 2).reshape([b, 3, s, s]))
     }
+}
+
+/// Leaky ReLU `max(x, a·x)` for `0 ≤ a ≤ 1`, written as `(1 − a)·relu(x) + a·x`: the same
+/// function as burn's `leaky_relu`, whose comparison-and-select form costs more on `flex`.
+pub fn leaky<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
+    relu(x.clone()).mul_scalar(1.0 - slope) + x.mul_scalar(slope)
 }
 
 /// Pixel centres in `[−1, 1]`, row-major, `[1, s·s, 2]`: `(x, y)` = (column, row).
@@ -463,7 +469,7 @@ impl ResidualDecoder {
             let up = upsample2(h);
             let mut x = up.clone();
             for layer in block {
-                x = leaky_relu(layer.forward(x), 0.01);
+                x = leaky(layer.forward(x), 0.01);
             }
             let residual = match skip {
                 Some(projection) => projection.forward(up),
@@ -481,6 +487,38 @@ mod tests {
 
     fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn leaky_is_burns_leaky_relu_in_value_and_gradient() {
+        let device = Device::flex().autodiff();
+        let values = vec![-3.0f32, -0.5, -1e-3, 0.0, 1e-3, 0.5, 3.0];
+        let n = values.len();
+        for slope in [0.01, 0.2] {
+            let x = Tensor::<1>::from_data(TensorData::new(values.clone(), [n]), &device)
+                .require_grad();
+            let ours = leaky(x.clone(), slope);
+            let grads = ours.clone().sum().backward();
+            let our_grad = to_vec(x.grad(&grads).unwrap());
+            let x2 = Tensor::<1>::from_data(TensorData::new(values.clone(), [n]), &device)
+                .require_grad();
+            let theirs = burn::tensor::activation::leaky_relu(x2.clone(), slope);
+            let grads = theirs.clone().sum().backward();
+            let their_grad = to_vec(x2.grad(&grads).unwrap());
+            for (a, b) in to_vec(ours).iter().zip(to_vec(theirs)) {
+                assert!((a - b).abs() <= 1e-7, "slope {slope}: {a} vs {b}");
+            }
+            // Away from the kink at 0, where the two may pick different one-sided slopes.
+            for (i, (a, b)) in our_grad.iter().zip(their_grad).enumerate() {
+                if values[i] != 0.0 {
+                    assert!(
+                        (a - b).abs() <= 1e-7,
+                        "slope {slope} at {}: {a} vs {b}",
+                        values[i]
+                    );
+                }
+            }
+        }
     }
 
     #[test]
