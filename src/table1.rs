@@ -535,6 +535,39 @@ pub fn markdown(scale: Scale, protocol: Protocol, cells: &[Cell]) -> String {
             variants.push(&c.variant);
         }
     }
+    let mut out = caption(scale, protocol);
+    let mut header = "| Model |".to_string();
+    let mut rule = "|---|".to_string();
+    for s in &systems {
+        let _ = write!(header, " {s} train | {s} test |");
+        rule.push_str("---|---|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    out.push_str(&our_rows(cells, &systems, &variants));
+    out.push_str(&anchor_rows(cells, &systems));
+    out.push_str(&published_rows(protocol, &systems, &variants));
+    let _ = writeln!(
+        out,
+        "\nOracle: the exact system fitted to the observed positions of the frames the encoder \
+         sees, on the same test sequences and frames (reference D6); a model's ratio to the \
+         expected image is the number that carries across renderers. Paper: Toth et al. 2020, \
+         Table 1 (± unexplained). ReScience: the CampusAI replication (± is a 95 % t interval). \
+         n/a: not published."
+    );
+    if variants.contains(&"hnn") {
+        let _ = writeln!(
+            out,
+            "\nHNN (2-D latent): the pixel HNN of Greydanus et al. as the paper's baseline, trained \
+             by the same loop and on the same frames as the HGN rows: the encoder's output is the \
+             state (one q, one p; no f_ψ, no sampling), evolved by one learned H(q, p) and \
+             decoded from q. The paper's HNN rows are not published."
+        );
+    }
+    out
+}
+
+/// The sentence above the table: metric, protocol, scale and objective.
+fn caption(scale: Scale, protocol: Protocol) -> String {
     let spec = scale.spec();
     let window = match protocol {
         Protocol::Reconstruct => {
@@ -546,12 +579,10 @@ pub fn markdown(scale: Scale, protocol: Protocol, cells: &[Cell]) -> String {
              of them"
         }
     };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+    format!(
         "Average pixel MSE ×1e4 (mean ± 95 % t interval over sequences), {window}. hgn at scale \
          `{}`: preset `{}`, {} train / {} test sequences per system, {} steps at batch {}; \
-         the variational variants trained with {}.\n",
+         the variational variants trained with {}.\n\n",
         scale.name(),
         spec.preset,
         spec.train,
@@ -562,20 +593,17 @@ pub fn markdown(scale: Scale, protocol: Protocol, cells: &[Cell]) -> String {
             Objective::Geco { kappa } => format!("GECO (κ = {kappa:e})"),
             Objective::Elbo { beta } => format!("a fixed KL weight β = {beta}"),
         }
-    );
-    let mut header = "| Model |".to_string();
-    let mut rule = "|---|".to_string();
-    for s in &systems {
-        let _ = write!(header, " {s} train | {s} test |");
-        rule.push_str("---|---|");
-    }
-    let _ = writeln!(out, "{header}\n{rule}");
+    )
+}
+
+/// Each variant's train and test row, and its test ratio to the expected-image oracle.
+fn our_rows(cells: &[Cell], systems: &[&str], variants: &[&str]) -> String {
+    let mut out = String::new();
     let cell = |v: &str, s: &str| cells.iter().find(|c| c.variant == v && c.system == s);
-    let first = |s: &str| cells.iter().find(|c| c.system == s);
-    for v in &variants {
+    for v in variants {
         let mut row = format!("| **hgn {}** |", variant_title(v));
         let mut ratio = format!("| hgn {} / oracle |", variant_title(v));
-        for s in &systems {
+        for s in systems {
             match cell(v, s) {
                 Some(c) => {
                     let _ = write!(row, " {} | {} |", interval(&c.train), interval(&c.test));
@@ -594,6 +622,13 @@ pub fn markdown(scale: Scale, protocol: Protocol, cells: &[Cell]) -> String {
         }
         let _ = writeln!(out, "{row}\n{ratio}");
     }
+    out
+}
+
+/// The oracles, noise floor and mean-frame baseline of each system's test split.
+fn anchor_rows(cells: &[Cell], systems: &[&str]) -> String {
+    let mut out = String::new();
+    let first = |s: &str| cells.iter().find(|c| c.system == s);
     type Pick = fn(&Cell) -> Option<f64>;
     let anchors: [(&str, Pick); 4] = [
         ("physics oracle, expected image", |c| {
@@ -609,7 +644,7 @@ pub fn markdown(scale: Scale, protocol: Protocol, cells: &[Cell]) -> String {
     ];
     for (name, pick) in anchors {
         let mut row = format!("| {name} |");
-        for s in &systems {
+        for s in systems {
             match first(s).and_then(pick) {
                 Some(v) => {
                     let _ = write!(row, " – | {v:.2} |");
@@ -619,6 +654,12 @@ pub fn markdown(scale: Scale, protocol: Protocol, cells: &[Cell]) -> String {
         }
         let _ = writeln!(out, "{row}");
     }
+    out
+}
+
+/// The published rows measured under `protocol`, for the variants and systems run.
+fn published_rows(protocol: Protocol, systems: &[&str], variants: &[&str]) -> String {
+    let mut out = String::new();
     let published: Vec<(&str, &Published)> = match protocol {
         Protocol::Reconstruct => vec![
             ("paper", &PAPER),
@@ -627,10 +668,10 @@ pub fn markdown(scale: Scale, protocol: Protocol, cells: &[Cell]) -> String {
         Protocol::Forecast => vec![("ReScience, 5-frame", &RESCIENCE)],
     };
     for (source, rows) in published {
-        for v in &variants {
+        for v in variants {
             let mut row = format!("| {} ({source}) |", variant_title(v));
             let published = rows.iter().find(|(name, _)| name == v);
-            for s in &systems {
+            for s in systems {
                 let col = SYSTEMS
                     .iter()
                     .position(|x| x == s)
@@ -645,23 +686,6 @@ pub fn markdown(scale: Scale, protocol: Protocol, cells: &[Cell]) -> String {
             }
             let _ = writeln!(out, "{row}");
         }
-    }
-    let _ = writeln!(
-        out,
-        "\nOracle: the exact system fitted to the observed positions of the frames the encoder \
-         sees, on the same test sequences and frames (reference D6); a model's ratio to the \
-         expected image is the number that carries across renderers. Paper: Toth et al. 2020, \
-         Table 1 (± unexplained). ReScience: the CampusAI replication (± is a 95 % t interval). \
-         n/a: not published."
-    );
-    if variants.contains(&"hnn") {
-        let _ = writeln!(
-            out,
-            "\nHNN (2-D latent): the pixel HNN of Greydanus et al. as the paper's baseline, trained \
-             by the same loop and on the same frames as the HGN rows: the encoder's output is the \
-             state (one q, one p; no f_ψ, no sampling), evolved by one learned H(q, p) and \
-             decoded from q. The paper's HNN rows are not published."
-        );
     }
     out
 }
