@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -542,30 +542,8 @@ fn evaluate_split(
     reporter: &crate::progress::Reporter,
     device: &Device,
 ) -> Result<(SplitReport, Vec<Vec<f64>>)> {
-    let m = &config.model;
     let spec = config.window();
-    let k = m.num_inference_frames;
-    let len = set.seq_len;
-    let steps = eval_steps(config, len);
-    let frames_predicted = steps + 1;
-    let reconstruct = config.protocol == Protocol::Reconstruct;
-    // The training window's frames in each direction, and the backward rollout's sequence.
-    let (window_fwd, window_bwd) = if reconstruct {
-        (1, spec.len())
-    } else {
-        (m.rollout_steps + 1, m.rollout_steps + 1)
-    };
-    let (bwd_len, bwd_steps) = if reconstruct {
-        (spec.len(), spec.len() - 1)
-    } else {
-        (len, steps)
-    };
-    let table1_frames = if reconstruct {
-        spec.len()
-    } else {
-        TABLE1_FRAMES.min(frames_predicted)
-    };
-    let frame_len = mean_frame.len();
+    let plan = FramePlan::new(config, set.seq_len);
     let n = set.num_sequences.min(max_sequences);
     let bar = reporter.task(
         &format!("eval {:5}", split.name()),
@@ -573,105 +551,197 @@ fn evaluate_split(
         n as u64,
         0,
     );
-    let (mut forward, mut backward) = (DirectionSums::default(), DirectionSums::default());
-    let (mut table1, mut baseline) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut mean_h, mut deficits, mut maxima, mut drifts) = (vec![], vec![], vec![], vec![]);
-    let mut latents = Vec::with_capacity(n);
+    let mut sums = SplitSums::default();
     for start in (0..n).step_by(CHUNK) {
         let ids: Vec<usize> = (start..(start + CHUNK).min(n)).collect();
         let sequences = ids
             .iter()
-            .map(|&i| set.read_window(i, 0, len))
+            .map(|&i| set.read_window(i, 0, plan.len))
             .collect::<Result<Vec<_>>>()?;
-        let tensor = batch_tensor(sequences.clone(), len, set.image_size, device);
+        let tensor = batch_tensor(sequences.clone(), plan.len, set.image_size, device);
         let [b, _, c, h, w] = tensor.dims();
+        let dt = config.model.dt;
         let fwd = predict(
             model,
             &spec,
             tensor.clone(),
-            m.dt,
-            steps,
+            dt,
+            plan.steps,
             Direction::Forward,
         );
-        let bwd_frames = tensor.slice([0..b, 0..bwd_len, 0..c, 0..h, 0..w]);
+        let bwd_frames = tensor.slice([0..b, 0..plan.bwd_len, 0..c, 0..h, 0..w]);
         let bwd = predict(
             model,
             &spec,
             bwd_frames,
-            m.dt,
-            bwd_steps,
+            dt,
+            plan.bwd_steps,
             Direction::Backward,
         );
         for (i, seq) in sequences.iter().enumerate() {
-            // Forward: predicted frame t is recorded frame K − 1 + t.
-            let truth_fwd = &seq[(k - 1) * frame_len..(k + steps) * frame_len];
-            let e_fwd = metrics::frame_errors(&fwd.frames[i], truth_fwd, frame_len);
-            // Backward: predicted frame t is recorded frame L' − 1 − t of the first L' frames.
-            let truth_bwd: Vec<f32> = (0..=bwd_steps)
-                .flat_map(|t| {
-                    let f = bwd_len - 1 - t;
-                    seq[f * frame_len..(f + 1) * frame_len].iter().copied()
-                })
-                .collect();
-            let e_bwd = metrics::frame_errors(&bwd.frames[i], &truth_bwd, frame_len);
-            // Table 1: the forecast's first frames, or the whole reconstruction.
-            let (scored, truth) = if reconstruct {
-                (&e_bwd, &truth_bwd[..])
-            } else {
-                (&e_fwd, truth_fwd)
-            };
-            table1.push(1e4 * metrics::mean(&scored.mse[..table1_frames]));
-            let mean_seq: Vec<f32> = mean_frame.repeat(table1_frames);
-            let base =
-                metrics::frame_errors(&mean_seq, &truth[..table1_frames * frame_len], frame_len);
-            baseline.push(1e4 * metrics::mean(&base.mse));
-            forward.add(&e_fwd, window_fwd);
-            backward.add(&e_bwd, window_bwd);
-            latents.push([&fwd.q[i][0][..], &fwd.p[i][0][..]].concat());
-            let h = &fwd.energy[i];
-            if h.iter().any(|v| !v.is_finite()) {
-                bail!(
-                    "the learned energy is not finite along the rollout of {} sequence {}",
-                    split.name(),
-                    ids[i]
-                );
-            }
-            mean_h.push(metrics::mean(h));
-            let (avg, max) = metrics::energy_deficit(h);
-            deficits.push(avg);
-            maxima.push(max);
-            drifts.push(metrics::energy_drift_per_step(h));
+            sums.add(&plan, seq, mean_frame, &fwd, &bwd, i)
+                .with_context(|| format!("{} sequence {}", split.name(), ids[i]))?;
         }
         bar.inc(ids.len() as u64);
     }
     drop(bar);
-    let report = SplitReport {
-        split: split.name().to_string(),
-        sequences: n,
-        seq_len: len,
-        steps,
-        table1_frames,
-        table1_mse_x1e4: Interval::of(&table1),
-        baseline_mse_x1e4: metrics::mean(&baseline),
-        oracle: None,
-        per_sequence: Some(PerSequence {
-            model: table1,
-            baseline,
-            oracle_expected: vec![],
-            oracle_point: vec![],
-        }),
-        forward: forward.report(window_fwd, frames_predicted),
-        backward: backward.report(window_bwd, bwd_steps + 1),
-        energy: EnergyReport {
-            mean_energy: metrics::mean(&mean_h),
-            avg_deficit: metrics::mean(&deficits),
-            max_deficit: metrics::mean(&maxima),
-            drift_per_step: metrics::mean(&drifts),
-            abs_drift_per_step: drifts.iter().map(|d| d.abs()).sum::<f64>() / drifts.len() as f64,
-        },
-        probe: None,
-    };
-    Ok((report, latents))
+    Ok(sums.report(&plan, split, n))
+}
+
+/// Which frames an evaluation rolls out and scores, for a run's protocol and a sequence length.
+struct FramePlan {
+    /// Frames read from each sequence.
+    len: usize,
+    /// Inference frames `K`.
+    k: usize,
+    /// Steps of the forward rollout.
+    steps: usize,
+    /// Frames of the training window in each direction (the rest is extrapolation).
+    window_fwd: usize,
+    window_bwd: usize,
+    /// The backward rollout runs over the first `bwd_len` frames, `bwd_steps` steps.
+    bwd_len: usize,
+    bwd_steps: usize,
+    /// Frames the Table 1 metric averages.
+    table1_frames: usize,
+    /// Whether Table 1 scores the backward reconstruction (`reconstruct`) or the forecast.
+    reconstruct: bool,
+}
+
+impl FramePlan {
+    fn new(config: &RunConfig, len: usize) -> Self {
+        let m = &config.model;
+        let window = config.window().len();
+        let steps = eval_steps(config, len);
+        let reconstruct = config.protocol == Protocol::Reconstruct;
+        // The training window's frames in each direction, and the backward rollout's sequence.
+        let (window_fwd, window_bwd) = if reconstruct {
+            (1, window)
+        } else {
+            (m.rollout_steps + 1, m.rollout_steps + 1)
+        };
+        let (bwd_len, bwd_steps) = if reconstruct {
+            (window, window - 1)
+        } else {
+            (len, steps)
+        };
+        let table1_frames = if reconstruct {
+            window
+        } else {
+            TABLE1_FRAMES.min(steps + 1)
+        };
+        Self {
+            len,
+            k: m.num_inference_frames,
+            steps,
+            window_fwd,
+            window_bwd,
+            bwd_len,
+            bwd_steps,
+            table1_frames,
+            reconstruct,
+        }
+    }
+}
+
+/// What [`evaluate_split`] gathers sequence by sequence.
+#[derive(Default)]
+struct SplitSums {
+    forward: DirectionSums,
+    backward: DirectionSums,
+    table1: Vec<f64>,
+    baseline: Vec<f64>,
+    mean_h: Vec<f64>,
+    deficits: Vec<f64>,
+    maxima: Vec<f64>,
+    drifts: Vec<f64>,
+    latents: Vec<Vec<f64>>,
+}
+
+impl SplitSums {
+    /// Scores sequence `seq` (its recorded frames, flat) against item `i` of both predictions.
+    fn add(
+        &mut self,
+        plan: &FramePlan,
+        seq: &[f32],
+        mean_frame: &[f32],
+        fwd: &Prediction,
+        bwd: &Prediction,
+        i: usize,
+    ) -> Result<()> {
+        let frame_len = mean_frame.len();
+        let (k, steps) = (plan.k, plan.steps);
+        // Forward: predicted frame t is recorded frame K − 1 + t.
+        let truth_fwd = &seq[(k - 1) * frame_len..(k + steps) * frame_len];
+        let e_fwd = metrics::frame_errors(&fwd.frames[i], truth_fwd, frame_len);
+        // Backward: predicted frame t is recorded frame L' − 1 − t of the first L' frames.
+        let truth_bwd: Vec<f32> = (0..=plan.bwd_steps)
+            .flat_map(|t| {
+                let f = plan.bwd_len - 1 - t;
+                seq[f * frame_len..(f + 1) * frame_len].iter().copied()
+            })
+            .collect();
+        let e_bwd = metrics::frame_errors(&bwd.frames[i], &truth_bwd, frame_len);
+        // Table 1: the forecast's first frames, or the whole reconstruction.
+        let (scored, truth) = if plan.reconstruct {
+            (&e_bwd, &truth_bwd[..])
+        } else {
+            (&e_fwd, truth_fwd)
+        };
+        let n = plan.table1_frames;
+        self.table1.push(1e4 * metrics::mean(&scored.mse[..n]));
+        let mean_seq: Vec<f32> = mean_frame.repeat(n);
+        let base = metrics::frame_errors(&mean_seq, &truth[..n * frame_len], frame_len);
+        self.baseline.push(1e4 * metrics::mean(&base.mse));
+        self.forward.add(&e_fwd, plan.window_fwd);
+        self.backward.add(&e_bwd, plan.window_bwd);
+        self.latents
+            .push([&fwd.q[i][0][..], &fwd.p[i][0][..]].concat());
+        let h = &fwd.energy[i];
+        ensure!(
+            h.iter().all(|v| v.is_finite()),
+            "the learned energy is not finite along the rollout"
+        );
+        self.mean_h.push(metrics::mean(h));
+        let (avg, max) = metrics::energy_deficit(h);
+        self.deficits.push(avg);
+        self.maxima.push(max);
+        self.drifts.push(metrics::energy_drift_per_step(h));
+        Ok(())
+    }
+
+    /// The split's report (without oracle and probe) and the inferred states.
+    fn report(self, plan: &FramePlan, split: Split, n: usize) -> (SplitReport, Vec<Vec<f64>>) {
+        let drifts = &self.drifts;
+        let report = SplitReport {
+            split: split.name().to_string(),
+            sequences: n,
+            seq_len: plan.len,
+            steps: plan.steps,
+            table1_frames: plan.table1_frames,
+            table1_mse_x1e4: Interval::of(&self.table1),
+            baseline_mse_x1e4: metrics::mean(&self.baseline),
+            oracle: None,
+            per_sequence: Some(PerSequence {
+                model: self.table1,
+                baseline: self.baseline,
+                oracle_expected: vec![],
+                oracle_point: vec![],
+            }),
+            forward: self.forward.report(plan.window_fwd, plan.steps + 1),
+            backward: self.backward.report(plan.window_bwd, plan.bwd_steps + 1),
+            energy: EnergyReport {
+                mean_energy: metrics::mean(&self.mean_h),
+                avg_deficit: metrics::mean(&self.deficits),
+                max_deficit: metrics::mean(&self.maxima),
+                drift_per_step: metrics::mean(drifts),
+                abs_drift_per_step: drifts.iter().map(|d| d.abs()).sum::<f64>()
+                    / drifts.len() as f64,
+            },
+            probe: None,
+        };
+        (report, self.latents)
+    }
 }
 
 impl EvalReport {
