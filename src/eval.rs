@@ -213,6 +213,11 @@ pub struct OracleReport {
     pub expected_x1e4: Interval,
     /// The clean states rendered, against the noisy targets, ×1e4.
     pub noise_floor_x1e4: Interval,
+    /// The expected-image oracle of each step of the Table 1 rollout (forward under `forecast`,
+    /// backward under `reconstruct`: step `i` beside the rollout's `mse_per_step[i]`), mean over
+    /// the sequences it answered, ×1e4 (empty in reports written before it was recorded).
+    #[serde(default)]
+    pub expected_per_step_x1e4: Vec<f64>,
     /// The model's Table 1 mean divided by the expected-image oracle's (both over the sequences
     /// the oracle answered).
     pub model_ratio: f64,
@@ -378,8 +383,11 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
                 report.probe = Some(encoder_probe(&physics, &config, &latents)?);
             }
             if let Some(per) = report.per_sequence.as_mut() {
-                per.oracle_expected = scores.iter().map(|s| s.map(|s| s.expected)).collect();
-                per.oracle_point = scores.iter().map(|s| s.map(|s| s.point)).collect();
+                per.oracle_expected = scores
+                    .iter()
+                    .map(|s| s.as_ref().map(|s| s.expected))
+                    .collect();
+                per.oracle_point = scores.iter().map(|s| s.as_ref().map(|s| s.point)).collect();
             }
         }
         if !opts.per_sequence {
@@ -511,6 +519,16 @@ pub fn oracle_report(
         all.iter().flatten().map(f).collect()
     };
     let expected = Interval::of(&pick(|s| s.expected));
+    let answers: Vec<&crate::oracle::SequenceOracle> = all.iter().flatten().collect();
+    let mut expected_per_step: Vec<f64> = (0..frames.scored.len())
+        .map(|f| {
+            answers.iter().map(|s| s.expected_per_frame[f]).sum::<f64>() / answers.len() as f64
+        })
+        .collect();
+    // The scored frames run in recorded order; a reconstruction runs backward from the last.
+    if config.protocol == Protocol::Reconstruct {
+        expected_per_step.reverse();
+    }
     let summary = OracleReport {
         frames,
         draws: opts.draws,
@@ -520,6 +538,7 @@ pub fn oracle_report(
         baseline_ratio: on_answered(&per.baseline) / expected.mean,
         expected_x1e4: expected,
         noise_floor_x1e4: Interval::of(&pick(|s| s.noise_floor)),
+        expected_per_step_x1e4: expected_per_step,
     };
     Ok((summary, all))
 }

@@ -25,11 +25,11 @@ use serde::{Deserialize, Serialize};
 use crate::data::dataset::SequenceDataset;
 use crate::data::format::{DatasetMeta, Split};
 use crate::data::npy::read_f64;
-use crate::physics::fit::{cholesky, fit_state, trajectory};
+use crate::physics::fit::{StateFit, cholesky, fit_state, trajectory};
 use crate::physics::integrate::Tolerance;
 use crate::physics::sampling::standard_normal;
 use crate::physics::trajectory::RenderSettings;
-use crate::physics::{SystemSpec, find_system};
+use crate::physics::{HamiltonianSystem, SystemSpec, find_system};
 use crate::protocol::Protocol;
 use crate::rng::{Stream, stream_rng};
 
@@ -76,7 +76,7 @@ impl Default for OracleOptions {
 }
 
 /// The oracle's scores on one sequence, ×1e4 per-pixel MSE averaged over the scored frames.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SequenceOracle {
     /// The fitted state rendered sharp.
     pub point: f64,
@@ -84,6 +84,9 @@ pub struct SequenceOracle {
     pub expected: f64,
     /// The clean state rendered.
     pub noise_floor: f64,
+    /// `expected` for each scored frame, in [`OracleFrames::scored`] order (its mean is
+    /// `expected`).
+    pub expected_per_frame: Vec<f64>,
 }
 
 /// A dataset split opened for the oracle: the system, the observations and the target frames.
@@ -284,7 +287,6 @@ impl OracleData {
         ) else {
             return Ok(None);
         };
-
         let truth = self.frames.read_window(index, 0, last + 1)?;
         let frame_len = 3 * self.meta.image_size * self.meta.image_size;
         let targets: Vec<f32> = frames
@@ -292,72 +294,67 @@ impl OracleData {
             .iter()
             .flat_map(|&t| truth[t * frame_len..(t + 1) * frame_len].iter().copied())
             .collect();
-        let mse = |image: &[f32]| -> f64 {
-            1e4 * image
-                .iter()
-                .zip(&targets)
-                .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
-                .sum::<f64>()
-                / targets.len() as f64
-        };
         let Some(path) = trajectory(&self.spec, system.as_ref(), &fit.state, last + 1, &settings)
         else {
             return Ok(None);
         };
         let point_image = self.render(index, &self.pick(&path, &frames.scored));
-        let noise_floor = mse(&self.render(index, &self.pick(clean, &frames.scored)));
-
-        let expected = if self.meta.noise_std > 0.0 && opts.draws >= 2 {
-            let n = fit.state.len();
-            let Some(chol) = cholesky(&fit.covariance, n) else {
+        let clean_image = self.render(index, &self.pick(clean, &frames.scored));
+        let point = per_frame_mse(&point_image, &targets, frame_len);
+        let expected_per_frame = if self.meta.noise_std > 0.0 && opts.draws >= 2 {
+            let Some(moments) = self.posterior_images(index, system.as_ref(), &fit, frames, opts)
+            else {
                 return Ok(None);
             };
-            let mut rng = stream_rng(opts.seed, Stream::OracleDraws, index as u64);
-            let mut sum = vec![0f64; targets.len()];
-            let mut sum_sq = vec![0f64; targets.len()];
-            let mut used = 0usize;
-            for _ in 0..opts.draws {
-                let eps: Vec<f64> = (0..n).map(|_| standard_normal(&mut rng)).collect();
-                let x: Vec<f64> = (0..n)
-                    .map(|i| fit.state[i] + (0..=i).map(|k| chol[i * n + k] * eps[k]).sum::<f64>())
-                    .collect();
-                // A draw whose bodies collide has no image; it is left out of the average.
-                let Some(path) = trajectory(&self.spec, system.as_ref(), &x, last + 1, &settings)
-                else {
-                    continue;
-                };
-                // Observed as the targets were: with the dataset's noise on every coordinate.
-                let mut states = self.pick(&path, &frames.scored);
-                for v in states.iter_mut() {
-                    *v += self.meta.noise_std * standard_normal(&mut rng);
-                }
-                let image = self.render(index, &states);
-                for ((s, q), v) in sum.iter_mut().zip(sum_sq.iter_mut()).zip(&image) {
-                    let v = *v as f64;
-                    *s += v;
-                    *q += v * v;
-                }
-                used += 1;
-            }
-            if used < 2 {
-                return Ok(None);
-            }
-            let m = used as f64;
-            let mut err = 0.0;
-            for ((s, q), y) in sum.iter().zip(&sum_sq).zip(&targets) {
-                let mean = s / m;
-                let var = ((q - m * mean * mean) / (m - 1.0)).max(0.0);
-                err += (mean - *y as f64).powi(2) - var / m;
-            }
-            1e4 * err / targets.len() as f64
+            moments.expected_mse(&targets, frame_len)
         } else {
-            mse(&point_image)
+            point.clone()
         };
         Ok(Some(SequenceOracle {
-            point: mse(&point_image),
-            expected,
-            noise_floor,
+            point: crate::metrics::mean(&point),
+            expected: crate::metrics::mean(&expected_per_frame),
+            noise_floor: crate::metrics::mean(&per_frame_mse(&clean_image, &targets, frame_len)),
+            expected_per_frame,
         }))
+    }
+
+    /// Renders of `opts.draws` states drawn from the fit's Laplace posterior, observed as the
+    /// targets were (with the dataset's noise), summed pixel by pixel; `None` when the
+    /// covariance is not positive definite or fewer than two draws give an image.
+    fn posterior_images(
+        &self,
+        index: usize,
+        system: &dyn HamiltonianSystem,
+        fit: &StateFit,
+        frames: &OracleFrames,
+        opts: &OracleOptions,
+    ) -> Option<ImageMoments> {
+        let last = frames.scored.iter().chain(&frames.fitted).max().copied()?;
+        let settings = self.settings();
+        let n = fit.state.len();
+        let chol = cholesky(&fit.covariance, n)?;
+        let mut rng = stream_rng(opts.seed, Stream::OracleDraws, index as u64);
+        let mut moments: Option<ImageMoments> = None;
+        for _ in 0..opts.draws {
+            let eps: Vec<f64> = (0..n).map(|_| standard_normal(&mut rng)).collect();
+            let x: Vec<f64> = (0..n)
+                .map(|i| fit.state[i] + (0..=i).map(|k| chol[i * n + k] * eps[k]).sum::<f64>())
+                .collect();
+            // A draw whose bodies collide has no image; it is left out of the average.
+            let Some(path) = trajectory(&self.spec, system, &x, last + 1, &settings) else {
+                continue;
+            };
+            // Observed as the targets were: with the dataset's noise on every coordinate.
+            let mut states = self.pick(&path, &frames.scored);
+            for v in states.iter_mut() {
+                *v += self.meta.noise_std * standard_normal(&mut rng);
+            }
+            let image = self.render(index, &states);
+            moments
+                .get_or_insert_with(|| ImageMoments::new(image.len()))
+                .add(&image);
+        }
+        moments.filter(|m| m.count >= 2)
     }
 
     /// The oracle on the first `count` sequences, in parallel, in index order (`None` where the
@@ -377,6 +374,69 @@ impl OracleData {
                 let r = self.sequence(i, frames, opts);
                 progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
                 r
+            })
+            .collect()
+    }
+}
+
+/// ×1e4 per-pixel MSE of each frame of `image` against `targets` (both flat, `frame_len` values
+/// a frame).
+fn per_frame_mse(image: &[f32], targets: &[f32], frame_len: usize) -> Vec<f64> {
+    image
+        .chunks(frame_len)
+        .zip(targets.chunks(frame_len))
+        .map(|(a, b)| {
+            1e4 * a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+                .sum::<f64>()
+                / frame_len as f64
+        })
+        .collect()
+}
+
+/// Pixel-wise sums and sums of squares of a set of images.
+struct ImageMoments {
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+    count: usize,
+}
+
+impl ImageMoments {
+    fn new(len: usize) -> Self {
+        Self {
+            sum: vec![0.0; len],
+            sum_sq: vec![0.0; len],
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, image: &[f32]) {
+        for ((s, q), v) in self.sum.iter_mut().zip(self.sum_sq.iter_mut()).zip(image) {
+            let v = *v as f64;
+            *s += v;
+            *q += v * v;
+        }
+        self.count += 1;
+    }
+
+    /// ×1e4 MSE of the mean image against `targets`, frame by frame, less the mean's own
+    /// sampling variance (`var / m`): an unbiased estimate of the expected image's error.
+    fn expected_mse(&self, targets: &[f32], frame_len: usize) -> Vec<f64> {
+        let m = self.count as f64;
+        targets
+            .chunks(frame_len)
+            .enumerate()
+            .map(|(f, frame)| {
+                let mut err = 0.0;
+                for (p, y) in frame.iter().enumerate() {
+                    let i = f * frame_len + p;
+                    let mean = self.sum[i] / m;
+                    let var = ((self.sum_sq[i] - m * mean * mean) / (m - 1.0)).max(0.0);
+                    err += (mean - *y as f64).powi(2) - var / m;
+                }
+                1e4 * err / frame_len as f64
             })
             .collect()
     }
@@ -464,7 +524,7 @@ pub fn dataset_oracle(
         !answered.is_empty(),
         "the oracle's fit failed on every sequence"
     );
-    let scores: Vec<SequenceOracle> = all.iter().flatten().copied().collect();
+    let scores: Vec<SequenceOracle> = all.iter().flatten().cloned().collect();
     let mean_frame = SequenceDataset::open(&opts.data, Split::Train)?.mean_frame(1000)?;
     let frame_len = mean_frame.len();
     let mut baseline = 0.0;

@@ -5,7 +5,8 @@
 //!   `metrics.jsonl`), and the periodic test MSE beside the mean-frame baseline;
 //! - `mse_per_step.png`: MSE of each predicted frame, forward and backward, across the training
 //!   window and the extrapolation (from `eval.json`; evaluated on 64 test sequences if the run
-//!   has none), with the mean-frame baseline;
+//!   has none), with the mean-frame baseline and, where `eval.json` has it, the expected-image
+//!   oracle of each Table 1 frame;
 //! - `energy.png`: the learned `H(q_t, p_t)` along forward rollouts of several test sequences,
 //!   and the same minus its initial value;
 //! - `phase.png`: the latent phase portrait: the leading principal component of `q` against that
@@ -22,6 +23,7 @@ use crate::data::format::Split;
 use crate::eval::{EvalOptions, EvalReport, dataset_of, eval_steps, open_split, predict};
 use crate::metrics::first_principal_component;
 use crate::model::{Hgn, Objective};
+use crate::protocol::Protocol;
 use crate::run::EVAL_FILE;
 use crate::train::{MetricsLine, RunConfig};
 use crate::viz::chart::grid;
@@ -185,6 +187,26 @@ fn mse_per_step(
         curve(&split.backward.mse_per_step),
         1,
     ));
+    if let Some(oracle) = split
+        .oracle
+        .as_ref()
+        .filter(|o| !o.expected_per_step_x1e4.is_empty())
+    {
+        let direction = match report.protocol {
+            Protocol::Forecast => "forward",
+            Protocol::Reconstruct => "backward",
+        };
+        let level: Vec<f64> = oracle
+            .expected_per_step_x1e4
+            .iter()
+            .map(|v| v * 1e-4)
+            .collect();
+        per_step.series.push(Series::line(
+            format!("physics oracle, expected image ({direction}, Table 1 frames)"),
+            curve(&level),
+            2,
+        ));
+    }
     let n = split.forward.mse_per_step.len() as f64;
     let base = split.baseline_mse_x1e4 * 1e-4;
     per_step.series.push(Series::line(

@@ -142,6 +142,11 @@ fn eval_figures_are_consistent_and_saved() {
     // states rendered) beats both; the expected image hedges and beats the sharp guess.
     assert!(oracle.noise_floor_x1e4.mean < oracle.expected_x1e4.mean);
     assert!(oracle.expected_x1e4.mean < oracle.point_x1e4.mean);
+    // Frame by frame, the expected image's error averages to its Table 1 figure.
+    let per_step = &oracle.expected_per_step_x1e4;
+    assert_eq!(per_step.len(), test.table1_frames);
+    let mean = per_step.iter().sum::<f64>() / per_step.len() as f64;
+    assert!(rel(mean, oracle.expected_x1e4.mean) < 1e-9, "{per_step:?}");
     assert!(oracle.expected_x1e4.mean < test.baseline_mse_x1e4);
     // The training split's 8-frame sequences: 6 steps, 2 frames past the window.
     let train = report.splits.iter().find(|s| s.split == "train").unwrap();
@@ -200,6 +205,13 @@ fn a_reconstruct_run_is_scored_on_its_whole_window_beside_the_oracle() {
     assert_eq!(oracle.draws, 8);
     // Reconstructing seen frames, the oracle is close to the noise floor.
     assert!(oracle.expected_x1e4.mean < 2.0 * oracle.noise_floor_x1e4.mean);
+    let per_step = &oracle.expected_per_step_x1e4;
+    assert_eq!(per_step.len(), 4);
+    let mean = per_step.iter().sum::<f64>() / 4.0;
+    assert!(
+        (mean - oracle.expected_x1e4.mean).abs() < 1e-9 * mean,
+        "{per_step:?}"
+    );
 }
 
 fn gif_frames(path: &Path) -> (usize, u16, u16) {
