@@ -263,35 +263,7 @@ pub fn run(cli: Cli) -> Result<()> {
             batch_size,
             steps,
             device,
-        } => {
-            let mut config = match config {
-                Some(path) => hgn::train::RunConfig::load(&path)?,
-                None => hgn::train::RunConfig::preset(&preset)?,
-            };
-            config.train.batch_size = batch_size;
-            anyhow::ensure!(
-                batch_size >= 1 && steps >= 1,
-                "--batch-size and --steps must be at least 1"
-            );
-            let report = hgn::bench::bench(&config, device, 2, steps)?;
-            let threads = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1);
-            println!(
-                "hgn bench: preset {}, batch {}, {} rollout steps, device {device}, {threads} threads",
-                report.preset, report.batch_size, report.rollout_steps
-            );
-            println!(
-                "median {:.1} ms/step, {:.2} sequences/s, peak memory {}",
-                report.median_ms,
-                report.batch_size as f64 * 1e3 / report.median_ms,
-                report
-                    .peak_mib
-                    .map(|m| format!("{m:.0} MiB"))
-                    .unwrap_or_else(|| "unknown".into())
-            );
-            Ok(())
-        }
+        } => run_bench(&preset, config, batch_size, steps, device),
         Command::Eval(args) => run_eval(args),
         Command::Oracle(args) => run_oracle(args),
         Command::Flow { command } => run_flow(command),
@@ -303,25 +275,7 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             device,
             quiet,
-        } => {
-            let protocol: hgn::protocol::Protocol = protocol.parse()?;
-            let scale = hgn::table1::Scale::from(scale);
-            let opts = hgn::table1::Table1Options {
-                scale,
-                systems,
-                variants,
-                protocol,
-                out: out.unwrap_or_else(|| {
-                    PathBuf::from(format!("table1-{}-{protocol}", scale.name()))
-                }),
-                device,
-                reporter: stderr_reporter(quiet),
-            };
-            let table = hgn::table1::run_table1(&opts)?;
-            print!("{}", table.markdown);
-            println!("wrote {}", opts.out.join("table1.md").display());
-            Ok(())
-        }
+        } => run_table1(scale, systems, variants, &protocol, out, device, quiet),
         Command::Rollout(args) => {
             let opts = hgn::rollout::RolloutOptions {
                 run: args.run,
@@ -376,4 +330,68 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `hgn bench`: times `steps` training steps of a preset or a config file and prints the median.
+fn run_bench(
+    preset: &str,
+    config: Option<PathBuf>,
+    batch_size: usize,
+    steps: usize,
+    device: hgn::device::DeviceChoice,
+) -> Result<()> {
+    let mut config = match config {
+        Some(path) => hgn::train::RunConfig::load(&path)?,
+        None => hgn::train::RunConfig::preset(preset)?,
+    };
+    config.train.batch_size = batch_size;
+    anyhow::ensure!(
+        batch_size >= 1 && steps >= 1,
+        "--batch-size and --steps must be at least 1"
+    );
+    let report = hgn::bench::bench(&config, device, 2, steps)?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "hgn bench: preset {}, batch {}, {} rollout steps, device {device}, {threads} threads",
+        report.preset, report.batch_size, report.rollout_steps
+    );
+    println!(
+        "median {:.1} ms/step, {:.2} sequences/s, peak memory {}",
+        report.median_ms,
+        report.batch_size as f64 * 1e3 / report.median_ms,
+        report
+            .peak_mib
+            .map(|m| format!("{m:.0} MiB"))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    Ok(())
+}
+
+/// `hgn table1`: runs (or resumes) the table and prints it.
+fn run_table1(
+    scale: ScaleArg,
+    systems: Vec<String>,
+    variants: Vec<String>,
+    protocol: &str,
+    out: Option<PathBuf>,
+    device: hgn::device::DeviceChoice,
+    quiet: bool,
+) -> Result<()> {
+    let protocol: hgn::protocol::Protocol = protocol.parse()?;
+    let scale = hgn::table1::Scale::from(scale);
+    let opts = hgn::table1::Table1Options {
+        scale,
+        systems,
+        variants,
+        protocol,
+        out: out.unwrap_or_else(|| PathBuf::from(format!("table1-{}-{protocol}", scale.name()))),
+        device,
+        reporter: stderr_reporter(quiet),
+    };
+    let table = hgn::table1::run_table1(&opts)?;
+    print!("{}", table.markdown);
+    println!("wrote {}", opts.out.join("table1.md").display());
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! `hgn train`: its flags, and how they make or continue a run's config.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -98,79 +98,13 @@ pub struct TrainArgs {
 }
 
 pub fn run_train(args: TrainArgs) -> Result<()> {
-    use hgn::train::{RunConfig, TrainOptions, train};
-    let default_data = PathBuf::from("data/pendulum");
+    use hgn::train::{TrainOptions, train};
+    let default_data = PathBuf::from(DEFAULT_DATA);
     let (data, config) = if args.resume {
-        let run = args
-            .run
-            .as_ref()
-            .context("--resume needs --run (the run folder to continue)")?;
-        let saved_path = run.join("config.json");
-        anyhow::ensure!(
-            saved_path.is_file(),
-            "{} holds no run to resume (no config.json)",
-            run.display()
-        );
-        let saved = RunConfig::load(&saved_path)?;
-        let data = match (&args.data, &saved.data) {
-            (Some(data), _) => data.clone(),
-            (None, Some(data)) => data.clone(),
-            (None, None) => anyhow::bail!("{} records no dataset; pass --data", run.display()),
-        };
-        // Flags may repeat the run's settings; a real change is refused, named.
-        let mut wanted = match (&args.config, &args.preset) {
-            (Some(path), _) => RunConfig::load(path)?,
-            (None, Some(name)) if *name != saved.preset => RunConfig::preset(name)?,
-            _ => saved.clone(),
-        };
-        wanted.data = Some(data.clone());
-        apply_train_flags(&mut wanted, &args)?;
-        wanted.train.steps = saved.train.steps;
-        let mut changes = vec![];
-        if wanted.preset != saved.preset {
-            changes.push(format!("preset {} → {}", saved.preset, wanted.preset));
-        }
-        config_changes(
-            "",
-            &serde_json::to_value(&saved)?,
-            &serde_json::to_value(&wanted)?,
-            &mut changes,
-        );
-        changes.retain(|c| !c.starts_with("preset:"));
-        anyhow::ensure!(
-            changes.is_empty(),
-            "--resume continues {} with its saved config.json (only --steps may change); the \
-             flags change {}",
-            run.display(),
-            changes.join(", ")
-        );
-        (data, saved)
+        resumed_config(&args)?
     } else {
         let data = args.data.clone().unwrap_or_else(|| default_data.clone());
-        let mut config = match &args.config {
-            Some(path) => RunConfig::load(path)?,
-            None => {
-                let preset = match &args.preset {
-                    Some(name) => name.clone(),
-                    None => {
-                        // A missing default dataset is generated below: the pendulum.
-                        let coordinates = match hgn::data::format::DatasetMeta::load(&data) {
-                            Ok(meta) => meta.state_names.len(),
-                            Err(_) => find_system("pendulum")
-                                .expect("built in")
-                                .state_names()
-                                .len(),
-                        };
-                        RunConfig::default_preset(coordinates).to_string()
-                    }
-                };
-                RunConfig::preset(&preset)?
-            }
-        };
-        apply_train_flags(&mut config, &args)?;
-        if let Some(steps) = args.steps {
-            config.train.steps = steps;
-        }
+        let config = new_config(&args, &data)?;
         (data, config)
     };
     if !data.join(hgn::data::format::META_FILE).exists() && !args.resume {
@@ -191,29 +125,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
     }
     let run = match &args.run {
         Some(run) => run.clone(),
-        None => {
-            // runs/DATA-PRESET, or the first free runs/DATA-PRESET-N, so the default command can
-            // be repeated without touching earlier runs.
-            let data_name = data
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "data".into());
-            let base = PathBuf::from("runs").join(format!("{data_name}-{}", config.preset));
-            anyhow::ensure!(
-                !args.resume,
-                "--resume needs --run (the run folder to continue)"
-            );
-            (1..)
-                .map(|n| {
-                    if n == 1 {
-                        base.clone()
-                    } else {
-                        PathBuf::from(format!("{}-{n}", base.display()))
-                    }
-                })
-                .find(|p| !p.exists())
-                .expect("an unused name exists")
-        }
+        None => default_run_folder(&data, &config.preset),
     };
     let opts = TrainOptions {
         data,
@@ -246,6 +158,108 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The dataset `hgn train` uses (and generates) when `--data` is not given.
+const DEFAULT_DATA: &str = "data/pendulum";
+
+/// `--resume`: the run's dataset and saved config, after checking that the flags only repeat
+/// its settings (a real change, `--preset` and `--data` included, is refused, named).
+fn resumed_config(args: &TrainArgs) -> Result<(PathBuf, hgn::train::RunConfig)> {
+    use hgn::train::RunConfig;
+    let run = args
+        .run
+        .as_ref()
+        .context("--resume needs --run (the run folder to continue)")?;
+    let saved_path = run.join("config.json");
+    anyhow::ensure!(
+        saved_path.is_file(),
+        "{} holds no run to resume (no config.json)",
+        run.display()
+    );
+    let saved = RunConfig::load(&saved_path)?;
+    let data = match (&args.data, &saved.data) {
+        (Some(data), _) => data.clone(),
+        (None, Some(data)) => data.clone(),
+        (None, None) => anyhow::bail!("{} records no dataset; pass --data", run.display()),
+    };
+    let mut wanted = match (&args.config, &args.preset) {
+        (Some(path), _) => RunConfig::load(path)?,
+        (None, Some(name)) if *name != saved.preset => RunConfig::preset(name)?,
+        _ => saved.clone(),
+    };
+    wanted.data = Some(data.clone());
+    apply_train_flags(&mut wanted, args)?;
+    wanted.train.steps = saved.train.steps;
+    let mut changes = vec![];
+    if wanted.preset != saved.preset {
+        changes.push(format!("preset {} → {}", saved.preset, wanted.preset));
+    }
+    config_changes(
+        "",
+        &serde_json::to_value(&saved)?,
+        &serde_json::to_value(&wanted)?,
+        &mut changes,
+    );
+    changes.retain(|c| !c.starts_with("preset:"));
+    anyhow::ensure!(
+        changes.is_empty(),
+        "--resume continues {} with its saved config.json (only --steps may change); the \
+         flags change {}",
+        run.display(),
+        changes.join(", ")
+    );
+    Ok((data, saved))
+}
+
+/// A new run's config: `--config`, or `--preset` (by default the one for `data`'s system; for
+/// a missing default dataset, the pendulum's, generated later), with the flags applied.
+fn new_config(args: &TrainArgs, data: &Path) -> Result<hgn::train::RunConfig> {
+    use hgn::train::RunConfig;
+    let mut config = match &args.config {
+        Some(path) => RunConfig::load(path)?,
+        None => {
+            let preset = match &args.preset {
+                Some(name) => name.clone(),
+                None => {
+                    let coordinates = match hgn::data::format::DatasetMeta::load(data) {
+                        Ok(meta) => meta.state_names.len(),
+                        Err(_) => find_system("pendulum")
+                            .expect("built in")
+                            .state_names()
+                            .len(),
+                    };
+                    RunConfig::default_preset(coordinates).to_string()
+                }
+            };
+            RunConfig::preset(&preset)?
+        }
+    };
+    apply_train_flags(&mut config, args)?;
+    if let Some(steps) = args.steps {
+        config.train.steps = steps;
+    }
+    Ok(config)
+}
+
+/// `runs/DATA-PRESET`, or the first free `runs/DATA-PRESET-N`, so the default command can be
+/// repeated without touching earlier runs.
+fn default_run_folder(data: &Path, preset: &str) -> PathBuf {
+    let data_name = data
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let base = PathBuf::from("runs").join(format!("{data_name}-{preset}"));
+    (1..)
+        .map(|n| {
+            if n == 1 {
+                base.clone()
+            } else {
+                PathBuf::from(format!("{}-{n}", base.display()))
+            }
+        })
+        .find(|p| !p.exists())
+        .expect("an unused name exists")
 }
 
 /// Applies `hgn train`'s setting flags (all but `--steps`, `--data`, `--run`) to `config`.
