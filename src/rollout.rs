@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail, ensure};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 
 use crate::data::dataset::batch_tensor;
@@ -24,6 +24,7 @@ use crate::eval::{Prediction, dataset_of, open_split, predict, predict_from_stat
 use crate::model::Hgn;
 use crate::physics::sampling::standard_normal;
 use crate::protocol::Direction;
+use crate::train::RunConfig;
 use crate::viz::canvas::{BLACK, GREY, WHITE};
 use crate::viz::{Canvas, write_gif};
 
@@ -97,6 +98,56 @@ type Panel = Option<Vec<f32>>;
 /// Draws the rollout and writes it to `opts.out`.
 pub fn write_rollout(opts: &RolloutOptions) -> Result<RolloutSummary> {
     let format = format_of(&opts.out)?;
+    check_options(opts)?;
+    let device = opts.device.device()?;
+    let (config, model) = crate::run::RunDir::new(&opts.run).load(&device)?;
+    let data = dataset_of(&opts.run, &config, opts.data.as_deref())?;
+    let speed = if opts.dt_scale == 1.0 {
+        String::new()
+    } else {
+        format!(", dt x{}", opts.dt_scale)
+    };
+    let direction = if opts.backward { "backward" } else { "forward" };
+    let picture = if opts.prior {
+        let mut p = prior_rows(opts, &model, &config, &data, &device)?;
+        p.caption = format!("{direction}{speed}, seed {}", opts.seed);
+        p
+    } else {
+        let mut p = test_rows(opts, &model, &config, &data, &device)?;
+        p.caption = format!("test #{}, {direction}{speed}", opts.index);
+        p
+    };
+    let size = config.model.image_size;
+    let frames = picture.rows[0].len();
+    let step_time = config.model.dt * opts.dt_scale;
+    let (rows, labels, caption) = (&picture.rows, &picture.labels, &picture.caption);
+    let (width, height) = match format {
+        Format::Gif => {
+            let pictures: Vec<Canvas> = (0..frames)
+                .map(|t| {
+                    let column: Vec<&Panel> = rows.iter().map(|r| &r[t]).collect();
+                    gif_frame(&column, labels, size, opts.scale, caption, t, step_time)
+                })
+                .collect();
+            write_gif(&opts.out, &pictures, opts.delay_cs)?;
+            (pictures[0].width, pictures[0].height)
+        }
+        Format::Png => {
+            let strip = png_strip(rows, labels, size, opts.scale, caption);
+            strip.save_png(&opts.out)?;
+            (strip.width, strip.height)
+        }
+    };
+    Ok(RolloutSummary {
+        frames,
+        width,
+        height,
+        prior_source: picture.prior_source,
+    })
+}
+
+/// One-line errors for options out of range, before anything is loaded.
+fn check_options(opts: &RolloutOptions) -> Result<()> {
     ensure!(
         opts.dt_scale.is_finite() && opts.dt_scale > 0.0,
         "--dt-scale must be a positive number (got {}); use --backward to go back in time",
@@ -114,128 +165,127 @@ pub fn write_rollout(opts: &RolloutOptions) -> Result<RolloutSummary> {
             parent.display()
         );
     }
-    let device = opts.device.device()?;
-    let (config, model) = crate::run::RunDir::new(&opts.run).load(&device)?;
+    Ok(())
+}
+
+/// The rows of panels a picture shows, one label each, under a caption.
+struct Picture {
+    rows: Vec<Vec<Panel>>,
+    labels: Vec<String>,
+    caption: String,
+    /// Where prior samples came from (`--prior` only).
+    prior_source: Option<&'static str>,
+}
+
+/// The signed step of the rollout: `dt · dt_scale`, negative with `--backward`.
+fn signed_dt(opts: &RolloutOptions, config: &RunConfig) -> f64 {
+    config.model.dt * opts.dt_scale * if opts.backward { -1.0 } else { 1.0 }
+}
+
+/// `--prior`: one row per trajectory sampled from the prior.
+fn prior_rows(
+    opts: &RolloutOptions,
+    model: &Hgn,
+    config: &RunConfig,
+    data: &Path,
+    device: &Device,
+) -> Result<Picture> {
+    let steps = opts.steps.unwrap_or(60);
+    let (z, source) = draw_prior(model, config, data, opts.count, opts.seed, device)?;
+    let (q, p) = model.initial_state(z);
+    let pred = predict_from_state(model, q, p, signed_dt(opts, config), steps);
+    Ok(Picture {
+        rows: (0..opts.count)
+            .map(|i| {
+                split_frames(&pred, i, steps + 1)
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            })
+            .collect(),
+        labels: (0..opts.count)
+            .map(|i| format!("sample {}", i + 1))
+            .collect(),
+        caption: String::new(),
+        prior_source: Some(source),
+    })
+}
+
+/// A test sequence: the recorded frames (at the nearest recorded time), the prediction, and
+/// their difference where a recorded frame falls exactly on the predicted time.
+fn test_rows(
+    opts: &RolloutOptions,
+    model: &Hgn,
+    config: &RunConfig,
+    data: &Path,
+    device: &Device,
+) -> Result<Picture> {
     let m = &config.model;
-    let data = dataset_of(&opts.run, &config, opts.data.as_deref())?;
     let size = m.image_size;
-    let dt = m.dt * opts.dt_scale * if opts.backward { -1.0 } else { 1.0 };
-    let speed = if opts.dt_scale == 1.0 {
-        String::new()
+    let set = open_split(data, Split::Test, config)?;
+    ensure!(
+        opts.index < set.num_sequences,
+        "--index {} is out of range: the test split has {} sequences",
+        opts.index,
+        set.num_sequences
+    );
+    let k = m.num_inference_frames;
+    let len = set.seq_len;
+    // Recorded time (in frames) of predicted frame t.
+    let start = if opts.backward { len - 1 } else { k - 1 } as f64;
+    let sign = if opts.backward { -1.0 } else { 1.0 };
+    let time_of = |t: usize| start + sign * t as f64 * opts.dt_scale;
+    let available = ((len - k) as f64 / opts.dt_scale).floor() as usize;
+    let steps = opts.steps.unwrap_or(available.max(1));
+    let seq = set.read_window(opts.index, 0, len)?;
+    let frames = batch_tensor(vec![seq.clone()], len, size, device);
+    let window = config.window();
+    let time = if opts.backward {
+        Direction::Backward
     } else {
-        format!(", dt x{}", opts.dt_scale)
+        Direction::Forward
     };
-    let direction = if opts.backward { "backward" } else { "forward" };
-
-    let (rows, labels, caption, prior_source): (Vec<Vec<Panel>>, Vec<String>, String, _) =
-        if opts.prior {
-            let steps = opts.steps.unwrap_or(60);
-            let (z, source) = draw_prior(&model, &config, &data, opts.count, opts.seed, &device)?;
-            let (q, p) = model.initial_state(z);
-            let pred = predict_from_state(&model, q, p, dt, steps);
-            let rows = (0..opts.count)
-                .map(|i| {
-                    split_frames(&pred, i, steps + 1)
-                        .into_iter()
-                        .map(Some)
-                        .collect()
-                })
-                .collect();
-            let labels = (0..opts.count)
-                .map(|i| format!("sample {}", i + 1))
-                .collect();
-            let caption = format!("{direction}{speed}, seed {}", opts.seed);
-            (rows, labels, caption, Some(source))
+    let pred = if opts.dt_scale == 1.0 {
+        predict(model, &window, frames, m.dt, steps, time)
+    } else {
+        let (q, p, _, _) = model.infer(window.inference(frames, time), None);
+        predict_from_state(model, q, p, signed_dt(opts, config), steps)
+    };
+    let predicted = split_frames(&pred, 0, steps + 1);
+    let fl = 3 * size * size;
+    let (mut truth, mut diff) = (vec![], vec![]);
+    for (t, x_hat) in predicted.iter().enumerate() {
+        let time = time_of(t);
+        let nearest = time.round();
+        if nearest < 0.0 || nearest > (len - 1) as f64 {
+            truth.push(None);
+            diff.push(None);
+            continue;
+        }
+        let f = nearest as usize;
+        let x = seq[f * fl..(f + 1) * fl].to_vec();
+        if (time - nearest).abs() < 1e-9 {
+            diff.push(Some(
+                x_hat
+                    .iter()
+                    .zip(&x)
+                    .map(|(a, b)| ((a - b).abs() * 3.0).min(1.0))
+                    .collect(),
+            ));
         } else {
-            let set = open_split(&data, Split::Test, &config)?;
-            ensure!(
-                opts.index < set.num_sequences,
-                "--index {} is out of range: the test split has {} sequences",
-                opts.index,
-                set.num_sequences
-            );
-            let k = m.num_inference_frames;
-            let len = set.seq_len;
-            // Recorded time (in frames) of predicted frame t.
-            let start = if opts.backward { len - 1 } else { k - 1 } as f64;
-            let sign = if opts.backward { -1.0 } else { 1.0 };
-            let time_of = |t: usize| start + sign * t as f64 * opts.dt_scale;
-            let available = ((len - k) as f64 / opts.dt_scale).floor() as usize;
-            let steps = opts.steps.unwrap_or(available.max(1));
-            let seq = set.read_window(opts.index, 0, len)?;
-            let frames = batch_tensor(vec![seq.clone()], len, size, &device);
-            let window = config.window();
-            let time = if opts.backward {
-                Direction::Backward
-            } else {
-                Direction::Forward
-            };
-            let pred = if opts.dt_scale == 1.0 {
-                predict(&model, &window, frames, m.dt, steps, time)
-            } else {
-                let (q, p, _, _) = model.infer(window.inference(frames, time), None);
-                predict_from_state(&model, q, p, dt, steps)
-            };
-            let predicted = split_frames(&pred, 0, steps + 1);
-            let fl = 3 * size * size;
-            let (mut truth, mut diff) = (vec![], vec![]);
-            for (t, x_hat) in predicted.iter().enumerate() {
-                let time = time_of(t);
-                let nearest = time.round();
-                if nearest < 0.0 || nearest > (len - 1) as f64 {
-                    truth.push(None);
-                    diff.push(None);
-                    continue;
-                }
-                let f = nearest as usize;
-                let x = seq[f * fl..(f + 1) * fl].to_vec();
-                if (time - nearest).abs() < 1e-9 {
-                    diff.push(Some(
-                        x_hat
-                            .iter()
-                            .zip(&x)
-                            .map(|(a, b)| ((a - b).abs() * 3.0).min(1.0))
-                            .collect(),
-                    ));
-                } else {
-                    diff.push(None);
-                }
-                truth.push(Some(x));
-            }
-            let rows = vec![truth, predicted.into_iter().map(Some).collect(), diff];
-            let labels = vec![
-                "truth".to_string(),
-                "prediction".to_string(),
-                "|diff| x3".to_string(),
-            ];
-            let caption = format!("test #{}, {direction}{speed}", opts.index);
-            (rows, labels, caption, None)
-        };
-
-    let frames = rows[0].len();
-    let step_time = m.dt * opts.dt_scale;
-    let (width, height) = match format {
-        Format::Gif => {
-            let pictures: Vec<Canvas> = (0..frames)
-                .map(|t| {
-                    let column: Vec<&Panel> = rows.iter().map(|r| &r[t]).collect();
-                    gif_frame(&column, &labels, size, opts.scale, &caption, t, step_time)
-                })
-                .collect();
-            write_gif(&opts.out, &pictures, opts.delay_cs)?;
-            (pictures[0].width, pictures[0].height)
+            diff.push(None);
         }
-        Format::Png => {
-            let strip = png_strip(&rows, &labels, size, opts.scale, &caption);
-            strip.save_png(&opts.out)?;
-            (strip.width, strip.height)
-        }
-    };
-    Ok(RolloutSummary {
-        frames,
-        width,
-        height,
-        prior_source,
+        truth.push(Some(x));
+    }
+    Ok(Picture {
+        rows: vec![truth, predicted.into_iter().map(Some).collect(), diff],
+        labels: vec![
+            "truth".to_string(),
+            "prediction".to_string(),
+            "|diff| x3".to_string(),
+        ],
+        caption: String::new(),
+        prior_source: None,
     })
 }
 
@@ -256,11 +306,11 @@ fn split_frames(pred: &Prediction, i: usize, n: usize) -> Vec<Vec<f32>> {
 /// has exactly the sample covariance.
 fn draw_prior(
     model: &Hgn,
-    config: &crate::train::RunConfig,
+    config: &RunConfig,
     data: &Path,
     count: usize,
     seed: u64,
-    device: &burn::tensor::Device,
+    device: &Device,
 ) -> Result<(Tensor<4>, &'static str)> {
     let (zc, zs) = config.model.z_shape();
     let per = zc * zs * zs;
