@@ -132,6 +132,35 @@ fn training_curves(run: &Path, config: &RunConfig, path: &Path) -> Result<()> {
     grid(&charts, 2, W, H).save_png(path)
 }
 
+/// The run's `eval.json`, or an evaluation of 64 test sequences when it has none.
+fn saved_or_quick_eval(
+    run: &Path,
+    reporter: &crate::progress::Reporter,
+    device: crate::device::DeviceChoice,
+) -> Result<EvalReport> {
+    let eval_path = run.join(EVAL_FILE);
+    if eval_path.is_file() {
+        let text = std::fs::read_to_string(&eval_path)?;
+        return serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is damaged; run hgn eval --run {} again",
+                eval_path.display(),
+                run.display()
+            )
+        });
+    }
+    crate::eval::evaluate_run_in_memory(&EvalOptions {
+        run: run.to_path_buf(),
+        data: None,
+        splits: vec![Split::Test],
+        max_sequences: 64,
+        reporter: reporter.clone(),
+        device,
+        oracle: None,
+        per_sequence: false,
+    })
+}
+
 /// `mse_per_step.png`: the MSE of each predicted frame, forward and backward, from `eval.json`
 /// (or a 64-sequence evaluation when the run has none).
 fn mse_per_step(
@@ -140,28 +169,7 @@ fn mse_per_step(
     device: crate::device::DeviceChoice,
     path: &Path,
 ) -> Result<()> {
-    let eval_path = run.join(EVAL_FILE);
-    let report: EvalReport = if eval_path.is_file() {
-        let text = std::fs::read_to_string(&eval_path)?;
-        serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is damaged; run hgn eval --run {} again",
-                eval_path.display(),
-                run.display()
-            )
-        })?
-    } else {
-        crate::eval::evaluate_run_in_memory(&EvalOptions {
-            run: run.to_path_buf(),
-            data: None,
-            splits: vec![Split::Test],
-            max_sequences: 64,
-            reporter: reporter.clone(),
-            device,
-            oracle: None,
-            per_sequence: false,
-        })?
-    };
+    let report = saved_or_quick_eval(run, reporter, device)?;
     let split = report
         .splits
         .iter()
