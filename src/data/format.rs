@@ -265,6 +265,11 @@ impl DatasetMeta {
                 r.high
             );
         }
+        self.validate_split_shapes()
+    }
+
+    /// Checks that each split's listed file shapes match its sequence counts and lengths.
+    fn validate_split_shapes(&self) -> Result<()> {
         let dim = self.state_names.len();
         let size = self.image_size;
         for (name, split) in &self.splits {
