@@ -57,61 +57,11 @@ pub fn linear_probe(
         n == truths.len() && n >= 8,
         "the probe needs at least 8 sequences"
     );
-    let d = latents[0].len() + 1;
-    let k = truths[0].len();
-    let features = |x: &[f64]| -> Vec<f64> {
-        let mut f = Vec::with_capacity(d);
-        f.push(1.0);
-        f.extend_from_slice(x);
-        f
-    };
-    // Standardise the features on the fitting half so the ridge treats them alike.
     let fit: Vec<usize> = (0..n).step_by(2).collect();
     let test: Vec<usize> = (1..n).step_by(2).collect();
-    let mut mean = vec![0.0; d];
-    let mut scale = vec![1.0; d];
-    for j in 1..d {
-        let v: Vec<f64> = fit.iter().map(|&i| latents[i][j - 1]).collect();
-        let m = v.iter().sum::<f64>() / v.len() as f64;
-        let s = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
-        mean[j] = m;
-        scale[j] = if s > 1e-12 { s } else { 1.0 };
-    }
-    let row = |i: usize| -> Vec<f64> {
-        features(&latents[i])
-            .iter()
-            .enumerate()
-            .map(|(j, v)| {
-                if j == 0 {
-                    1.0
-                } else {
-                    (v - mean[j]) / scale[j]
-                }
-            })
-            .collect()
-    };
-    let mut xtx = vec![0.0; d * d];
-    let mut xty = vec![0.0; d * k];
-    for &i in &fit {
-        let x = row(i);
-        for a in 0..d {
-            for b in 0..d {
-                xtx[a * d + b] += x[a] * x[b];
-            }
-            for c in 0..k {
-                xty[a * k + c] += x[a] * truths[i][c];
-            }
-        }
-    }
-    // A small ridge (not on the intercept) keeps the solve stable for collinear latents.
-    for a in 1..d {
-        xtx[a * d + a] += 1e-3 * fit.len() as f64;
-    }
-    let l = cholesky(&xtx, d).ok_or_else(|| anyhow::anyhow!("the probe's solve failed"))?;
-    let weights: Vec<Vec<f64>> = (0..k)
-        .map(|c| cholesky_solve(&l, &(0..d).map(|a| xty[a * k + c]).collect::<Vec<_>>(), d))
-        .collect();
-    let r2: Vec<f64> = (0..k)
+    let features = Standardised::fit(latents, &fit);
+    let weights = ridge(&features, latents, truths, &fit)?;
+    let r2: Vec<f64> = (0..truths[0].len())
         .map(|c| {
             let y: Vec<f64> = test.iter().map(|&i| truths[i][c]).collect();
             let m = y.iter().sum::<f64>() / y.len() as f64;
@@ -120,7 +70,7 @@ pub fn linear_probe(
                 .iter()
                 .zip(&y)
                 .map(|(&i, v)| {
-                    let x = row(i);
+                    let x = features.row(&latents[i]);
                     let pred: f64 = x.iter().zip(&weights[c]).map(|(a, w)| a * w).sum();
                     (v - pred).powi(2)
                 })
@@ -144,6 +94,72 @@ pub fn linear_probe(
         names,
         r2,
     })
+}
+
+/// An intercept and the latents standardised with the mean and spread of the fitting half, so
+/// the ridge treats every coordinate alike.
+struct Standardised {
+    mean: Vec<f64>,
+    scale: Vec<f64>,
+}
+
+impl Standardised {
+    fn fit(latents: &[Vec<f64>], fit: &[usize]) -> Self {
+        let d = latents[0].len();
+        let (mut mean, mut scale) = (vec![0.0; d], vec![1.0; d]);
+        for j in 0..d {
+            let v: Vec<f64> = fit.iter().map(|&i| latents[i][j]).collect();
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let s = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            mean[j] = m;
+            scale[j] = if s > 1e-12 { s } else { 1.0 };
+        }
+        Self { mean, scale }
+    }
+
+    /// `[1, (x − mean) / scale …]`.
+    fn row(&self, x: &[f64]) -> Vec<f64> {
+        std::iter::once(1.0)
+            .chain(
+                x.iter()
+                    .zip(self.mean.iter().zip(&self.scale))
+                    .map(|(v, (m, s))| (v - m) / s),
+            )
+            .collect()
+    }
+}
+
+/// Ridge regression of each truth coordinate on the standardised features of the `fit`
+/// sequences; one weight vector per coordinate, the intercept first.
+fn ridge(
+    features: &Standardised,
+    latents: &[Vec<f64>],
+    truths: &[Vec<f64>],
+    fit: &[usize],
+) -> Result<Vec<Vec<f64>>> {
+    let d = latents[0].len() + 1;
+    let k = truths[0].len();
+    let mut xtx = vec![0.0; d * d];
+    let mut xty = vec![0.0; d * k];
+    for &i in fit {
+        let x = features.row(&latents[i]);
+        for a in 0..d {
+            for b in 0..d {
+                xtx[a * d + b] += x[a] * x[b];
+            }
+            for c in 0..k {
+                xty[a * k + c] += x[a] * truths[i][c];
+            }
+        }
+    }
+    // A small ridge (not on the intercept) keeps the solve stable for collinear latents.
+    for a in 1..d {
+        xtx[a * d + a] += 1e-3 * fit.len() as f64;
+    }
+    let l = cholesky(&xtx, d).ok_or_else(|| anyhow::anyhow!("the probe's solve failed"))?;
+    Ok((0..k)
+        .map(|c| cholesky_solve(&l, &(0..d).map(|a| xty[a * k + c]).collect::<Vec<_>>(), d))
+        .collect())
 }
 
 #[cfg(test)]
