@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use super::format::{ARRAYS, DatasetMeta, Split};
+use super::format::{ARRAYS, DatasetMeta, FileMeta, Split};
 use super::npy::{Dtype, read_f64, read_header, sha256_file};
 use crate::physics::find_system;
 
@@ -66,42 +66,7 @@ pub fn inspect(dir: &Path) -> Result<InspectReport> {
         ];
         let mut bytes = 0;
         for (array, (dtype, shape)) in ARRAYS.iter().zip(&expected) {
-            let rel = format!("{}/{array}.npy", split.name());
-            let path = dir.join(&rel);
-            let recorded = &sm.files[*array];
-            if !path.is_file() {
-                bail!("{}: {rel} is missing", dir.display());
-            }
-            let header = read_header(&path)?;
-            ensure!(
-                header.dtype == *dtype && recorded.dtype == dtype.name(),
-                "{}: {rel} holds {} but {} is expected",
-                dir.display(),
-                header.dtype.name(),
-                dtype.name()
-            );
-            ensure!(
-                header.shape == *shape && recorded.shape == *shape,
-                "{}: {rel} has shape {:?} but meta.json implies {:?}",
-                dir.display(),
-                header.shape,
-                shape
-            );
-            let size = std::fs::metadata(&path)?.len();
-            ensure!(
-                size == recorded.bytes,
-                "{}: {rel} is {size} bytes but meta.json records {}",
-                dir.display(),
-                recorded.bytes
-            );
-            let digest = sha256_file(&path)?;
-            if digest != recorded.sha256 {
-                bail!(
-                    "{}: {rel} fails its SHA-256 check (damaged or changed since it was written)",
-                    dir.display()
-                );
-            }
-            bytes += size;
+            bytes += verify_file(dir, split, array, *dtype, shape, &sm.files[*array])?;
         }
         let (_, states) = read_f64(&dir.join(split.name()).join("states.npy"))?;
         let (_, params) = read_f64(&dir.join(split.name()).join("params.npy"))?;
@@ -132,6 +97,53 @@ pub fn inspect(dir: &Path) -> Result<InspectReport> {
         meta,
         splits,
     })
+}
+
+/// Checks `SPLIT/ARRAY.npy` against its expected dtype and shape and its `meta.json` record
+/// (dtype, shape, size, SHA-256); returns its size in bytes.
+fn verify_file(
+    dir: &Path,
+    split: Split,
+    array: &str,
+    dtype: Dtype,
+    shape: &[usize],
+    recorded: &FileMeta,
+) -> Result<u64> {
+    let rel = format!("{}/{array}.npy", split.name());
+    let path = dir.join(&rel);
+    if !path.is_file() {
+        bail!("{}: {rel} is missing", dir.display());
+    }
+    let header = read_header(&path)?;
+    ensure!(
+        header.dtype == dtype && recorded.dtype == dtype.name(),
+        "{}: {rel} holds {} but {} is expected",
+        dir.display(),
+        header.dtype.name(),
+        dtype.name()
+    );
+    ensure!(
+        header.shape == shape && recorded.shape == shape,
+        "{}: {rel} has shape {:?} but meta.json implies {:?}",
+        dir.display(),
+        header.shape,
+        shape
+    );
+    let size = std::fs::metadata(&path)?.len();
+    ensure!(
+        size == recorded.bytes,
+        "{}: {rel} is {size} bytes but meta.json records {}",
+        dir.display(),
+        recorded.bytes
+    );
+    let digest = sha256_file(&path)?;
+    if digest != recorded.sha256 {
+        bail!(
+            "{}: {rel} fails its SHA-256 check (damaged or changed since it was written)",
+            dir.display()
+        );
+    }
+    Ok(size)
 }
 
 impl fmt::Display for InspectReport {
