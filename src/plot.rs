@@ -210,7 +210,7 @@ fn mse_per_step(
             .map(|v| v * 1e-4)
             .collect();
         per_step.series.push(Series::line(
-            format!("physics oracle, expected image ({direction}, Table 1 frames)"),
+            format!("oracle, expected image ({direction})"),
             curve(&level),
             2,
         ));
