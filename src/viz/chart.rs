@@ -86,11 +86,6 @@ impl Chart {
     pub fn render(&self, width: usize, height: usize) -> Canvas {
         let mut c = Canvas::new(width, height, WHITE);
         c.text_centred(width as i64 / 2, 8, &self.title, BLACK, 1);
-        let (x0, y0) = (LEFT as f64, TOP as f64);
-        let (pw, ph) = (
-            width.saturating_sub(LEFT + RIGHT).max(10) as f64,
-            height.saturating_sub(TOP + BOTTOM).max(10) as f64,
-        );
         let points: Vec<(f64, f64)> = self
             .series
             .iter()
@@ -103,13 +98,27 @@ impl Chart {
         }
         let (xlo, xhi) = padded_range(points.iter().map(|p| p.0), false);
         let (ylo, yhi) = padded_range(points.iter().map(|p| p.1), self.log_y);
-        let ty = |y: f64| if self.log_y { y.log10() } else { y };
-        let (tylo, tyhi) = (ty(ylo), ty(yhi));
-        let sx = |x: f64| x0 + (x - xlo) / (xhi - xlo) * pw;
-        let sy = |y: f64| y0 + ph - (ty(y) - tylo) / (tyhi - tylo) * ph;
-        // Grid, ticks and tick labels.
+        let area = PlotArea {
+            x0: LEFT as f64,
+            y0: TOP as f64,
+            pw: width.saturating_sub(LEFT + RIGHT).max(10) as f64,
+            ph: height.saturating_sub(TOP + BOTTOM).max(10) as f64,
+            x_range: (xlo, xhi),
+            y_range: (ylo, yhi),
+            log_y: self.log_y,
+        };
+        self.draw_axes(&mut c, &area);
+        self.draw_series(&mut c, &area);
+        self.draw_legend(&mut c, &area);
+        c
+    }
+
+    /// Grid, ticks, tick labels, axes and axis labels.
+    fn draw_axes(&self, c: &mut Canvas, a: &PlotArea) {
+        let (x0, y0, pw, ph) = (a.x0, a.y0, a.pw, a.ph);
+        let ((xlo, xhi), (ylo, yhi)) = (a.x_range, a.y_range);
         for t in linear_ticks(xlo, xhi) {
-            let x = sx(t);
+            let x = a.sx(t);
             c.line(x, y0, x, y0 + ph, GRID, 1);
             c.line(x, y0 + ph, x, y0 + ph + 4.0, GREY, 1);
             c.text_centred(x as i64, (y0 + ph + 8.0) as i64, &format_tick(t), GREY, 1);
@@ -120,7 +129,7 @@ impl Chart {
             linear_ticks(ylo, yhi)
         };
         for t in yticks {
-            let y = sy(t);
+            let y = a.sy(t);
             c.line(x0, y, x0 + pw, y, GRID, 1);
             c.line(x0 - 4.0, y, x0, y, GREY, 1);
             let label = format_tick(t);
@@ -142,7 +151,10 @@ impl Chart {
             1,
         );
         c.text(4, 26, &self.y_label, BLACK, 1);
-        // Data.
+    }
+
+    /// Each series as a line (broken where a point is not drawable) or dots.
+    fn draw_series(&self, c: &mut Canvas, a: &PlotArea) {
         for s in &self.series {
             let mut last: Option<(f64, f64)> = None;
             for &p in &s.points {
@@ -150,7 +162,7 @@ impl Chart {
                     last = None;
                     continue;
                 }
-                let (x, y) = (sx(p.0), sy(p.1));
+                let (x, y) = (a.sx(p.0), a.sy(p.1));
                 match s.style {
                     SeriesStyle::Line => {
                         if let Some((lx, ly)) = last {
@@ -164,26 +176,59 @@ impl Chart {
                 last = Some((x, y));
             }
         }
-        // Legend, top right inside the plot.
+    }
+
+    /// The legend of the labelled series, top right inside the plot.
+    fn draw_legend(&self, c: &mut Canvas, a: &PlotArea) {
         let labelled: Vec<&Series> = self.series.iter().filter(|s| !s.label.is_empty()).collect();
-        if !labelled.is_empty() {
-            let w = labelled
-                .iter()
-                .map(|s| text_width(&s.label, 1))
-                .max()
-                .unwrap_or(0)
-                + 30;
-            let h = 12 * labelled.len() + 6;
-            let lx = (x0 + pw) as i64 - w as i64 - 4;
-            let ly = y0 as i64 + 4;
-            c.fill_rect(lx, ly, w, h, WHITE);
-            for (i, s) in labelled.iter().enumerate() {
-                let y = ly + 4 + 12 * i as i64;
-                c.fill_rect(lx + 4, y + 2, 16, 4, s.color);
-                c.text(lx + 24, y, &s.label, BLACK, 1);
-            }
+        if labelled.is_empty() {
+            return;
         }
-        c
+        let w = labelled
+            .iter()
+            .map(|s| text_width(&s.label, 1))
+            .max()
+            .unwrap_or(0)
+            + 30;
+        let h = 12 * labelled.len() + 6;
+        let lx = (a.x0 + a.pw) as i64 - w as i64 - 4;
+        let ly = a.y0 as i64 + 4;
+        c.fill_rect(lx, ly, w, h, WHITE);
+        for (i, s) in labelled.iter().enumerate() {
+            let y = ly + 4 + 12 * i as i64;
+            c.fill_rect(lx + 4, y + 2, 16, 4, s.color);
+            c.text(lx + 24, y, &s.label, BLACK, 1);
+        }
+    }
+}
+
+/// The plot area of a chart in pixels (`x0`, `y0`: top left; `pw × ph`) and the data ranges it
+/// shows, `y` on a log scale when `log_y`.
+struct PlotArea {
+    x0: f64,
+    y0: f64,
+    pw: f64,
+    ph: f64,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+    log_y: bool,
+}
+
+impl PlotArea {
+    fn ty(&self, y: f64) -> f64 {
+        if self.log_y { y.log10() } else { y }
+    }
+
+    /// Pixel column of data `x`.
+    fn sx(&self, x: f64) -> f64 {
+        let (lo, hi) = self.x_range;
+        self.x0 + (x - lo) / (hi - lo) * self.pw
+    }
+
+    /// Pixel row of data `y`.
+    fn sy(&self, y: f64) -> f64 {
+        let (lo, hi) = (self.ty(self.y_range.0), self.ty(self.y_range.1));
+        self.y0 + self.ph - (self.ty(y) - lo) / (hi - lo) * self.ph
     }
 }
 
