@@ -166,17 +166,7 @@ impl ConvEnergy {
     /// - `x`: `[batch, channels_in, size, size]`
     /// - returns: `[batch]`
     pub fn energy(&self, x: Tensor<4>) -> Tensor<1> {
-        if self.is_pointwise(&x) {
-            return self.dense_energy_and_grad(x, false).0;
-        }
-        let batch = x.dims()[0];
-        let last = self.layers.len() - 1;
-        let mut h = x;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let a = layer.forward(h);
-            h = if i < last { softplus(a) } else { a };
-        }
-        h.sum_dims(&[1, 2, 3]).reshape([batch])
+        self.energy_with_grad(x, false).0
     }
 
     /// The energy of each sample and its gradient with respect to `x`, both differentiable.
@@ -185,33 +175,48 @@ impl ConvEnergy {
     /// - `x`: `[batch, channels_in, size, size]`
     /// - returns: (`[batch]`, same shape as `x`)
     pub fn energy_and_grad(&self, x: Tensor<4>) -> (Tensor<1>, Tensor<4>) {
+        let (energy, grad) = self.energy_with_grad(x, true);
+        (energy, grad.expect("asked for the gradient"))
+    }
+
+    /// The energy, and its gradient when `with_grad`: as convolutions, or as matrix products on
+    /// `[batch, channels]` for a pointwise stack ([`Self::is_pointwise`]).
+    fn energy_with_grad(&self, x: Tensor<4>, with_grad: bool) -> (Tensor<1>, Option<Tensor<4>>) {
+        let [batch, channels, _, _] = x.dims();
         if self.is_pointwise(&x) {
-            let (energy, grad) = self.dense_energy_and_grad(x, true);
-            return (energy, grad.expect("asked for the gradient"));
+            let weights: Vec<Tensor<2>> = self
+                .layers
+                .iter()
+                .map(|layer| {
+                    let [out, inp, _, _] = layer.weight.dims();
+                    layer.weight.val().reshape([out, inp])
+                })
+                .collect();
+            let (out, grad) = softplus_stack(
+                self.layers.len(),
+                x.reshape([batch, channels]),
+                |i, h| {
+                    let a = h.matmul(weights[i].clone().transpose());
+                    match &self.layers[i].bias {
+                        Some(bias) => a + bias.val().reshape([1, weights[i].dims()[0]]),
+                        None => a,
+                    }
+                },
+                with_grad.then_some(|i: usize, g: Tensor<2>| g.matmul(weights[i].clone())),
+            );
+            let energy = out.sum_dim(1).reshape([batch]);
+            return (energy, grad.map(|g| g.reshape([batch, channels, 1, 1])));
         }
-        let batch = x.dims()[0];
-        let last = self.layers.len() - 1;
-        let mut pre_activations = Vec::with_capacity(last);
-        let mut h = x;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let a = layer.forward(h);
-            if i < last {
-                pre_activations.push(a.clone());
-                h = softplus(a);
-            } else {
-                h = a;
-            }
-        }
-        let mut g = h.ones_like();
-        let energy = h.sum_dims(&[1, 2, 3]).reshape([batch]);
-        for i in (0..self.layers.len()).rev() {
-            let size = self.sizes[i];
-            g = conv_adjoint(&self.layers[i], g, [size, size]);
-            if i > 0 {
-                g = g * sigmoid(pre_activations[i - 1].clone());
-            }
-        }
-        (energy, g)
+        let (out, grad) = softplus_stack(
+            self.layers.len(),
+            x,
+            |i, h| self.layers[i].forward(h),
+            with_grad.then_some(|i: usize, g: Tensor<4>| {
+                let size = self.sizes[i];
+                conv_adjoint(&self.layers[i], g, [size, size])
+            }),
+        );
+        (out.sum_dims(&[1, 2, 3]).reshape([batch]), grad)
     }
 
     /// Whether every layer is a 1×1 convolution of a 1×1 input (the MLP of a vector state,
@@ -227,56 +232,46 @@ impl ConvEnergy {
             })
     }
 
-    /// [`Self::energy_and_grad`] of a pointwise stack (see [`Self::is_pointwise`]) as matrix
-    /// products on `[batch, channels]`; the gradient only when `with_grad`.
-    fn dense_energy_and_grad(
-        &self,
-        x: Tensor<4>,
-        with_grad: bool,
-    ) -> (Tensor<1>, Option<Tensor<4>>) {
-        let [batch, channels, _, _] = x.dims();
-        let weights: Vec<Tensor<2>> = self
-            .layers
-            .iter()
-            .map(|layer| {
-                let [out, inp, _, _] = layer.weight.dims();
-                layer.weight.val().reshape([out, inp])
-            })
-            .collect();
-        let last = self.layers.len() - 1;
-        let mut pre_activations = Vec::with_capacity(last);
-        let mut h = x.reshape([batch, channels]);
-        for (i, (layer, weight)) in self.layers.iter().zip(&weights).enumerate() {
-            let mut a = h.matmul(weight.clone().transpose());
-            if let Some(bias) = &layer.bias {
-                let out = weight.dims()[0];
-                a = a + bias.val().reshape([1, out]);
-            }
-            if i < last {
-                pre_activations.push(a.clone());
-                h = softplus(a);
-            } else {
-                h = a;
-            }
-        }
-        let mut g = h.ones_like();
-        let energy = h.sum_dim(1).reshape([batch]);
-        if !with_grad {
-            return (energy, None);
-        }
-        for i in (0..self.layers.len()).rev() {
-            g = g.matmul(weights[i].clone());
-            if i > 0 {
-                g = g * sigmoid(pre_activations[i - 1].clone());
-            }
-        }
-        (energy, Some(g.reshape([batch, channels, 1, 1])))
-    }
-
     /// The gradient of the energy with respect to `x` (see [`Self::energy_and_grad`]).
     pub fn grad(&self, x: Tensor<4>) -> Tensor<4> {
         self.energy_and_grad(x).1
     }
+}
+
+/// A stack of `layers` maps with softplus between them (none after the last), run forward on
+/// `x`, and, given each layer's adjoint, backward by hand for the gradient of the sum of the last
+/// output with respect to `x` (see the module docs). Returns the last output and the gradient.
+fn softplus_stack<const D: usize>(
+    layers: usize,
+    x: Tensor<D>,
+    forward: impl Fn(usize, Tensor<D>) -> Tensor<D>,
+    adjoint: Option<impl Fn(usize, Tensor<D>) -> Tensor<D>>,
+) -> (Tensor<D>, Option<Tensor<D>>) {
+    let last = layers - 1;
+    let mut pre_activations = Vec::with_capacity(last);
+    let mut h = x;
+    for i in 0..layers {
+        let a = forward(i, h);
+        if i < last {
+            if adjoint.is_some() {
+                pre_activations.push(a.clone());
+            }
+            h = softplus(a);
+        } else {
+            h = a;
+        }
+    }
+    let grad = adjoint.map(|adjoint| {
+        let mut g = h.ones_like();
+        for i in (0..layers).rev() {
+            g = adjoint(i, g);
+            if i > 0 {
+                g = g * sigmoid(pre_activations[i - 1].clone());
+            }
+        }
+        g
+    });
+    (h, grad)
 }
 
 /// The interface integrators need from a Hamiltonian on states `q`, `p` of equal shape: latent
