@@ -831,6 +831,23 @@ impl EvalReport {
                 "baseline / expected-image oracle".into(),
                 oracle(&|o| format!("{:.3}", o.baseline_ratio)),
             ));
+            // The gap at step 0 of the Table 1 rollout, the frame the state is inferred at.
+            let table1_steps = |s: &SplitReport| match self.protocol {
+                Protocol::Forecast => s.forward.mse_per_step.clone(),
+                Protocol::Reconstruct => s.backward.mse_per_step.clone(),
+            };
+            rows.push((
+                "model − oracle, step 0 ×1e4".into(),
+                col(&|s| {
+                    let steps = table1_steps(s);
+                    match s.oracle.as_ref().map(|o| &o.expected_per_step_x1e4) {
+                        Some(o) if !o.is_empty() && !steps.is_empty() => {
+                            format!("{:.2}", 1e4 * steps[0] - o[0])
+                        }
+                        _ => "-".into(),
+                    }
+                }),
+            ));
             if self
                 .splits
                 .iter()

@@ -163,6 +163,7 @@ fn eval_figures_are_consistent_and_saved() {
     ]));
     assert!(table.contains("Table 1 MSE"), "{table}");
     assert!(table.contains("model / expected-image oracle"), "{table}");
+    assert!(table.contains("model − oracle, step 0 ×1e4"), "{table}");
     assert!(table.contains("VPT"), "{table}");
 }
 
