@@ -403,8 +403,9 @@ impl BroadcastDecoder {
     }
 }
 
-/// Leaky ReLU `max(x, a·x)` for `0 ≤ a ≤ 1`, written as `(1 − a)·relu(x) + a·x`: the same
-/// function as burn's `leaky_relu`, whose comparison-and-select form costs more on `flex`.
+/// Leaky ReLU `max(x, a·x)` for `0 ≤ a ≤ 1`, written as `(1 − a)·relu(x) + a·x`: the function
+/// of burn's `leaky_relu` without its comparison and select (`docs/performance.md` has the
+/// timing).
 pub fn leaky<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
     relu(x.clone()).mul_scalar(1.0 - slope) + x.mul_scalar(slope)
 }
