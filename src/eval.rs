@@ -570,7 +570,7 @@ fn evaluate_split(
         n as u64,
         0,
     );
-    let mut sums = SplitSums::default();
+    let mut sums = SplitSums::new(mean_frame, &plan);
     for start in (0..n).step_by(CHUNK) {
         let ids: Vec<usize> = (start..(start + CHUNK).min(n)).collect();
         let sequences = ids
@@ -598,7 +598,7 @@ fn evaluate_split(
             Direction::Backward,
         );
         for (i, seq) in sequences.iter().enumerate() {
-            sums.add(&plan, seq, mean_frame, &fwd, &bwd, i)
+            sums.add(&plan, seq, &fwd, &bwd, i)
                 .with_context(|| format!("{} sequence {}", split.name(), ids[i]))?;
         }
         bar.inc(ids.len() as u64);
@@ -664,8 +664,11 @@ impl FramePlan {
 }
 
 /// What [`evaluate_split`] gathers sequence by sequence.
-#[derive(Default)]
 struct SplitSums {
+    /// Values per frame.
+    frame_len: usize,
+    /// The mean frame repeated over the Table 1 frames: the baseline's prediction.
+    mean_frames: Vec<f32>,
     forward: DirectionSums,
     backward: DirectionSums,
     table1: Vec<f64>,
@@ -678,17 +681,32 @@ struct SplitSums {
 }
 
 impl SplitSums {
+    fn new(mean_frame: &[f32], plan: &FramePlan) -> Self {
+        Self {
+            frame_len: mean_frame.len(),
+            mean_frames: mean_frame.repeat(plan.table1_frames),
+            forward: DirectionSums::default(),
+            backward: DirectionSums::default(),
+            table1: vec![],
+            baseline: vec![],
+            mean_h: vec![],
+            deficits: vec![],
+            maxima: vec![],
+            drifts: vec![],
+            latents: vec![],
+        }
+    }
+
     /// Scores sequence `seq` (its recorded frames, flat) against item `i` of both predictions.
     fn add(
         &mut self,
         plan: &FramePlan,
         seq: &[f32],
-        mean_frame: &[f32],
         fwd: &Prediction,
         bwd: &Prediction,
         i: usize,
     ) -> Result<()> {
-        let frame_len = mean_frame.len();
+        let frame_len = self.frame_len;
         let (k, steps) = (plan.k, plan.steps);
         // Forward: predicted frame t is recorded frame K − 1 + t.
         let truth_fwd = &seq[(k - 1) * frame_len..(k + steps) * frame_len];
@@ -709,8 +727,7 @@ impl SplitSums {
         };
         let n = plan.table1_frames;
         self.table1.push(1e4 * metrics::mean(&scored.mse[..n]));
-        let mean_seq: Vec<f32> = mean_frame.repeat(n);
-        let base = metrics::frame_errors(&mean_seq, &truth[..n * frame_len], frame_len);
+        let base = metrics::frame_errors(&self.mean_frames, &truth[..n * frame_len], frame_len);
         self.baseline.push(1e4 * metrics::mean(&base.mse));
         self.forward.add(&e_fwd, plan.window_fwd);
         self.backward.add(&e_bwd, plan.window_bwd);
@@ -832,18 +849,19 @@ impl EvalReport {
                 oracle(&|o| format!("{:.3}", o.baseline_ratio)),
             ));
             // The gap at step 0 of the Table 1 rollout, the frame the state is inferred at.
-            let table1_steps = |s: &SplitReport| match self.protocol {
-                Protocol::Forecast => s.forward.mse_per_step.clone(),
-                Protocol::Reconstruct => s.backward.mse_per_step.clone(),
+            let first_step = |s: &SplitReport| match self.protocol {
+                Protocol::Forecast => s.forward.mse_per_step.first().copied(),
+                Protocol::Reconstruct => s.backward.mse_per_step.first().copied(),
             };
             rows.push((
                 "model − oracle, step 0 ×1e4".into(),
                 col(&|s| {
-                    let steps = table1_steps(s);
-                    match s.oracle.as_ref().map(|o| &o.expected_per_step_x1e4) {
-                        Some(o) if !o.is_empty() && !steps.is_empty() => {
-                            format!("{:.2}", 1e4 * steps[0] - o[0])
-                        }
+                    let oracle = s
+                        .oracle
+                        .as_ref()
+                        .and_then(|o| o.expected_per_step_x1e4.first());
+                    match (first_step(s), oracle) {
+                        (Some(model), Some(oracle)) => format!("{:.2}", 1e4 * model - oracle),
                         _ => "-".into(),
                     }
                 }),

@@ -302,8 +302,8 @@ impl OracleData {
         let clean_image = self.render(index, &self.pick(clean, &frames.scored));
         let point = per_frame_mse(&point_image, &targets, frame_len);
         let expected_per_frame = if self.meta.noise_std > 0.0 && opts.draws >= 2 {
-            let Some(moments) = self.posterior_images(index, system.as_ref(), &fit, frames, opts)
-            else {
+            let draws = self.posterior_images(index, system.as_ref(), &fit, frames, last, opts);
+            let Some(moments) = draws else {
                 return Ok(None);
             };
             moments.expected_mse(&targets, frame_len)
@@ -318,18 +318,18 @@ impl OracleData {
         }))
     }
 
-    /// Renders of `opts.draws` states drawn from the fit's Laplace posterior, observed as the
-    /// targets were (with the dataset's noise), summed pixel by pixel; `None` when the
-    /// covariance is not positive definite or fewer than two draws give an image.
+    /// Renders of `opts.draws` states drawn from the fit's Laplace posterior (integrated to frame
+    /// `last`), observed as the targets were (with the dataset's noise), summed pixel by pixel;
+    /// `None` when the covariance is not positive definite or fewer than two draws give an image.
     fn posterior_images(
         &self,
         index: usize,
         system: &dyn HamiltonianSystem,
         fit: &StateFit,
         frames: &OracleFrames,
+        last: usize,
         opts: &OracleOptions,
     ) -> Option<ImageMoments> {
-        let last = frames.scored.iter().chain(&frames.fitted).max().copied()?;
         let settings = self.settings();
         let n = fit.state.len();
         let chol = cholesky(&fit.covariance, n)?;

@@ -102,25 +102,30 @@ pub fn write_rollout(opts: &RolloutOptions) -> Result<RolloutSummary> {
     let device = opts.device.device()?;
     let (config, model) = crate::run::RunDir::new(&opts.run).load(&device)?;
     let data = dataset_of(&opts.run, &config, opts.data.as_deref())?;
+    let loaded = Loaded {
+        opts,
+        model: &model,
+        config: &config,
+        data: &data,
+        device: &device,
+    };
     let speed = if opts.dt_scale == 1.0 {
         String::new()
     } else {
         format!(", dt x{}", opts.dt_scale)
     };
     let direction = if opts.backward { "backward" } else { "forward" };
-    let picture = if opts.prior {
-        let mut p = prior_rows(opts, &model, &config, &data, &device)?;
-        p.caption = format!("{direction}{speed}, seed {}", opts.seed);
-        p
+    let (picture, caption) = if opts.prior {
+        let caption = format!("{direction}{speed}, seed {}", opts.seed);
+        (prior_rows(&loaded)?, caption)
     } else {
-        let mut p = test_rows(opts, &model, &config, &data, &device)?;
-        p.caption = format!("test #{}, {direction}{speed}", opts.index);
-        p
+        let caption = format!("test #{}, {direction}{speed}", opts.index);
+        (test_rows(&loaded)?, caption)
     };
     let size = config.model.image_size;
     let frames = picture.rows[0].len();
     let step_time = config.model.dt * opts.dt_scale;
-    let (rows, labels, caption) = (&picture.rows, &picture.labels, &picture.caption);
+    let (rows, labels, caption) = (&picture.rows, &picture.labels, &caption);
     let (width, height) = match format {
         Format::Gif => {
             let pictures: Vec<Canvas> = (0..frames)
@@ -168,13 +173,22 @@ fn check_options(opts: &RolloutOptions) -> Result<()> {
     Ok(())
 }
 
-/// The rows of panels a picture shows, one label each, under a caption.
+/// The rows of panels a picture shows, one label each.
 struct Picture {
     rows: Vec<Vec<Panel>>,
     labels: Vec<String>,
-    caption: String,
     /// Where prior samples came from (`--prior` only).
     prior_source: Option<&'static str>,
+}
+
+/// What a picture's rows are drawn from: the options, the run's model and config, its dataset
+/// and the device.
+struct Loaded<'a> {
+    opts: &'a RolloutOptions,
+    model: &'a Hgn,
+    config: &'a RunConfig,
+    data: &'a Path,
+    device: &'a Device,
 }
 
 /// The signed step of the rollout: `dt · dt_scale`, negative with `--backward`.
@@ -183,13 +197,14 @@ fn signed_dt(opts: &RolloutOptions, config: &RunConfig) -> f64 {
 }
 
 /// `--prior`: one row per trajectory sampled from the prior.
-fn prior_rows(
-    opts: &RolloutOptions,
-    model: &Hgn,
-    config: &RunConfig,
-    data: &Path,
-    device: &Device,
-) -> Result<Picture> {
+fn prior_rows(loaded: &Loaded) -> Result<Picture> {
+    let &Loaded {
+        opts,
+        model,
+        config,
+        data,
+        device,
+    } = loaded;
     let steps = opts.steps.unwrap_or(60);
     let (z, source) = draw_prior(model, config, data, opts.count, opts.seed, device)?;
     let (q, p) = model.initial_state(z);
@@ -206,20 +221,20 @@ fn prior_rows(
         labels: (0..opts.count)
             .map(|i| format!("sample {}", i + 1))
             .collect(),
-        caption: String::new(),
         prior_source: Some(source),
     })
 }
 
 /// A test sequence: the recorded frames (at the nearest recorded time), the prediction, and
 /// their difference where a recorded frame falls exactly on the predicted time.
-fn test_rows(
-    opts: &RolloutOptions,
-    model: &Hgn,
-    config: &RunConfig,
-    data: &Path,
-    device: &Device,
-) -> Result<Picture> {
+fn test_rows(loaded: &Loaded) -> Result<Picture> {
+    let &Loaded {
+        opts,
+        model,
+        config,
+        data,
+        device,
+    } = loaded;
     let m = &config.model;
     let size = m.image_size;
     let set = open_split(data, Split::Test, config)?;
@@ -284,7 +299,6 @@ fn test_rows(
             "prediction".to_string(),
             "|diff| x3".to_string(),
         ],
-        caption: String::new(),
         prior_source: None,
     })
 }

@@ -300,6 +300,13 @@ fn bad_training_requests_get_one_line_errors() {
     let run = tmp.path().join("run");
     let r = run.to_str().unwrap();
     let c = config.to_str().unwrap();
+    // `hgn train` on the test dataset and run folder with a config file and more flags.
+    let train_with = |config: &str, flags: &[&str]| {
+        let mut args = vec!["train", "--data", d, "--run", r, "--config", config];
+        args.extend_from_slice(flags);
+        args.push("-q");
+        hgn(&args)
+    };
 
     assert_error(
         &hgn(&["train", "--data", "/nonexistent/dataset", "--run", r, "-q"]),
@@ -334,28 +341,11 @@ fn bad_training_requests_get_one_line_errors() {
         ),
         ("--device", "tpu", "unknown device 'tpu'"),
     ] {
-        assert_error(
-            &hgn(&[
-                "train", "--data", d, "--run", r, "--config", c, flag, value, "-q",
-            ]),
-            needle,
-        );
+        assert_error(&train_with(c, &[flag, value]), needle);
     }
     // A KL weight for a model without a KL.
     assert_error(
-        &hgn(&[
-            "train",
-            "--data",
-            d,
-            "--run",
-            r,
-            "--config",
-            c,
-            "--deterministic",
-            "--beta",
-            "0.01",
-            "-q",
-        ]),
+        &train_with(c, &["--deterministic", "--beta", "0.01"]),
         "--beta weighs the KL of a variational model",
     );
     assert_error(
@@ -380,33 +370,12 @@ fn bad_training_requests_get_one_line_errors() {
         cfg.model.image_size = size;
         let path = tmp.path().join(format!("size{size}.json"));
         std::fs::write(&path, serde_json::to_string(&cfg).unwrap()).unwrap();
-        assert_error(
-            &hgn(&[
-                "train",
-                "--data",
-                d,
-                "--run",
-                r,
-                "--config",
-                path.to_str().unwrap(),
-                "-q",
-            ]),
-            needle,
-        );
+        assert_error(&train_with(path.to_str().unwrap(), &[]), needle);
     }
     let bad = tmp.path().join("bad.json");
     std::fs::write(&bad, "{\"preset\": 3}").unwrap();
     assert_error(
-        &hgn(&[
-            "train",
-            "--data",
-            d,
-            "--run",
-            r,
-            "--config",
-            bad.to_str().unwrap(),
-            "-q",
-        ]),
+        &train_with(bad.to_str().unwrap(), &[]),
         "not a valid run config",
     );
     let mut long = RunConfig::load(&config).unwrap();
@@ -414,16 +383,7 @@ fn bad_training_requests_get_one_line_errors() {
     let long_path = tmp.path().join("long.json");
     std::fs::write(&long_path, serde_json::to_string(&long).unwrap()).unwrap();
     assert_error(
-        &hgn(&[
-            "train",
-            "--data",
-            d,
-            "--run",
-            r,
-            "--config",
-            long_path.to_str().unwrap(),
-            "-q",
-        ]),
+        &train_with(long_path.to_str().unwrap(), &[]),
         "needs windows of 22 frames",
     );
     assert!(
@@ -432,15 +392,8 @@ fn bad_training_requests_get_one_line_errors() {
     );
 
     // A finished run is not silently overwritten, and --resume keeps its saved config.
-    assert!(
-        hgn(&["train", "--data", d, "--run", r, "--config", c, "-q"])
-            .status
-            .success()
-    );
-    assert_error(
-        &hgn(&["train", "--data", d, "--run", r, "--config", c, "-q"]),
-        "already holds a run",
-    );
+    assert!(train_with(c, &[]).status.success());
+    assert_error(&train_with(c, &[]), "already holds a run");
     // --resume takes flags that repeat the saved settings, and refuses a real change, named.
     assert_error(
         &hgn(&[
