@@ -191,6 +191,21 @@ struct Loaded<'a> {
     device: &'a Device,
 }
 
+impl<'a> Loaded<'a> {
+    /// Options, model, config, dataset folder and device.
+    fn parts(
+        &self,
+    ) -> (
+        &'a RolloutOptions,
+        &'a Hgn,
+        &'a RunConfig,
+        &'a Path,
+        &'a Device,
+    ) {
+        (self.opts, self.model, self.config, self.data, self.device)
+    }
+}
+
 /// The signed step of the rollout: `dt · dt_scale`, negative with `--backward`.
 fn signed_dt(opts: &RolloutOptions, config: &RunConfig) -> f64 {
     config.model.dt * opts.dt_scale * if opts.backward { -1.0 } else { 1.0 }
@@ -198,13 +213,7 @@ fn signed_dt(opts: &RolloutOptions, config: &RunConfig) -> f64 {
 
 /// `--prior`: one row per trajectory sampled from the prior.
 fn prior_rows(loaded: &Loaded) -> Result<Picture> {
-    let &Loaded {
-        opts,
-        model,
-        config,
-        data,
-        device,
-    } = loaded;
+    let (opts, model, config, data, device) = loaded.parts();
     let steps = opts.steps.unwrap_or(60);
     let (z, source) = draw_prior(model, config, data, opts.count, opts.seed, device)?;
     let (q, p) = model.initial_state(z);
@@ -228,13 +237,7 @@ fn prior_rows(loaded: &Loaded) -> Result<Picture> {
 /// A test sequence: the recorded frames (at the nearest recorded time), the prediction, and
 /// their difference where a recorded frame falls exactly on the predicted time.
 fn test_rows(loaded: &Loaded) -> Result<Picture> {
-    let &Loaded {
-        opts,
-        model,
-        config,
-        data,
-        device,
-    } = loaded;
+    let (opts, model, config, data, device) = loaded.parts();
     let m = &config.model;
     let size = m.image_size;
     let set = open_split(data, Split::Test, config)?;
