@@ -30,10 +30,14 @@ pub enum Stream {
     FlowEvalNoise,
     /// `hgn flow sample` (index 0).
     FlowSamples,
-    /// The target's reference points drawn by `hgn flow plot` (index 0).
+    /// `hgn flow plot`: the target's reference points (index 0) and the base draws whose paths
+    /// it shows (index 1).
     FlowPlotTarget,
     /// Draws from the physics oracle's posterior in `hgn eval`: index = sequence.
     OracleDraws,
+    /// A flow run's validation points for early stopping (index 0): draws of a built-in
+    /// target, or the split of a point file's training part.
+    FlowValidation,
 }
 
 impl Stream {
@@ -51,6 +55,7 @@ impl Stream {
             Stream::FlowSamples => 8,
             Stream::FlowPlotTarget => 9,
             Stream::OracleDraws => 10,
+            Stream::FlowValidation => 11,
         }
     }
 }
@@ -86,6 +91,7 @@ mod tests {
             Stream::FlowSamples,
             Stream::FlowPlotTarget,
             Stream::OracleDraws,
+            Stream::FlowValidation,
         ];
         let mut ids: Vec<u64> = all.iter().map(|s| s.id()).collect();
         ids.sort();

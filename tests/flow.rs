@@ -5,9 +5,10 @@
 
 mod common;
 
+use burn::module::Param;
 use burn::tensor::{Device, Distribution, Tensor};
-use hgn::flow::mlp::MlpConfig;
-use hgn::flow::nhf::NhfConfig;
+use hgn::flow::mlp::{EnergyActivation, MlpConfig};
+use hgn::flow::nhf::{Nhf, NhfConfig};
 use hgn::flow::train::{
     FlowData, FlowKind, FlowNet, FlowTrainOptions, load_flow, log_likelihoods, new_config,
     train_flow,
@@ -46,34 +47,89 @@ fn determinant(mut a: Vec<Vec<f64>>) -> f64 {
     det
 }
 
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+}
+
 #[test]
 fn energy_mlp_gradient_matches_autodiff() {
     let device = f64_device().autodiff();
-    for d in [1, 2, 5] {
-        let net = MlpConfig::new(d, vec![16, 16], 1).init_energy(&device);
-        let x = Tensor::<2>::random([7, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
-        let (energy, explicit) = net.energy_and_grad(x.clone());
-        let grads = energy.sum().backward();
-        let auto = values(x.grad(&grads).unwrap());
-        let explicit = values(explicit);
-        let scale = auto.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let err = auto
-            .iter()
-            .zip(&explicit)
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-        assert!(err <= 1e-10 * scale, "d {d}: {err}");
+    for activation in [EnergyActivation::Softplus, EnergyActivation::Tanh] {
+        for (d, hidden) in [
+            (1, vec![16, 16]),
+            (2, vec![16, 16]),
+            (5, vec![16, 16]),
+            (3, vec![8]),
+        ] {
+            let net = MlpConfig::new(d, hidden.clone(), 1).init_energy(activation, &device);
+            let x =
+                Tensor::<2>::random([7, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let (energy, explicit) = net.energy_and_grad(x.clone());
+            let grads = energy.sum().backward();
+            let auto = values(x.grad(&grads).unwrap());
+            let scale = auto.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let what = format!("{activation:?}, d {d}, hidden {hidden:?}");
+            let err = max_abs_diff(&auto, &values(explicit));
+            assert!(err <= 1e-10 * scale, "{what}: {err}");
+            // The gradient alone (no output layer pass) is the same.
+            let err = max_abs_diff(&auto, &values(net.grad(x.clone())));
+            assert!(err <= 1e-10 * scale, "{what}, grad: {err}");
+        }
     }
 }
 
-/// The Jacobian of `stages` NHF stages at one random state, by autodiff (exact in f64).
-fn flow_jacobian(dim: usize, stages: usize) -> (Vec<Vec<f64>>, f64) {
+/// Every NHF variant: (kinetic ½|p|², kinetic network, learned step, activation).
+fn variants() -> Vec<(bool, bool, bool, EnergyActivation)> {
+    let mut out = vec![];
+    for (quadratic, learned) in [(true, true), (false, true), (true, false)] {
+        for learned_step in [false, true] {
+            for activation in [EnergyActivation::Softplus, EnergyActivation::Tanh] {
+                out.push((quadratic, learned, learned_step, activation));
+            }
+        }
+    }
+    out
+}
+
+/// An NHF of the given variant; learned step factors are set away from 1 (stage k: `exp(0.3 −
+/// 0.2k)`), so a test exercises them.
+fn variant_nhf(
+    config: NhfConfig,
+    (quadratic, learned, learned_step, activation): (bool, bool, bool, EnergyActivation),
+    device: &Device,
+) -> Nhf {
+    let mut nhf = config
+        .with_quadratic_kinetic(quadratic)
+        .with_learned_kinetic(learned)
+        .with_learned_step(learned_step)
+        .with_activation(activation)
+        .init(device);
+    for (k, stage) in nhf.stages.iter_mut().enumerate() {
+        if stage.log_step.is_some() {
+            let s = 0.3 - 0.2 * k as f64;
+            stage.log_step = Some(Param::from_tensor(Tensor::zeros([1], device).add_scalar(s)));
+        }
+    }
+    nhf
+}
+
+/// The Jacobian of `stages` NHF stages of `variant` at one random state, by autodiff (exact in
+/// f64).
+fn flow_jacobian(
+    dim: usize,
+    stages: usize,
+    variant: (bool, bool, bool, EnergyActivation),
+) -> (Vec<Vec<f64>>, f64) {
     let device = f64_device().autodiff();
-    let nhf = NhfConfig::new(dim)
+    let config = NhfConfig::new(dim)
         .with_stages(stages)
         .with_leapfrog_steps(6)
         .with_dt(0.4)
-        .with_hidden(16)
-        .init(&device);
+        .with_hidden(16);
+    let nhf = variant_nhf(config, variant, &device);
     let q = Tensor::<2>::random([1, dim], Distribution::Normal(0.0, 1.0), &device).require_grad();
     let p = Tensor::<2>::random([1, dim], Distribution::Normal(0.0, 1.0), &device).require_grad();
     let mut rows = vec![];
@@ -97,42 +153,90 @@ fn flow_jacobian(dim: usize, stages: usize) -> (Vec<Vec<f64>>, f64) {
 }
 
 #[test]
-fn every_stage_preserves_volume() {
+fn every_stage_of_every_variant_preserves_volume() {
     let _ = f64_device();
-    for (dim, stages) in [(1, 1), (2, 1), (2, 3), (3, 2)] {
-        let (jacobian, distance) = flow_jacobian(dim, stages);
-        // The map is far from the identity, so a unit determinant is not trivial.
-        assert!(
-            distance > 0.05,
-            "dim {dim}: the flow barely moves ({distance})"
-        );
-        let det = determinant(jacobian);
-        assert!(
-            (det - 1.0).abs() < 1e-9,
-            "dim {dim}, {stages} stages: det {det}"
-        );
+    for variant in variants() {
+        for (dim, stages) in [(1, 1), (2, 1), (2, 3), (3, 2)] {
+            let (jacobian, distance) = flow_jacobian(dim, stages, variant);
+            // The map is far from the identity, so a unit determinant is not trivial (a fresh
+            // kinetic network alone moves least: nearly zero velocity).
+            assert!(
+                distance > 0.01,
+                "{variant:?}, dim {dim}: the flow barely moves ({distance})"
+            );
+            let det = determinant(jacobian);
+            assert!(
+                (det - 1.0).abs() < 1e-9,
+                "{variant:?}, dim {dim}, {stages} stages: det {det}"
+            );
+        }
     }
 }
 
 #[test]
-fn integrating_backward_inverts_the_flow() {
+fn integrating_backward_inverts_every_variant() {
     let device = f64_device();
-    let nhf = NhfConfig::new(2)
-        .with_stages(3)
-        .with_leapfrog_steps(8)
-        .with_dt(0.3)
-        .init(&device);
-    let q = Tensor::<2>::random([64, 2], Distribution::Normal(0.0, 1.0), &device);
-    let p = Tensor::<2>::random([64, 2], Distribution::Normal(0.0, 1.0), &device);
-    let (q1, p1) = nhf.forward_flow(q.clone(), p.clone());
-    let moved = values(q1.clone() - q.clone())
-        .iter()
-        .fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(moved > 0.05, "the flow barely moves ({moved})");
-    let (q0, p0) = nhf.inverse_flow(q1, p1);
-    for (a, b) in [(q, q0), (p, p0)] {
-        let err = values(a - b).iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        assert!(err < 1e-10, "returned {err} away");
+    for variant in variants() {
+        let config = NhfConfig::new(2)
+            .with_stages(3)
+            .with_leapfrog_steps(8)
+            .with_dt(0.3);
+        let nhf = variant_nhf(config, variant, &device);
+        let q = Tensor::<2>::random([64, 2], Distribution::Normal(0.0, 1.0), &device);
+        let p = Tensor::<2>::random([64, 2], Distribution::Normal(0.0, 1.0), &device);
+        let (q1, p1) = nhf.forward_flow(q.clone(), p.clone());
+        let moved = values(q1.clone() - q.clone())
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(moved > 0.05, "{variant:?}: the flow barely moves ({moved})");
+        let (q0, p0) = nhf.inverse_flow(q1, p1);
+        for (a, b) in [(q, q0), (p, p0)] {
+            let err = values(a - b).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(err < 1e-10, "{variant:?}: returned {err} away");
+        }
+    }
+}
+
+#[test]
+fn a_learned_step_factor_is_a_longer_step() {
+    // exp(s) on a stage's step: the flow with s = ln 2 and dt is the flow with 2·dt, weights
+    // alike; and the factor is trained (it receives a gradient).
+    let device = f64_device().autodiff();
+    let config = NhfConfig::new(2)
+        .with_stages(2)
+        .with_leapfrog_steps(3)
+        .with_dt(0.15)
+        .with_hidden(16)
+        .with_learned_step(true);
+    let mut learned = config.init(&device);
+    for stage in &mut learned.stages {
+        // Built from zeros: the device's dtype (f64), where `from_floats` would round to f32.
+        stage.log_step = Some(Param::from_tensor(
+            Tensor::zeros([1], &device).add_scalar(2f64.ln()),
+        ));
+    }
+    assert!((learned.stages[0].step_factor() - 2.0).abs() < 1e-12);
+    let mut doubled = learned.clone();
+    for stage in &mut doubled.stages {
+        stage.log_step = None;
+    }
+    doubled.dt = 0.3;
+    let q = Tensor::<2>::random([16, 2], Distribution::Normal(0.0, 1.0), &device);
+    let p = Tensor::<2>::random([16, 2], Distribution::Normal(0.0, 1.0), &device);
+    let (q1, p1) = learned.forward_flow(q.clone(), p.clone());
+    let (q2, p2) = doubled.forward_flow(q, p);
+    let err =
+        max_abs_diff(&values(q1.clone()), &values(q2)).max(max_abs_diff(&values(p1), &values(p2)));
+    assert!(err < 1e-12, "{err}");
+    let grads = q1.square().sum().backward();
+    for stage in &learned.stages {
+        let s = stage.log_step.as_ref().unwrap();
+        let g = values(
+            s.val()
+                .grad(&grads)
+                .expect("the step factor has a gradient"),
+        );
+        assert!(g[0].abs() > 1e-6, "{g:?}");
     }
 }
 

@@ -11,7 +11,7 @@ use super::*;
 #[derive(Debug, Subcommand)]
 pub enum FlowCommand {
     /// Train a flow on a built-in 2-D target or on a .npy array of points.
-    Train(FlowTrainArgs),
+    Train(Box<FlowTrainArgs>),
     /// Test NLL (nats), its bound, parameters, training time and sampling speed.
     Eval {
         /// The flow run folder.
@@ -56,9 +56,18 @@ pub enum FlowCommand {
         /// Targets, comma-separated [default: the six benchmark targets].
         #[arg(long, value_delimiter = ',')]
         targets: Option<Vec<String>>,
-        /// Training steps of every run.
-        #[arg(long, default_value = "2000", allow_negative_numbers = true, value_parser = parse_count)]
+        /// The cap on every run's training steps.
+        #[arg(long, default_value = "40000", allow_negative_numbers = true, value_parser = parse_count)]
         steps: usize,
+        /// Evaluations without a gain in validation NLL that make a plateau.
+        #[arg(long, default_value = "4", allow_negative_numbers = true, value_parser = parse_count)]
+        patience: usize,
+        /// Plateaus answered by halving the learning rate before the next stops a run.
+        #[arg(long, default_value = "2", allow_negative_numbers = true, value_parser = parse_count)]
+        plateau_halvings: usize,
+        /// Steps between evaluations.
+        #[arg(long, default_value = "250", allow_negative_numbers = true, value_parser = parse_count)]
+        eval_every: usize,
         /// Seed of every run.
         #[arg(long, default_value = "0")]
         seed: u64,
@@ -102,24 +111,72 @@ pub struct FlowTrainArgs {
     /// NHF: Hamiltonian stages [default: 4].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub stages: Option<usize>,
-    /// NHF: leapfrog steps per stage [default: 8].
+    /// NHF: leapfrog steps per stage [default: 2].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub leapfrog_steps: Option<usize>,
-    /// NHF: leapfrog step size [default: 0.1].
+    /// NHF: leapfrog step size (with --step-size learned: its starting value) [default: 0.3].
     #[arg(long, allow_negative_numbers = true)]
     pub dt: Option<f64>,
+    /// NHF: each stage's step size fixed at --dt, or learned from it [default: learned].
+    #[arg(long, value_enum)]
+    pub step_size: Option<StepSizeArg>,
+    /// NHF: kinetic energy of every stage: ½|p|² plus a network (both), the network alone
+    /// (learned), or ½|p|² alone (fixed; only the potentials are learned) [default: both].
+    #[arg(long, value_enum)]
+    pub kinetic: Option<KineticArg>,
+    /// NHF: activation of the energy networks, softplus or tanh [default: tanh].
+    #[arg(long)]
+    pub activation: Option<hgn::flow::mlp::EnergyActivation>,
     /// RealNVP: coupling layers [default: 8].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub couplings: Option<usize>,
-    /// Width of every hidden layer [default: 64].
+    /// Width of every hidden layer [default: NHF 56, RealNVP 64].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub hidden: Option<usize>,
+    /// Hidden layers of every network [default: 2].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub depth: Option<usize>,
+    /// Stop once N evaluations in a row have not improved the NLL of validation points set
+    /// aside for it (--steps stays the cap) [default: train all steps].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub patience: Option<usize>,
+    /// NHF: posterior draws per point of the training objective; more than 1 trains on the
+    /// importance-weighted bound instead of the ELBO [default: 1].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub objective_samples: Option<usize>,
+    /// With --patience: plateaus answered by halving the learning rate before the next one
+    /// stops training [default: 0].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub plateau_halvings: Option<usize>,
+    /// Steps between held-out evaluations and checkpoints [default: 500].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub eval_every: Option<usize>,
     /// Continue the run in --run (with --steps: up to that many steps).
     #[arg(long)]
     pub resume: bool,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `hgn flow train --step-size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StepSizeArg {
+    /// Every stage steps with --dt.
+    Fixed,
+    /// Each stage learns its own step, starting at --dt.
+    Learned,
+}
+
+/// `hgn flow train --kinetic`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KineticArg {
+    /// ½|p|² plus a learned network.
+    Both,
+    /// A learned network alone.
+    Learned,
+    /// ½|p|² alone.
+    Fixed,
 }
 
 /// `hgn flow train --model`.
@@ -142,7 +199,7 @@ impl From<FlowKindArg> for hgn::flow::train::FlowKind {
 
 pub fn run_flow(command: FlowCommand) -> Result<()> {
     match command {
-        FlowCommand::Train(args) => flow_train(args),
+        FlowCommand::Train(args) => flow_train(*args),
         FlowCommand::Eval {
             run,
             data,
@@ -164,6 +221,9 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
         FlowCommand::Compare {
             targets,
             steps,
+            patience,
+            plateau_halvings,
+            eval_every,
             seed,
             out,
             quiet,
@@ -178,6 +238,9 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
                 hgn::flow::compare::run_compare(&hgn::flow::compare::CompareOptions {
                     targets,
                     steps,
+                    patience,
+                    plateau_halvings,
+                    eval_every,
                     seed,
                     out: out.clone(),
                     reporter: stderr_reporter(quiet),
@@ -201,8 +264,16 @@ fn flow_train(args: FlowTrainArgs) -> Result<()> {
                 && args.stages.is_none()
                 && args.leapfrog_steps.is_none()
                 && args.dt.is_none()
+                && args.step_size.is_none()
+                && args.kinetic.is_none()
+                && args.activation.is_none()
                 && args.couplings.is_none()
-                && args.hidden.is_none(),
+                && args.hidden.is_none()
+                && args.depth.is_none()
+                && args.patience.is_none()
+                && args.objective_samples.is_none()
+                && args.plateau_halvings.is_none()
+                && args.eval_every.is_none(),
             "--resume continues a run with its saved config.json; only --steps may change"
         );
         hgn::flow::train::FlowRunConfig::load(&args.run)?
@@ -234,9 +305,38 @@ fn flow_train(args: FlowTrainArgs) -> Result<()> {
         if let Some(v) = args.couplings {
             c.realnvp.couplings = v;
         }
+        if let Some(v) = args.step_size {
+            c.nhf.learned_step = v == StepSizeArg::Learned;
+        }
+        if let Some(v) = args.kinetic {
+            (c.nhf.quadratic_kinetic, c.nhf.learned_kinetic) = match v {
+                KineticArg::Both => (true, true),
+                KineticArg::Learned => (false, true),
+                KineticArg::Fixed => (true, false),
+            };
+        }
+        if let Some(v) = args.activation {
+            c.nhf.activation = v;
+        }
         if let Some(v) = args.hidden {
             c.nhf.hidden = v;
             c.realnvp.hidden = v;
+        }
+        if let Some(v) = args.depth {
+            c.nhf.depth = v;
+            c.realnvp.depth = v;
+        }
+        if args.patience.is_some() {
+            c.train.patience = args.patience;
+        }
+        if let Some(v) = args.objective_samples {
+            c.train.objective_samples = v;
+        }
+        if let Some(v) = args.plateau_halvings {
+            c.train.plateau_halvings = v;
+        }
+        if let Some(v) = args.eval_every {
+            c.train.eval_every = v;
         }
         c
     };

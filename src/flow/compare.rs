@@ -1,10 +1,13 @@
 //! `hgn flow compare`: the NHF against RealNVP on the built-in 2-D targets, side by side in
-//! one run: test NLL, parameters, training time and sampling speed as a Markdown table
-//! (`OUT/compare.md`, `OUT/compare.json`), and the densities in one picture
-//! (`OUT/densities.png`: target | NHF | RealNVP per row).
+//! one run, each trained until its validation NLL stops improving (early stopping with
+//! learning-rate halvings on plateaus, under a cap on the steps): test NLL at convergence,
+//! parameters, steps taken, training steps/s and sampling speed as a Markdown table
+//! (`OUT/compare.md`, `OUT/compare.json`), the densities in one picture (`OUT/densities.png`:
+//! target | NHF | RealNVP per row) and the learning curves (`OUT/curves.png`: validation NLL
+//! against steps and against seconds, per target).
 //!
 //! Runs live in `OUT/runs/TARGET-MODEL` and are reused: a finished run is not trained again, an
-//! interrupted one is resumed.
+//! interrupted one is resumed, and a run made with other settings is refused.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,19 +18,26 @@ use serde::{Deserialize, Serialize};
 use super::plot::flow_pictures;
 use super::targets::TARGETS;
 use super::train::{
-    FlowData, FlowEvalReport, FlowKind, FlowTrainOptions, evaluate_flow, new_config, train_flow,
+    FlowData, FlowEvalReport, FlowKind, FlowMetricsLine, FlowRunConfig, FlowTrainOptions,
+    evaluate_flow, new_config, train_flow,
 };
 use crate::device::DeviceChoice;
-use crate::viz::Canvas;
 use crate::viz::canvas::WHITE;
+use crate::viz::{Canvas, Chart, Series};
 
 /// What `hgn flow compare` is asked to do.
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
     /// Targets (rows).
     pub targets: Vec<String>,
-    /// Training steps of every run.
+    /// The cap on every run's training steps.
     pub steps: usize,
+    /// Evaluations without progress that make a plateau.
+    pub patience: usize,
+    /// Plateaus answered by halving the learning rate before the next one stops a run.
+    pub plateau_halvings: usize,
+    /// Steps between evaluations.
+    pub eval_every: usize,
     /// Seed of every run.
     pub seed: u64,
     /// Working and output folder.
@@ -48,7 +58,16 @@ pub struct CompareRow {
     /// Runs whose training stopped early (evaluated at their last checkpoint), with the reason.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Median training steps per second of the NHF, from its metrics log.
+    #[serde(default)]
+    pub nhf_steps_per_second: f64,
+    /// The same for RealNVP.
+    #[serde(default)]
+    pub realnvp_steps_per_second: f64,
 }
+
+/// One run's learning curve: `(step, seconds, validation NLL)` of every evaluation.
+pub type Curve = Vec<(usize, f64, f64)>;
 
 /// Trains (or reuses) both flows on every target, evaluates, and writes the table and pictures.
 pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
@@ -61,14 +80,19 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
         );
     }
     ensure!(opts.steps >= 1, "--steps must be at least 1");
+    ensure!(opts.patience >= 1, "--patience must be at least 1");
+    ensure!(opts.eval_every >= 1, "--eval-every must be at least 1");
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let mut rows = vec![];
     let mut picture_rows = vec![];
+    let mut charts = vec![];
     for target in &opts.targets {
         let mut reports = vec![];
         let mut maps = vec![];
         let mut notes = vec![];
+        let mut curves = vec![];
+        let mut rates = vec![];
         for kind in [FlowKind::Nhf, FlowKind::Realnvp] {
             let run = opts
                 .out
@@ -99,14 +123,20 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
             }
             reports.push(evaluate_flow(&run, None, None)?);
             maps.push(flow_pictures(&run)?);
+            let (curve, rate) = learning_curve(&run)?;
+            curves.push(curve);
+            rates.push(rate);
         }
         let realnvp = reports.pop().expect("two reports");
         let nhf = reports.pop().expect("two reports");
+        charts.extend(curve_charts(target, &curves));
         rows.push(CompareRow {
             target: target.clone(),
             nhf,
             realnvp,
             notes,
+            nhf_steps_per_second: rates[0],
+            realnvp_steps_per_second: rates[1],
         });
         let realnvp_maps = maps.pop().expect("two");
         let nhf_maps = maps.pop().expect("two");
@@ -118,7 +148,7 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
             &realnvp_maps.learned,
         ]));
     }
-    let markdown = markdown(&rows, opts.steps);
+    let markdown = markdown(&rows, opts);
     crate::run::write_atomic(&opts.out.join("compare.md"), &markdown)?;
     crate::run::write_atomic(
         &opts.out.join("compare.json"),
@@ -133,21 +163,83 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
         y += r.height;
     }
     all.save_png(&opts.out.join("densities.png"))?;
+    crate::viz::chart::grid(&charts, 2, 480, 300).save_png(&opts.out.join("curves.png"))?;
     Ok((rows, markdown))
 }
 
-/// Trains `kind` on `target` in `run` up to `opts.steps`, reusing what is there.
+/// A run's learning curve from its metrics log, and the median of its training lines' steps
+/// per second (evaluations and checkpoints excluded).
+pub fn learning_curve(run: &Path) -> Result<(Curve, f64)> {
+    let path = run.join(crate::run::METRICS_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut curve = vec![];
+    let mut rates = vec![];
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let m: FlowMetricsLine = serde_json::from_str(line).with_context(|| {
+            format!("{} holds a line that is not a flow metric", path.display())
+        })?;
+        match (m.kind.as_str(), m.valid_nll, m.seconds, m.steps_per_second) {
+            ("eval", Some(nll), Some(seconds), _) => curve.push((m.step, seconds, nll)),
+            ("train", _, _, Some(rate)) if rate > 0.0 => rates.push(rate),
+            _ => {}
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    let median = if rates.is_empty() {
+        f64::NAN
+    } else {
+        rates[rates.len() / 2]
+    };
+    Ok((curve, median))
+}
+
+/// The validation NLL of both runs of `target` against steps and against seconds.
+fn curve_charts(target: &str, curves: &[Curve]) -> [Chart; 2] {
+    let names = ["NHF", "RealNVP"];
+    let mut by_step = Chart::new(target, "step", "validation NLL (nats)");
+    let mut by_time = Chart::new(target, "training seconds", "validation NLL (nats)");
+    for (i, (curve, name)) in curves.iter().zip(names).enumerate() {
+        by_step.series.push(Series::line(
+            name,
+            curve.iter().map(|&(s, _, v)| (s as f64, v)).collect(),
+            i,
+        ));
+        by_time.series.push(Series::line(
+            name,
+            curve.iter().map(|&(_, t, v)| (t, v)).collect(),
+            i,
+        ));
+    }
+    [by_step, by_time]
+}
+
+/// Trains `kind` on `target` in `run` until it converges or reaches `opts.steps`, reusing
+/// what is there.
 fn train_to(run: &Path, kind: FlowKind, target: &str, opts: &CompareOptions) -> Result<()> {
-    let done = crate::run::RunDir::new(run).checkpoint_step().ok();
-    if done == Some(opts.steps) {
-        return Ok(());
-    }
-    if done.is_none() && run.exists() {
-        std::fs::remove_dir_all(run).with_context(|| format!("cannot clear {}", run.display()))?;
-    }
     let mut config = new_config(kind, FlowData::Target(target.into()), opts.seed)?;
     config.train.steps = opts.steps;
-    config.train.eval_every = opts.steps.div_ceil(4).max(1);
+    config.train.eval_every = opts.eval_every;
+    config.train.patience = Some(opts.patience);
+    config.train.plateau_halvings = opts.plateau_halvings;
+    let done = crate::run::RunDir::new(run).checkpoint_step().ok();
+    if done.is_some() {
+        let saved = FlowRunConfig::load(run)?;
+        let mut expected = config.clone();
+        expected.train.steps = saved.train.steps;
+        ensure!(
+            saved == expected,
+            "{} holds a run made with other settings; remove it or choose another --out",
+            run.display()
+        );
+        if done == Some(opts.steps)
+            || super::train::early_stop_of(run)?.is_some_and(|e| e.converged)
+        {
+            return Ok(());
+        }
+    } else if run.exists() {
+        std::fs::remove_dir_all(run).with_context(|| format!("cannot clear {}", run.display()))?;
+    }
     train_flow(&FlowTrainOptions {
         run: run.to_path_buf(),
         config,
@@ -160,37 +252,56 @@ fn train_to(run: &Path, kind: FlowKind, target: &str, opts: &CompareOptions) -> 
 }
 
 /// The comparison table.
-pub fn markdown(rows: &[CompareRow], steps: usize) -> String {
+pub fn markdown(rows: &[CompareRow], opts: &CompareOptions) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "Test negative log-likelihood (nats per point, lower is better) on 10,000 held-out \
-         draws, after {steps} steps at batch 256 on the CPU. NHF: importance-weighted estimate \
-         ({} posterior samples; its −ELBO bound in brackets). Gaussian: the data's mean and \
-         per-axis spread, i.e. a flow at identity.\n",
-        rows.first().map_or(64, |r| r.nhf.iw_samples)
+         draws, at batch 256 on the CPU, each run trained until its validation NLL (2,000 \
+         other draws) stopped improving: {} evaluations {} steps apart without a gain of \
+         {} nats halve the learning rate, {} times, then stop the run; at most {} steps. \
+         NHF: importance-weighted estimate ({} posterior samples; its −ELBO bound in \
+         brackets). Δ: NHF − RealNVP. Gaussian: the data's mean and per-axis spread, i.e. a \
+         flow at identity. Steps: where training stopped (✓ converged, otherwise at the cap). \
+         Steps/s: median of the training log, evaluations excluded; samples/s: 100,000 draws. \
+         Ratios: NHF / RealNVP.\n",
+        opts.patience,
+        opts.eval_every,
+        super::train::MIN_IMPROVEMENT,
+        opts.plateau_halvings,
+        opts.steps,
+        rows.first().map_or(16, |r| r.nhf.iw_samples)
     );
     let _ = writeln!(
         out,
-        "| target | NHF NLL | RealNVP NLL | Gaussian | NHF params | RealNVP params | NHF train s | RealNVP train s | NHF samples/s | RealNVP samples/s |"
+        "| target | NHF NLL | RealNVP NLL | Δ | Gaussian | params NHF / RealNVP | steps NHF / RealNVP | steps/s NHF / RealNVP (ratio) | samples/s NHF / RealNVP (ratio) |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let steps = |r: &FlowEvalReport| {
+        let converged = r.early_stop.is_some_and(|e| e.converged);
+        format!("{}{}", r.steps, if converged { " ✓" } else { "" })
+    };
     for r in rows {
         let _ = writeln!(
             out,
-            "| {}{} | {:.3} ({:.3}) | {:.3} | {:.3} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {}{} | {:.3} ({:.3}) | {:.3} | {:+.3} | {:.3} | {} / {} | {} / {} | {:.1} / {:.0} ({:.2}) | {:.0} / {:.0} ({:.3}) |",
             r.target,
             if r.notes.is_empty() { "" } else { " *" },
             r.nhf.test_nll,
             r.nhf.test_nll_bound,
             r.realnvp.test_nll,
+            r.nhf.test_nll - r.realnvp.test_nll,
             r.nhf.gaussian_baseline_nll,
             r.nhf.parameters,
             r.realnvp.parameters,
-            r.nhf.train_seconds,
-            r.realnvp.train_seconds,
+            steps(&r.nhf),
+            steps(&r.realnvp),
+            r.nhf_steps_per_second,
+            r.realnvp_steps_per_second,
+            r.nhf_steps_per_second / r.realnvp_steps_per_second,
             r.nhf.samples_per_second,
-            r.realnvp.samples_per_second
+            r.realnvp.samples_per_second,
+            r.nhf.samples_per_second / r.realnvp.samples_per_second
         );
     }
     for note in rows.iter().flat_map(|r| &r.notes) {

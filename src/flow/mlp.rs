@@ -1,10 +1,10 @@
 //! Small fully connected networks on vectors `[batch, d]`.
 //!
-//! - [`EnergyMlp`]: `x ↦ E(x)`, one scalar per sample, softplus between layers, with the input
-//!   gradient `∂E/∂x` written out as ordinary differentiable tensor operations (the adjoint of
-//!   `x ↦ xW + b` is `g ↦ gWᵀ`; softplus' is the sigmoid of the pre-activation), the same
-//!   construction as the HGN's conv energies, so training through leapfrog needs only burn's
-//!   first-order autodiff;
+//! - [`EnergyMlp`]: `x ↦ E(x)`, one scalar per sample, softplus or tanh between layers, with the
+//!   input gradient `∂E/∂x` written out as ordinary differentiable tensor operations (the adjoint
+//!   of `x ↦ xW + b` is `g ↦ gWᵀ`; softplus' is the sigmoid of the pre-activation, tanh' is
+//!   `1 − tanh²` of it), the same construction as the HGN's conv energies, so training through
+//!   leapfrog needs only burn's first-order autodiff;
 //! - [`Mlp`]: a plain network (softplus or ReLU hidden layers, linear output) for the
 //!   variational posterior and RealNVP's coupling functions.
 
@@ -12,8 +12,61 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::model::hamiltonian::{sigmoid, softplus};
+
+/// Hidden-layer activation of an [`EnergyMlp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnergyActivation {
+    /// `softplus(a)`, derivative `sigmoid(a)`: three transcendental functions per unit for the
+    /// energy and its gradient.
+    #[default]
+    Softplus,
+    /// `tanh(a)`, derivative `1 − tanh(a)²`: one.
+    Tanh,
+}
+
+impl EnergyActivation {
+    /// The name in `config.json` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EnergyActivation::Softplus => "softplus",
+            EnergyActivation::Tanh => "tanh",
+        }
+    }
+
+    /// `h = σ(a)` and, when `derivative`, `σ'(a)`.
+    fn apply<const D: usize>(
+        self,
+        a: Tensor<D>,
+        derivative: bool,
+    ) -> (Tensor<D>, Option<Tensor<D>>) {
+        match self {
+            EnergyActivation::Softplus => {
+                let slope = derivative.then(|| sigmoid(a.clone()));
+                (softplus(a), slope)
+            }
+            EnergyActivation::Tanh => {
+                let h = a.tanh();
+                let slope = derivative.then(|| h.clone().square().neg().add_scalar(1.0));
+                (h, slope)
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for EnergyActivation {
+    type Err = anyhow::Error;
+    fn from_str(name: &str) -> anyhow::Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "softplus" => Ok(EnergyActivation::Softplus),
+            "tanh" => Ok(EnergyActivation::Tanh),
+            _ => anyhow::bail!("unknown energy activation '{name}' (known: softplus, tanh)"),
+        }
+    }
+}
 
 /// Layer sizes of an [`EnergyMlp`] or [`Mlp`].
 #[derive(Config, Debug)]
@@ -37,10 +90,12 @@ impl MlpConfig {
             .collect()
     }
 
-    /// An energy network (`d_out` is ignored: an energy is one scalar).
-    pub fn init_energy(&self, device: &Device) -> EnergyMlp {
+    /// An energy network with `activation` between its layers (`d_out` is ignored: an energy
+    /// is one scalar).
+    pub fn init_energy(&self, activation: EnergyActivation, device: &Device) -> EnergyMlp {
         EnergyMlp {
             layers: MlpConfig::new(self.d_in, self.hidden.clone(), 1).linears(device),
+            activation,
         }
     }
 
@@ -52,11 +107,14 @@ impl MlpConfig {
     }
 }
 
-/// `E(x)`: linear layers with softplus between them, one scalar output per sample.
+/// `E(x)`: linear layers with an activation between them, one scalar output per sample.
 #[derive(Module, Debug)]
 pub struct EnergyMlp {
     /// The layers, input first.
     pub layers: Vec<Linear>,
+    /// The activation between layers.
+    #[module(skip)]
+    pub activation: EnergyActivation,
 }
 
 impl EnergyMlp {
@@ -70,7 +128,11 @@ impl EnergyMlp {
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
             let a = layer.forward(h);
-            h = if i < last { softplus(a) } else { a };
+            h = if i < last {
+                self.activation.apply(a, false).0
+            } else {
+                a
+            };
         }
         let batch = h.dims()[0];
         h.reshape([batch])
@@ -79,8 +141,8 @@ impl EnergyMlp {
     /// The energy of each sample and `∂E/∂x`, both differentiable:
     ///
     /// ```text
-    /// a_l = h_{l−1} W_l + b_l,  h_l = softplus(a_l) (l < L),  E = a_L
-    /// g_L = 1,  g_{h_{l−1}} = g_l W_lᵀ,  g_{l−1} = g_{h_{l−1}} ⊙ sigmoid(a_{l−1})
+    /// a_l = h_{l−1} W_l + b_l,  h_l = σ(a_l) (l < L),  E = a_L
+    /// g_L = 1,  g_{h_{l−1}} = g_l W_lᵀ,  g_{l−1} = g_{h_{l−1}} ⊙ σ'(a_{l−1})
     /// ```
     ///
     /// # Shapes
@@ -88,13 +150,14 @@ impl EnergyMlp {
     /// - returns: (`[batch]`, `[batch, d]`)
     pub fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
         let last = self.layers.len() - 1;
-        let mut pre = Vec::with_capacity(last);
+        let mut slopes = Vec::with_capacity(last);
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
             let a = layer.forward(h);
             if i < last {
-                pre.push(a.clone());
-                h = softplus(a);
+                let (value, slope) = self.activation.apply(a, true);
+                slopes.push(slope.expect("asked for the derivative"));
+                h = value;
             } else {
                 h = a;
             }
@@ -105,15 +168,32 @@ impl EnergyMlp {
         for i in (0..self.layers.len()).rev() {
             g = g.matmul(self.layers[i].weight.val().transpose());
             if i > 0 {
-                g = g * sigmoid(pre[i - 1].clone());
+                g = g * slopes[i - 1].clone();
             }
         }
         (energy, g)
     }
 
-    /// `∂E/∂x` (see [`Self::energy_and_grad`]).
+    /// `∂E/∂x` (see [`Self::energy_and_grad`]), without the output layer's forward pass: with
+    /// `g_L = 1`, `g_{h_{L−1}} = W_Lᵀ`, one row broadcast over the batch.
     pub fn grad(&self, x: Tensor<2>) -> Tensor<2> {
-        self.energy_and_grad(x).1
+        let last = self.layers.len() - 1;
+        if last == 0 {
+            return self.energy_and_grad(x).1;
+        }
+        let mut slopes = Vec::with_capacity(last);
+        let mut h = x;
+        for layer in &self.layers[..last] {
+            let (value, slope) = self.activation.apply(layer.forward(h), true);
+            slopes.push(slope.expect("asked for the derivative"));
+            h = value;
+        }
+        let row = self.layers[last].weight.val().transpose();
+        let mut g = slopes.pop().expect("one hidden layer at least") * row;
+        for i in (1..last).rev() {
+            g = g.matmul(self.layers[i].weight.val().transpose()) * slopes[i - 1].clone();
+        }
+        g.matmul(self.layers[0].weight.val().transpose())
     }
 }
 

@@ -1,9 +1,15 @@
 //! The Neural Hamiltonian Flow (paper §4; reference §11).
 //!
 //! The state is `s = (q, p) ∈ R^{2d}` with base density `π₀ = N(0, I)`. Stage `k` is a learned
-//! separable Hamiltonian `H_k(q, p) = K_k(p) + V_k(q)` (two [`EnergyMlp`]s) integrated by `L`
-//! leapfrog steps of size `dt`; the flow is `s_K = Φ_K ∘ … ∘ Φ_1(s₀)`. Leapfrog is symplectic, so
-//! every stage preserves volume (log-det 0), and integrating with `−dt` inverts it exactly.
+//! separable Hamiltonian `H_k(q, p) = K_k(p) + V_k(q)` (an [`EnergyMlp`] for `V_k`; `K_k` is
+//! `½|p|²`, a network, or both) integrated by `L` leapfrog steps of size `ε_k`; the flow is
+//! `s_K = Φ_K ∘ … ∘ Φ_1(s₀)`. Leapfrog is symplectic, so every stage preserves volume
+//! (log-det 0), and integrating with `−ε_k` inverts it exactly.
+//!
+//! A learned step size (the paper's learned `ε` per stage) is `ε_k = dt · exp(s_k)`. It is
+//! realised by scaling the stage's Hamiltonian, `H_k ← exp(s_k)·H_k`, and stepping with `dt`:
+//! every leapfrog update is `dt` times a gradient of `H`, so the two are the same map, and the
+//! integrator needs no tensor-valued step.
 //!
 //! Data are positions `q`; the momentum is latent. With a variational posterior
 //! `f_ψ(p | q) = N(μ(q), diag σ(q)²)` (an [`Mlp`] on `q`):
@@ -20,14 +26,17 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::mlp::{Activation, EnergyMlp, Mlp, MlpConfig};
+use burn::module::Param;
+
+use super::mlp::{Activation, EnergyActivation, EnergyMlp, Mlp, MlpConfig};
 use crate::model::LatentHamiltonian;
 use crate::model::integrator::leapfrog;
 
 /// `ln(2π)`.
 pub const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
-/// Size and dynamics of an NHF.
+/// Size and dynamics of an NHF. A field absent from an older `config.json` takes the behaviour
+/// runs had before it existed; [`crate::flow::train::new_config`] chooses a new run's settings.
 #[derive(Config, Debug, PartialEq)]
 pub struct NhfConfig {
     /// Data dimension `d` (the state has `2d`).
@@ -53,6 +62,17 @@ pub struct NhfConfig {
     /// initialised MLP alone gives nearly zero velocity and a flow that barely moves.
     #[config(default = true)]
     pub quadratic_kinetic: bool,
+    /// Whether `K_k(p)` has a learned network `k_θ(p)`. With `quadratic_kinetic` and without
+    /// it, `K_k = ½|p|²` and only `V_k` is learned (the fixed-kinetic NHF of Souveton et al.).
+    #[config(default = true)]
+    pub learned_kinetic: bool,
+    /// Learn each stage's step size `ε_k = dt · exp(s_k)` (`s_k` starts at 0); otherwise every
+    /// stage steps with `dt`.
+    #[config(default = false)]
+    pub learned_step: bool,
+    /// Hidden-layer activation of the energy networks.
+    #[config(default = "EnergyActivation::Softplus")]
+    pub activation: EnergyActivation,
 }
 
 impl NhfConfig {
@@ -63,8 +83,13 @@ impl NhfConfig {
         Nhf {
             stages: (0..self.stages)
                 .map(|_| Stage {
-                    kinetic: energy.init_energy(device),
-                    potential: energy.init_energy(device),
+                    kinetic: self
+                        .learned_kinetic
+                        .then(|| energy.init_energy(self.activation, device)),
+                    potential: energy.init_energy(self.activation, device),
+                    log_step: self
+                        .learned_step
+                        .then(|| Param::from_tensor(Tensor::zeros([1], device))),
                     quadratic_kinetic: self.quadratic_kinetic,
                 })
                 .collect(),
@@ -76,37 +101,66 @@ impl NhfConfig {
     }
 }
 
-/// One stage: `H(q, p) = K(p) + V(q)`.
+/// One stage: `H(q, p) = c·(K(p) + V(q))`, with `c = exp(s)` for a learned step size (the
+/// stage then steps `dt·c`) and `c = 1` otherwise.
 #[derive(Module, Debug)]
 pub struct Stage {
-    /// The learned part of the kinetic energy `K(p)`.
-    pub kinetic: EnergyMlp,
+    /// The learned part of the kinetic energy `K(p)` (absent: `K = ½|p|²`).
+    pub kinetic: Option<EnergyMlp>,
     /// Potential energy `V(q)`, the interpretable landscape of the paper's figures.
     pub potential: EnergyMlp,
+    /// `s`, the log of the factor on the stage's step size, `[1]` (absent: 0).
+    pub log_step: Option<Param<Tensor<1>>>,
     /// Whether `K(p)` adds `½|p|²` to the network.
     #[module(skip)]
     pub quadratic_kinetic: bool,
 }
 
+impl Stage {
+    /// `g · exp(s)` (`g` unchanged without a learned step).
+    fn scaled<const D: usize>(&self, g: Tensor<D>) -> Tensor<D> {
+        match &self.log_step {
+            Some(s) => g * s.val().exp().unsqueeze(),
+            None => g,
+        }
+    }
+
+    /// The factor `exp(s)` on the stage's step size (1 without a learned step).
+    pub fn step_factor(&self) -> f64 {
+        self.log_step.as_ref().map_or(1.0, |s| {
+            s.val()
+                .into_data()
+                .convert::<f64>()
+                .try_to_vec::<f64>()
+                .expect("float data")[0]
+                .exp()
+        })
+    }
+}
+
 impl LatentHamiltonian<2> for Stage {
     fn energy(&self, q: Tensor<2>, p: Tensor<2>) -> Tensor<1> {
         let batch = p.dims()[0];
-        let mut kinetic = self.kinetic.energy(p.clone());
-        if self.quadratic_kinetic {
-            kinetic = kinetic + p.square().sum_dim(1).reshape([batch]).mul_scalar(0.5);
+        let mut energy = self.potential.energy(q);
+        if let Some(net) = &self.kinetic {
+            energy = energy + net.energy(p.clone());
         }
-        kinetic + self.potential.energy(q)
+        if self.quadratic_kinetic {
+            energy = energy + p.square().sum_dim(1).reshape([batch]).mul_scalar(0.5);
+        }
+        self.scaled(energy)
     }
     fn dh_dq(&self, q: Tensor<2>, _p: Tensor<2>) -> Tensor<2> {
-        self.potential.grad(q)
+        self.scaled(self.potential.grad(q))
     }
     fn dh_dp(&self, _q: Tensor<2>, p: Tensor<2>) -> Tensor<2> {
-        let learned = self.kinetic.grad(p.clone());
-        if self.quadratic_kinetic {
-            learned + p
-        } else {
-            learned
-        }
+        let grad = match (&self.kinetic, self.quadratic_kinetic) {
+            (Some(net), true) => net.grad(p.clone()) + p,
+            (Some(net), false) => net.grad(p),
+            (None, true) => p,
+            (None, false) => p.zeros_like(),
+        };
+        self.scaled(grad)
     }
     fn is_separable(&self) -> bool {
         true
@@ -158,6 +212,22 @@ impl Nhf {
             (q, p) = self.stage_map(stage, q, p, self.dt);
         }
         (q, p)
+    }
+
+    /// The states along the flow from base draws: `(q, p)` before the first leapfrog step and
+    /// after each of the `K · L` steps (`K · L + 1` states; the last is [`Self::forward_flow`]'s
+    /// result).
+    pub fn forward_path(&self, q: Tensor<2>, p: Tensor<2>) -> Vec<(Tensor<2>, Tensor<2>)> {
+        let mut path = vec![(q.clone(), p.clone())];
+        let (mut q, mut p) = (q, p);
+        for stage in &self.stages {
+            let mut force = None;
+            for _ in 0..self.leapfrog_steps {
+                (q, p) = leapfrog(stage, q, p, self.dt, &mut force);
+                path.push((q.clone(), p.clone()));
+            }
+        }
+        path
     }
 
     /// The inverse flow: data space to the base, each stage integrated with `−dt`.

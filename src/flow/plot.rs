@@ -3,7 +3,11 @@
 //!
 //! Writes into `RUN/plots/` (or `--out`): `density.png` (target | learned density | samples,
 //! each a heat map on the same square window) and, for an NHF, `potentials.png` (`V_k` of every
-//! stage on that window, in the data's coordinates). Two-dimensional data only.
+//! stage on that window, in the data's coordinates), `kinetic.png` (each stage's learned
+//! kinetic energy `K_k(p)` on `[−3, 3]²` of the standardised momentum; only when the stages
+//! learn one) and `paths.png` (the positions of a few base draws after every leapfrog step of
+//! every stage, drawn over the target: how the flow carries the Gaussian onto the data).
+//! Two-dimensional data only.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +18,7 @@ use super::targets;
 use super::train::{FlowData, LoadedFlow, draw_samples, load_flow, log_likelihoods, read_points};
 use crate::device::DeviceChoice;
 use crate::rng::{Stream, stream_rng};
-use crate::viz::canvas::WHITE;
+use crate::viz::canvas::{BLACK, PALETTE, WHITE};
 use crate::viz::heatmap::{grid_points, histogram};
 use crate::viz::{Canvas, Heatmap};
 
@@ -35,6 +39,23 @@ pub struct FlowPictures {
     pub samples: Heatmap,
     /// `V_k(q)` of each NHF stage.
     pub potentials: Vec<Heatmap>,
+    /// The learned `K_k(p)` of each NHF stage (empty without one).
+    pub kinetics: Vec<Heatmap>,
+    /// Paths of NHF base draws through the flow, in data coordinates: one `[x, y]` per state
+    /// (see [`crate::flow::nhf::Nhf::forward_path`]).
+    pub paths: Vec<Vec<[f64; 2]>>,
+}
+
+/// Base draws whose paths `paths.png` shows.
+const PATHS: usize = 12;
+/// Half-width of the standardised momentum window of `kinetic.png`.
+const MOMENTUM_WINDOW: f64 = 3.0;
+
+fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .unwrap_or_default()
 }
 
 /// Points of the target: fresh draws of a built-in target, or the user's whole file.
@@ -107,28 +128,38 @@ pub fn flow_pictures(run: &Path) -> Result<FlowPictures> {
         values: histogram(&drawn, GRID, GRID, extent),
         extent,
     };
-    let mut potentials = vec![];
+    let (mut potentials, mut kinetics, mut paths) = (vec![], vec![], vec![]);
     if let Some(nhf) = &flow.model.nhf {
         let q = Tensor::<2>::from_data(
             TensorData::new(config.standardise(&grid), [GRID * GRID, 2]),
             &device,
         );
+        let m = MOMENTUM_WINDOW;
+        let momenta: Vec<f32> = grid_points(GRID, GRID, [-m, m, -m, m])
+            .into_iter()
+            .flatten()
+            .map(|v| v as f32)
+            .collect();
+        let p = Tensor::<2>::from_data(TensorData::new(momenta, [GRID * GRID, 2]), &device);
         for (k, stage) in nhf.stages.iter().enumerate() {
-            let v = stage
-                .potential
-                .energy(q.clone())
-                .into_data()
-                .convert::<f64>()
-                .try_to_vec::<f64>()
-                .unwrap_or_default();
             potentials.push(Heatmap {
                 title: format!("potential V{} (q)", k + 1),
                 nx: GRID,
                 ny: GRID,
-                values: v,
+                values: to_f64(stage.potential.energy(q.clone())),
                 extent,
             });
+            if let Some(net) = &stage.kinetic {
+                kinetics.push(Heatmap {
+                    title: format!("learned kinetic K{} (p)", k + 1),
+                    nx: GRID,
+                    ny: GRID,
+                    values: to_f64(net.energy(p.clone())),
+                    extent: [-m, m, -m, m],
+                });
+            }
         }
+        paths = flow_paths(nhf, config, &device);
     }
     Ok(FlowPictures {
         extent,
@@ -136,7 +167,61 @@ pub fn flow_pictures(run: &Path) -> Result<FlowPictures> {
         learned,
         samples,
         potentials,
+        kinetics,
+        paths,
     })
+}
+
+/// The positions of [`PATHS`] base draws (seeded) after every leapfrog step, in data
+/// coordinates.
+fn flow_paths(
+    nhf: &super::nhf::Nhf,
+    config: &super::train::FlowRunConfig,
+    device: &burn::tensor::Device,
+) -> Vec<Vec<[f64; 2]>> {
+    let mut rng = stream_rng(config.train.seed, Stream::FlowPlotTarget, 1);
+    let mut draw = || -> Tensor<2> {
+        let v: Vec<f32> = (0..PATHS * 2)
+            .map(|_| crate::physics::sampling::standard_normal(&mut rng) as f32)
+            .collect();
+        Tensor::<2>::from_data(TensorData::new(v, [PATHS, 2]), device)
+    };
+    let (q, p) = (draw(), draw());
+    let states: Vec<Vec<f64>> = nhf
+        .forward_path(q, p)
+        .into_iter()
+        .map(|(q, _)| {
+            let values: Vec<f32> = to_f64(q).into_iter().map(|v| v as f32).collect();
+            config.unstandardise(&values)
+        })
+        .collect();
+    (0..PATHS)
+        .map(|i| states.iter().map(|s| [s[2 * i], s[2 * i + 1]]).collect())
+        .collect()
+}
+
+/// `paths.png`: the paths over the target's histogram, each in its own colour, a black dot at
+/// the base draw and a coloured one where the flow leaves it.
+fn paths_picture(pictures: &FlowPictures) -> Canvas {
+    let mut map = pictures.target.clone();
+    map.title = "paths of base draws through the flow".into();
+    let size = 2 * PANEL;
+    let mut c = map.render(size, size);
+    for (i, path) in pictures.paths.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let points: Vec<(f64, f64)> = path
+            .iter()
+            .map(|&[x, y]| map.to_canvas(x, y, size, size))
+            .collect();
+        for w in points.windows(2) {
+            c.line(w[0].0, w[0].1, w[1].0, w[1].1, color, 2);
+        }
+        if let (Some(first), Some(last)) = (points.first(), points.last()) {
+            c.dot(first.0, first.1, BLACK, 6);
+            c.dot(last.0, last.1, color, 8);
+        }
+    }
+    c
 }
 
 /// Lays heat maps side by side.
@@ -163,6 +248,17 @@ pub fn write_flow_plots(run: &Path, out: Option<&Path>) -> Result<Vec<PathBuf>> 
         let path = dir.join("potentials.png");
         let maps: Vec<&Heatmap> = pictures.potentials.iter().collect();
         row(&maps).save_png(&path)?;
+        written.push(path);
+    }
+    if !pictures.kinetics.is_empty() {
+        let path = dir.join("kinetic.png");
+        let maps: Vec<&Heatmap> = pictures.kinetics.iter().collect();
+        row(&maps).save_png(&path)?;
+        written.push(path);
+    }
+    if !pictures.paths.is_empty() {
+        let path = dir.join("paths.png");
+        paths_picture(&pictures).save_png(&path)?;
         written.push(path);
     }
     Ok(written)

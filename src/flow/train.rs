@@ -96,7 +96,26 @@ pub struct FlowTrainConfig {
     /// Posterior samples of the NHF's importance-weighted likelihood estimate.
     #[config(default = 16)]
     pub iw_samples: usize,
+    /// Posterior draws per point of the NHF's training objective: 1 trains on the ELBO, more
+    /// on the importance-weighted bound (see [`FlowNet::training_objective`]).
+    #[config(default = 1)]
+    pub objective_samples: usize,
+    /// Early stopping: `Some(n)` stops training once `n` evaluations in a row have not lowered
+    /// the best validation NLL by more than [`MIN_IMPROVEMENT`] (`steps` stays the cap). The
+    /// validation points are fresh draws of a built-in target, or a tenth of a file's training
+    /// points, set aside; never the test points. `None`: train all `steps`.
+    #[config(default = "None")]
+    pub patience: Option<usize>,
+    /// With a patience: on each of the first `plateau_halvings` plateaus the learning rate is
+    /// halved and training goes on; the next plateau stops it.
+    #[config(default = 0)]
+    pub plateau_halvings: usize,
 }
+
+/// The smallest drop of the validation NLL (nats) that counts as progress for early stopping.
+/// Every evaluation uses the same points and the same posterior noise, so successive values
+/// differ by the change of the model, not by sampling.
+pub const MIN_IMPROVEMENT: f64 = 1e-3;
 
 /// Everything that defines a flow run (`RUN/config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,8 +172,29 @@ impl FlowRunConfig {
         let path = run.join("config.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("{} is not a flow run", run.display()))?;
-        serde_json::from_str(&text)
+        Self::from_json(&text)
             .map_err(|e| anyhow::anyhow!("{} is not a flow run config: {e}", path.display()))
+    }
+
+    /// Parses a `config.json`. Fields added since the first release are filled in when absent
+    /// with the values that reproduce how such a run trained (burn's `Config` serialisation
+    /// has no field defaults of its own).
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        use serde_json::{Value, json};
+        let mut value: Value = serde_json::from_str(text)?;
+        let added: [(&str, &str, Value); 5] = [
+            ("nhf", "learned_kinetic", json!(true)),
+            ("nhf", "learned_step", json!(false)),
+            ("nhf", "activation", json!("softplus")),
+            ("train", "plateau_halvings", json!(0)),
+            ("train", "objective_samples", json!(1)),
+        ];
+        for (section, key, default) in added {
+            if let Some(fields) = value.get_mut(section).and_then(Value::as_object_mut) {
+                fields.entry(key).or_insert(default);
+            }
+        }
+        serde_json::from_value(value)
     }
 }
 
@@ -190,6 +230,27 @@ impl FlowNet {
             (None, Some(nvp)) => nvp.log_prob(x),
             _ => unreachable!("a flow is NHF or RealNVP"),
         }
+    }
+
+    /// The training objective with `samples` posterior draws per point (NHF): the
+    /// importance-weighted bound `log (1/S) Σ_s exp(ELBO_s)` (Burda et al.'s IWAE), which is
+    /// the ELBO for `S = 1` and tightens towards `log p(x)` as `S` grows; RealNVP ignores
+    /// `samples`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, d]`; `eps`: `[samples · batch, d]`, draw-major
+    /// - returns: `[batch]`
+    pub fn training_objective(&self, x: Tensor<2>, eps: Tensor<2>, samples: usize) -> Tensor<1> {
+        if samples <= 1 || self.nhf.is_none() {
+            return self.objective(x, eps);
+        }
+        let batch = x.dims()[0];
+        let w = self
+            .objective(x.repeat_dim(0, samples), eps)
+            .reshape([samples, batch]);
+        // log-mean-exp over the draws; the shift is a constant for the gradient.
+        let shift = w.clone().max_dim(0).detach();
+        ((w - shift.clone()).exp().mean_dim(0).log() + shift).reshape([batch])
     }
 
     /// Draws in standardised coordinates from base noise `[n, 2d]` (NHF) or `[n, d]` (RealNVP).
@@ -245,6 +306,12 @@ pub struct FlowMetricsLine {
     /// Batches skipped so far because their loss was not finite (train lines).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub skipped: Option<usize>,
+    /// Eval lines: validation NLL in nats (runs with early stopping).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub valid_nll: Option<f64>,
+    /// Eval lines: seconds of training so far.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seconds: Option<f64>,
 }
 
 /// Non-finite batches in a row after which a flow's training rewinds (or stops).
@@ -260,6 +327,71 @@ struct FlowCheckpointState {
     /// Factor on the learning rate after rewinds from instabilities (absent: 1).
     #[serde(default)]
     lr_scale: Option<f64>,
+    /// Early stopping's bookkeeping (absent without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    early_stop: Option<EarlyStop>,
+}
+
+/// Where early stopping stands after an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStop {
+    /// The best validation NLL so far.
+    pub best: f64,
+    /// Its step.
+    pub best_step: usize,
+    /// Evaluations since it (or since the last halving of the learning rate).
+    pub since_best: usize,
+    /// Plateaus met so far whose answer was to halve the learning rate.
+    #[serde(default)]
+    pub halvings: usize,
+    /// Whether training has stopped for want of progress.
+    pub converged: bool,
+}
+
+impl EarlyStop {
+    /// The state after an evaluation at `step` gave `nll`, and whether the learning rate is to
+    /// be halved now: `patience` evaluations without a new best (by more than
+    /// [`MIN_IMPROVEMENT`]) make a plateau; the first `halvings` plateaus halve the learning
+    /// rate, the next one stops training.
+    pub fn after(
+        previous: Option<EarlyStop>,
+        nll: f64,
+        step: usize,
+        patience: usize,
+        halvings: usize,
+    ) -> (Self, bool) {
+        // A NaN is no improvement.
+        let improved = previous.is_none_or(|p| nll < p.best - MIN_IMPROVEMENT);
+        let mut next = match previous {
+            Some(p) if !improved => EarlyStop {
+                since_best: p.since_best + 1,
+                ..p
+            },
+            Some(p) => EarlyStop {
+                best: nll,
+                best_step: step,
+                since_best: 0,
+                ..p
+            },
+            None => EarlyStop {
+                best: nll,
+                best_step: step,
+                since_best: 0,
+                halvings: 0,
+                converged: false,
+            },
+        };
+        if next.since_best < patience {
+            return (next, false);
+        }
+        if next.halvings < halvings {
+            next.halvings += 1;
+            next.since_best = 0;
+            return (next, true);
+        }
+        next.converged = true;
+        (next, false)
+    }
 }
 
 /// What a training call did.
@@ -272,6 +404,8 @@ pub struct FlowTrainSummary {
     pub test_nll: f64,
     /// Wall-clock seconds of training in total.
     pub seconds: f64,
+    /// Early stopping's state at the end (runs with a patience).
+    pub early_stop: Option<EarlyStop>,
 }
 
 /// Builds a run configuration for `data` with the default sizes, measuring the
@@ -291,7 +425,7 @@ pub fn new_config(kind: FlowKind, data: FlowData, seed: u64) -> Result<FlowRunCo
         }
         FlowData::File(path) => {
             let (all, d) = read_points(path)?;
-            let (train_points, _) = split_file(&all, d, seed);
+            let (train_points, _) = split_file(&all, d, seed, Stream::FlowFileSplit);
             (train_points, d)
         }
     };
@@ -316,13 +450,27 @@ pub fn new_config(kind: FlowKind, data: FlowData, seed: u64) -> Result<FlowRunCo
     }
     Ok(FlowRunConfig {
         kind,
-        nhf: NhfConfig::new(dim),
+        nhf: recommended_nhf(dim),
         realnvp: RealNvpConfig::new(dim),
         train,
         data,
         shift,
         scale,
     })
+}
+
+/// The NHF of a new run: 4 stages of 2 leapfrog steps each, every stage learning its step size
+/// (from 0.3), `K_k(p) = ½|p|² + k_θ(p)`, tanh energy networks 56 wide (31 k parameters with
+/// the posterior, below RealNVP's 37 k). Chosen by measurement against other sizes and
+/// variants at convergence: docs/flow-compare.md.
+pub fn recommended_nhf(dim: usize) -> NhfConfig {
+    NhfConfig::new(dim)
+        .with_stages(4)
+        .with_leapfrog_steps(2)
+        .with_dt(0.3)
+        .with_hidden(56)
+        .with_learned_step(true)
+        .with_activation(crate::flow::mlp::EnergyActivation::Tanh)
 }
 
 /// Reads a user's points: a float64 `.npy` of shape `[N, d]` with finite values.
@@ -343,12 +491,12 @@ pub fn read_points(path: &Path) -> Result<(Vec<f64>, usize)> {
     Ok((values, shape[1]))
 }
 
-/// Splits a user's points into training and held-out parts (10 %, at least one point) after a
-/// seeded shuffle.
-fn split_file(points: &[f64], d: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+/// Splits points into a kept part and a held-out tenth (at least one point) after a shuffle
+/// seeded by `(seed, stream)`.
+fn split_file(points: &[f64], d: usize, seed: u64, stream: Stream) -> (Vec<f64>, Vec<f64>) {
     let n = points.len() / d;
     let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = stream_rng(seed, Stream::FlowFileSplit, 0);
+    let mut rng = stream_rng(seed, stream, 0);
     for i in (1..n).rev() {
         let j = rng.random_range(0..=i);
         order.swap(i, j);
@@ -372,16 +520,35 @@ pub fn write_points(path: &Path, points: &[f64], d: usize) -> Result<()> {
     crate::run::fs::finish(result, &tmp, path)
 }
 
-/// The data of a flow run: the training points of a file run (`None` for a built-in target,
-/// which is sampled afresh every step), and the held-out points it keeps in `RUN/test.npy`.
-fn flow_points(config: &FlowRunConfig) -> Result<(Option<Vec<f64>>, Vec<f64>)> {
+/// The points of a flow run.
+struct FlowPoints {
+    /// The training points of a file run (`None` for a built-in target, which is sampled
+    /// afresh every step).
+    train: Option<Vec<f64>>,
+    /// The held-out points the run keeps in `RUN/test.npy`.
+    test: Vec<f64>,
+    /// Early stopping's validation points (runs with a patience).
+    valid: Option<Vec<f64>>,
+}
+
+/// The data of a flow run (see [`FlowPoints`]).
+fn flow_points(config: &FlowRunConfig) -> Result<FlowPoints> {
     let d = config.dim();
+    let early = config.train.patience.is_some();
     match &config.data {
         FlowData::Target(name) => {
             let mut rng = stream_rng(config.train.seed, Stream::FlowTestPoints, 0);
             let test = targets::sample(name, config.train.test_size, &mut rng)
                 .context("unknown target")?;
-            Ok((None, test))
+            let valid = early.then(|| {
+                let mut rng = stream_rng(config.train.seed, Stream::FlowValidation, 0);
+                targets::sample(name, VALIDATION_DRAWS, &mut rng).expect("a known target")
+            });
+            Ok(FlowPoints {
+                train: None,
+                test,
+                valid,
+            })
         }
         FlowData::File(path) => {
             let (all, file_d) = read_points(path)?;
@@ -390,11 +557,31 @@ fn flow_points(config: &FlowRunConfig) -> Result<(Option<Vec<f64>>, Vec<f64>)> {
                 "{} has {file_d} columns but the run has {d}",
                 path.display()
             );
-            let (train, test) = split_file(&all, d, config.train.seed);
-            Ok((Some(train), test))
+            let (train, test) = split_file(&all, d, config.train.seed, Stream::FlowFileSplit);
+            if !early {
+                return Ok(FlowPoints {
+                    train: Some(train),
+                    test,
+                    valid: None,
+                });
+            }
+            ensure!(
+                train.len() / d >= 2,
+                "{} has too few points to set a validation part aside",
+                path.display()
+            );
+            let (train, valid) = split_file(&train, d, config.train.seed, Stream::FlowValidation);
+            Ok(FlowPoints {
+                train: Some(train),
+                test,
+                valid: Some(valid),
+            })
         }
     }
 }
+
+/// Validation draws of a built-in target for early stopping.
+const VALIDATION_DRAWS: usize = 2000;
 
 /// One training batch `[batch_size × d]`: drawn from the target, or rows of the training
 /// points drawn with replacement.
@@ -442,6 +629,7 @@ fn start_flow(
             step: 0,
             seconds: 0.0,
             lr_scale: None,
+            early_stop: None,
         };
         return Ok((model, optim, fresh));
     }
@@ -452,16 +640,12 @@ fn start_flow(
     Ok((model, optim, state))
 }
 
-/// The held-out NLL during training: 8 importance samples on at most 2,000 of the points.
-fn test_nll_of(
-    model: &FlowNet,
-    config: &FlowRunConfig,
-    test_points: &[f64],
-    device: &Device,
-) -> f64 {
+/// The NLL of held-out points during training: 8 importance samples on at most 2,000 of them
+/// (the same points and noise at every evaluation).
+fn quick_nll(model: &FlowNet, config: &FlowRunConfig, points: &[f64], device: &Device) -> f64 {
     let d = config.dim();
-    let n = (test_points.len() / d).min(2000);
-    let (lls, _) = log_likelihoods(model, config, &test_points[..n * d], 8, device);
+    let n = (points.len() / d).min(2000);
+    let (lls, _) = log_likelihoods(model, config, &points[..n * d], 8, device);
     -crate::metrics::mean(&lls)
 }
 
@@ -485,13 +669,18 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     }
     validate(&config)?;
     let d = config.dim();
-    let (train_points, test_points) = flow_points(&config)?;
+    let FlowPoints {
+        train: train_points,
+        test: test_points,
+        valid: valid_points,
+    } = flow_points(&config)?;
     let device = opts.device.device()?;
     device.seed(config.train.seed);
     let train_device = device.clone().autodiff();
     let (mut model, mut optim, resumed) = start_flow(opts, &config, &test_points, &train_device)?;
     let (start, seconds_before) = (resumed.step, resumed.seconds);
     let mut lr_scale = resumed.lr_scale.unwrap_or(1.0);
+    let mut early_stop = resumed.early_stop;
     let checkpoint = opts.run.join("checkpoint");
     write_atomic(
         &config_path,
@@ -511,18 +700,19 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let b = config.train.batch_size;
     let mut rewinds = 0;
     let mut step = start;
-    while step < total {
+    while step < total && !early_stop.is_some_and(|e| e.converged) {
         let mut rng = stream_rng(config.train.seed, Stream::FlowStep, step as u64);
         let points = flow_batch(&config, train_points.as_deref(), &mut rng)?;
         let x = Tensor::<2>::from_data(
             TensorData::new(config.standardise(&points), [b, d]),
             &train_device,
         );
-        let noise: Vec<f32> = (0..b * d)
+        let draws = config.train.objective_samples.max(1);
+        let noise: Vec<f32> = (0..draws * b * d)
             .map(|_| standard_normal(&mut rng) as f32)
             .collect();
-        let eps = Tensor::<2>::from_data(TensorData::new(noise, [b, d]), &train_device);
-        let loss = model.objective(x, eps).mean().neg();
+        let eps = Tensor::<2>::from_data(TensorData::new(noise, [draws * b, d]), &train_device);
+        let loss = model.training_objective(x, eps, draws).mean().neg();
         let value = scalar(loss.clone()) + log_scale;
         if value.is_finite() {
             consecutive_skips = 0;
@@ -540,6 +730,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                     lr_scale *= 0.5;
                     let state;
                     (model, optim, state) = restore(&opts.run, model, optim)?;
+                    early_stop = state.early_stop;
                     let message = format!(
                         "step {step}: the loss stayed {value} for {MAX_CONSECUTIVE_SKIPS} batches; rewinding to step {} with learning rate ×{lr_scale}",
                         state.step
@@ -577,24 +768,57 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                 nll: value,
                 steps_per_second: Some(rate),
                 skipped: Some(skipped),
+                valid_nll: None,
+                seconds: None,
             };
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
         }
         if done % config.train.eval_every == 0 || done == total {
-            test_nll = test_nll_of(&model.valid(), &config, &test_points, &device);
+            let seconds = seconds_before + started.elapsed().as_secs_f64();
+            let evaluated = model.valid();
+            test_nll = quick_nll(&evaluated, &config, &test_points, &device);
+            let valid_nll = valid_points
+                .as_deref()
+                .map(|v| quick_nll(&evaluated, &config, v, &device));
+            if let (Some(nll), Some(patience)) = (valid_nll, config.train.patience) {
+                let (state, halve) = EarlyStop::after(
+                    early_stop,
+                    nll,
+                    done,
+                    patience,
+                    config.train.plateau_halvings,
+                );
+                early_stop = Some(state);
+                if halve {
+                    lr_scale *= 0.5;
+                    opts.reporter.line(&format!(
+                        "step {done}: the validation NLL has not improved on {:.4} in {patience} evaluations; learning rate ×{lr_scale}",
+                        state.best
+                    ));
+                }
+            }
             let line = FlowMetricsLine {
                 step: done,
                 kind: "eval".into(),
                 nll: test_nll,
                 steps_per_second: None,
                 skipped: None,
+                valid_nll,
+                seconds: Some(seconds),
             };
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
             metrics.flush()?;
+            if let Some(e) = early_stop.filter(|e| e.converged) {
+                opts.reporter.line(&format!(
+                    "step {done}: the validation NLL has not improved on {:.4} (step {}) in {} evaluations; stopped",
+                    e.best, e.best_step, e.since_best
+                ));
+            }
             let state = FlowCheckpointState {
                 step: done,
-                seconds: seconds_before + started.elapsed().as_secs_f64(),
+                seconds,
                 lr_scale: (lr_scale != 1.0).then_some(lr_scale),
+                early_stop,
             };
             save_checkpoint(&opts.run, &model, &optim, &state)?;
         }
@@ -602,9 +826,10 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     }
     drop(bar);
     Ok(FlowTrainSummary {
-        steps: total,
+        steps: step,
         test_nll,
         seconds: seconds_before + started.elapsed().as_secs_f64(),
+        early_stop,
     })
 }
 
@@ -622,6 +847,14 @@ fn validate(config: &FlowRunConfig) -> Result<()> {
     );
     ensure!(t.test_size >= 1, "train.test_size must be at least 1");
     ensure!(t.iw_samples >= 1, "train.iw_samples must be at least 1");
+    ensure!(
+        t.objective_samples >= 1,
+        "train.objective_samples must be at least 1"
+    );
+    ensure!(
+        t.patience != Some(0),
+        "train.patience must be at least 1 (or absent)"
+    );
     ensure!(
         t.clip_norm.is_finite() && t.clip_norm > 0.0,
         "train.clip_norm must be positive"
@@ -646,6 +879,10 @@ fn validate(config: &FlowRunConfig) -> Result<()> {
             ensure!(
                 n.hidden >= 1 && n.depth >= 1,
                 "nhf widths must be at least 1"
+            );
+            ensure!(
+                n.quadratic_kinetic || n.learned_kinetic,
+                "nhf needs a kinetic energy: quadratic_kinetic, learned_kinetic or both"
             );
         }
         FlowKind::Realnvp => {
@@ -701,6 +938,16 @@ pub struct LoadedFlow {
     pub step: usize,
     /// Seconds of training.
     pub seconds: f64,
+    /// Early stopping's state (runs with a patience).
+    pub early_stop: Option<EarlyStop>,
+}
+
+/// Early stopping's state in a flow run's newest complete checkpoint (`None` without a
+/// patience).
+pub fn early_stop_of(run: &Path) -> Result<Option<EarlyStop>> {
+    let (dir, _) = newest_checkpoint(run)?;
+    let state: FlowCheckpointState = crate::run::read_state(&dir)?;
+    Ok(state.early_stop)
 }
 
 /// Loads a flow run onto `device`.
@@ -715,6 +962,7 @@ pub fn load_flow(run: &Path, device: &Device) -> Result<LoadedFlow> {
         model,
         step: state.step,
         seconds: state.seconds,
+        early_stop: state.early_stop,
     })
 }
 
@@ -824,6 +1072,9 @@ pub struct FlowEvalReport {
     pub samples_per_second: f64,
     /// NLL of the target's own density (the `gaussian` target only).
     pub true_nll: Option<f64>,
+    /// Early stopping's state at the end of training (runs with a patience).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
 }
 
 /// Evaluates a flow run on its held-out points or on `data`.
@@ -890,5 +1141,72 @@ pub fn evaluate_flow(
         train_seconds: flow.seconds,
         samples_per_second: (drawn.len() / d) as f64 / seconds.max(1e-9),
         true_nll,
+        early_stop: flow.early_stop,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plateaus_halve_the_learning_rate_then_stop_training() {
+        let mut state = None;
+        let mut verdicts = vec![];
+        // Improves, then stalls (a gain of MIN_IMPROVEMENT / 2 does not count), improves once
+        // more, and stalls for good.
+        let nlls = [3.0, 2.5, 2.4995, 2.6, 2.2, 2.3, 2.3, 2.3, 2.3, 2.3];
+        for (i, nll) in nlls.into_iter().enumerate() {
+            let (next, halve) = EarlyStop::after(state, nll, 100 * (i + 1), 2, 1);
+            verdicts.push((next.since_best, halve, next.converged));
+            state = Some(next);
+        }
+        assert_eq!(
+            verdicts,
+            [
+                (0, false, false),
+                (0, false, false),
+                (1, false, false),
+                // A plateau: the learning rate is halved, the count starts again.
+                (0, true, false),
+                (0, false, false),
+                (1, false, false),
+                // The second plateau stops training.
+                (2, false, true),
+                (3, false, true),
+                (4, false, true),
+                (5, false, true),
+            ]
+        );
+        let last = state.unwrap();
+        assert_eq!((last.best, last.best_step, last.halvings), (2.2, 500, 1));
+        // Without halvings the first plateau stops.
+        let (s, _) = EarlyStop::after(None, 1.0, 10, 1, 0);
+        let (s, halve) = EarlyStop::after(Some(s), 1.0, 20, 1, 0);
+        assert!(s.converged && !halve);
+    }
+
+    #[test]
+    fn configs_written_before_the_nhf_variants_and_early_stopping_load_as_they_ran() {
+        let config = new_config(FlowKind::Nhf, FlowData::Target("rings".into()), 0).unwrap();
+        let mut json: serde_json::Value = serde_json::to_value(&config).unwrap();
+        for key in ["learned_kinetic", "learned_step", "activation"] {
+            json["nhf"].as_object_mut().unwrap().remove(key);
+        }
+        for key in ["patience", "plateau_halvings", "objective_samples"] {
+            json["train"].as_object_mut().unwrap().remove(key);
+        }
+        let old = FlowRunConfig::from_json(&json.to_string()).unwrap();
+        assert!(old.nhf.quadratic_kinetic && old.nhf.learned_kinetic);
+        assert!(!old.nhf.learned_step);
+        assert_eq!(
+            old.nhf.activation,
+            crate::flow::mlp::EnergyActivation::Softplus
+        );
+        assert_eq!((old.train.patience, old.train.plateau_halvings), (None, 0));
+        assert_eq!(old.train.objective_samples, 1);
+        let state: FlowCheckpointState =
+            serde_json::from_str(r#"{"step": 5, "seconds": 1.0}"#).unwrap();
+        assert_eq!(state.early_stop, None);
+    }
 }

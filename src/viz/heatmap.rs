@@ -81,6 +81,17 @@ const TOP: usize = 24;
 const BOTTOM: usize = 26;
 
 impl Heatmap {
+    /// Where the point `(x, y)` (data coordinates) lands on the canvas that [`Self::render`]
+    /// draws at `width × height`, for drawing over the map.
+    pub fn to_canvas(&self, x: f64, y: f64, width: usize, height: usize) -> (f64, f64) {
+        let side = (width.saturating_sub(LEFT + 8)).min(height.saturating_sub(TOP + BOTTOM));
+        let [x0, x1, y0, y1] = self.extent;
+        (
+            LEFT as f64 + (x - x0) / (x1 - x0) * side as f64,
+            TOP as f64 + side as f64 - (y - y0) / (y1 - y0) * side as f64,
+        )
+    }
+
     /// Draws the map (colours spread from the smallest to the largest finite value) on a
     /// `width × height` canvas.
     pub fn render(&self, width: usize, height: usize) -> Canvas {
