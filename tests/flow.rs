@@ -553,3 +553,104 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
         "not a flow run",
     );
 }
+
+#[test]
+fn training_stops_when_the_validation_nll_stops_improving() {
+    let _ = f64_device();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("nvp");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    // A cap far beyond convergence: patience 1 with one halving stops at the second plateau.
+    ok(hgn(&[
+        "flow",
+        "train",
+        "--target",
+        "gaussian",
+        "--run",
+        &s(&run),
+        "--model",
+        "realnvp",
+        "--steps",
+        "200000",
+        "--eval-every",
+        "20",
+        "--patience",
+        "1",
+        "--plateau-halvings",
+        "1",
+        "-q",
+    ]));
+    let state = hgn::flow::train::early_stop_of(&run).unwrap().unwrap();
+    assert!(state.converged && state.halvings == 1, "{state:?}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let evals: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "eval")
+        .collect();
+    let last = evals.last().unwrap()["step"].as_u64().unwrap();
+    assert!(last < 200_000, "stopped at {last}");
+    assert!(
+        evals
+            .iter()
+            .all(|v| v["valid_nll"].is_f64() && v["seconds"].is_f64())
+    );
+    // Resuming a converged run trains nothing more.
+    ok(hgn(&["flow", "train", "--run", &s(&run), "--resume", "-q"]));
+    let again = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(again, metrics);
+}
+
+#[test]
+fn flow_compare_writes_its_table_and_curves_and_reuses_its_runs() {
+    let _ = f64_device();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cmp");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let compare = |eval_every: &str| {
+        hgn(&[
+            "flow",
+            "compare",
+            "--targets",
+            "gaussian",
+            "--steps",
+            "40",
+            "--eval-every",
+            eval_every,
+            "--patience",
+            "1",
+            "--plateau-halvings",
+            "0",
+            "--out",
+            &s(&out),
+            "-q",
+        ])
+    };
+    let printed = ok(compare("20"));
+    let table = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(printed.contains(&table), "{printed}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| gaussian"))
+        .expect("a gaussian row");
+    assert_eq!(row.matches('|').count(), 10, "{row}");
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    for model in ["nhf", "realnvp"] {
+        let steps = rows[0][model]["steps"].as_u64().unwrap();
+        assert!((20..=40).contains(&steps), "{model}: {steps}");
+    }
+    assert!(rows[0]["nhf_steps_per_second"].as_f64().unwrap() > 0.0);
+    // One row of two charts (against steps, against seconds).
+    assert_eq!(png_size(&out.join("curves.png")), (960, 300));
+    assert_eq!(png_size(&out.join("densities.png")), (900, 300));
+    // A second call reuses both runs; other settings are refused in one line.
+    let model = out.join("runs/gaussian-nhf/checkpoint/model.bpk");
+    let before = std::fs::metadata(&model).unwrap().modified().unwrap();
+    ok(compare("20"));
+    assert_eq!(
+        std::fs::metadata(&model).unwrap().modified().unwrap(),
+        before
+    );
+    assert_error(&compare("10"), "other settings");
+}

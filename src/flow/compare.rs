@@ -104,7 +104,8 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
                 opts.steps,
                 run.display()
             ));
-            if let Err(e) = train_to(&run, kind, target, opts) {
+            let config = planned_config(&run, kind, target, opts)?;
+            if let Err(e) = train_to(&run, config, opts) {
                 // A run that diverged is reported at its last checkpoint, not dropped.
                 let reason = format!("{e:#}");
                 ensure!(
@@ -214,16 +215,20 @@ fn curve_charts(target: &str, curves: &[Curve]) -> [Chart; 2] {
     [by_step, by_time]
 }
 
-/// Trains `kind` on `target` in `run` until it converges or reaches `opts.steps`, reusing
-/// what is there.
-fn train_to(run: &Path, kind: FlowKind, target: &str, opts: &CompareOptions) -> Result<()> {
+/// The configuration of `kind` on `target` under `opts`; an error if `run` already holds a
+/// run made with other settings (apart from the step cap).
+fn planned_config(
+    run: &Path,
+    kind: FlowKind,
+    target: &str,
+    opts: &CompareOptions,
+) -> Result<FlowRunConfig> {
     let mut config = new_config(kind, FlowData::Target(target.into()), opts.seed)?;
     config.train.steps = opts.steps;
     config.train.eval_every = opts.eval_every;
     config.train.patience = Some(opts.patience);
     config.train.plateau_halvings = opts.plateau_halvings;
-    let done = crate::run::RunDir::new(run).checkpoint_step().ok();
-    if done.is_some() {
+    if crate::run::RunDir::new(run).checkpoint_step().is_ok() {
         let saved = FlowRunConfig::load(run)?;
         let mut expected = config.clone();
         expected.train.steps = saved.train.steps;
@@ -232,9 +237,16 @@ fn train_to(run: &Path, kind: FlowKind, target: &str, opts: &CompareOptions) -> 
             "{} holds a run made with other settings; remove it or choose another --out",
             run.display()
         );
-        if done == Some(opts.steps)
-            || super::train::early_stop_of(run)?.is_some_and(|e| e.converged)
-        {
+    }
+    Ok(config)
+}
+
+/// Trains `config` in `run` until it converges or reaches its step cap, reusing what is there.
+fn train_to(run: &Path, config: FlowRunConfig, opts: &CompareOptions) -> Result<()> {
+    let done = crate::run::RunDir::new(run).checkpoint_step().ok();
+    if done.is_some() {
+        let converged = super::train::early_stop_of(run)?.is_some_and(|e| e.converged);
+        if done == Some(opts.steps) || converged {
             return Ok(());
         }
     } else if run.exists() {
