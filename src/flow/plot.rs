@@ -3,9 +3,9 @@
 //!
 //! Writes into `RUN/plots/` (or `--out`): `density.png` (target | learned density | samples,
 //! each a heat map on the same square window) and, for an NHF, `potentials.png` (`V_k` of every
-//! stage on that window, in the data's coordinates), `kinetic.png` (each stage's learned
-//! kinetic energy `K_k(p)` on `[−3, 3]²` of the standardised momentum; only when the stages
-//! learn one) and `paths.png` (the positions of a few base draws after every leapfrog step of
+//! stage on that window, in the data's coordinates), `kinetic.png` (each stage's kinetic
+//! energy `K_k(p)`, the network plus `½|p|²` where the stage has both, on `[−3, 3]²` of the
+//! standardised momentum; only when the stages learn one) and `paths.png` (the positions of a few base draws after every leapfrog step of
 //! every stage, drawn over the target: how the flow carries the Gaussian onto the data).
 //! Two-dimensional data only.
 
@@ -39,7 +39,7 @@ pub struct FlowPictures {
     pub samples: Heatmap,
     /// `V_k(q)` of each NHF stage.
     pub potentials: Vec<Heatmap>,
-    /// The learned `K_k(p)` of each NHF stage (empty without one).
+    /// `K_k(p)` of each NHF stage with a learned kinetic energy (empty without one).
     pub kinetics: Vec<Heatmap>,
     /// Paths of NHF base draws through the flow, in data coordinates: one `[x, y]` per state
     /// (see [`crate::flow::nhf::Nhf::forward_path`]).
@@ -135,11 +135,11 @@ pub fn flow_pictures(run: &Path) -> Result<FlowPictures> {
             &device,
         );
         let m = MOMENTUM_WINDOW;
-        let momenta: Vec<f32> = grid_points(GRID, GRID, [-m, m, -m, m])
+        let momenta_f64: Vec<f64> = grid_points(GRID, GRID, [-m, m, -m, m])
             .into_iter()
             .flatten()
-            .map(|v| v as f32)
             .collect();
+        let momenta: Vec<f32> = momenta_f64.iter().map(|&v| v as f32).collect();
         let p = Tensor::<2>::from_data(TensorData::new(momenta, [GRID * GRID, 2]), &device);
         for (k, stage) in nhf.stages.iter().enumerate() {
             potentials.push(Heatmap {
@@ -150,11 +150,17 @@ pub fn flow_pictures(run: &Path) -> Result<FlowPictures> {
                 extent,
             });
             if let Some(net) = &stage.kinetic {
+                let mut values = to_f64(net.energy(p.clone()));
+                if stage.quadratic_kinetic {
+                    for (v, row) in values.iter_mut().zip(momenta_f64.chunks_exact(2)) {
+                        *v += 0.5 * (row[0] * row[0] + row[1] * row[1]);
+                    }
+                }
                 kinetics.push(Heatmap {
-                    title: format!("learned kinetic K{} (p)", k + 1),
+                    title: format!("kinetic K{} (p)", k + 1),
                     nx: GRID,
                     ny: GRID,
-                    values: to_f64(net.energy(p.clone())),
+                    values,
                     extent: [-m, m, -m, m],
                 });
             }

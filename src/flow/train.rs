@@ -649,6 +649,27 @@ fn quick_nll(model: &FlowNet, config: &FlowRunConfig, points: &[f64], device: &D
     -crate::metrics::mean(&lls)
 }
 
+/// The loss of step `step`: minus the mean training objective of its batch, with the batch and
+/// the posterior noise drawn from the step's own stream.
+fn step_loss(
+    model: &FlowNet,
+    config: &FlowRunConfig,
+    train_points: Option<&[f64]>,
+    step: usize,
+    device: &Device,
+) -> Result<Tensor<1>> {
+    let (b, d) = (config.train.batch_size, config.dim());
+    let mut rng = stream_rng(config.train.seed, Stream::FlowStep, step as u64);
+    let points = flow_batch(config, train_points, &mut rng)?;
+    let x = Tensor::<2>::from_data(TensorData::new(config.standardise(&points), [b, d]), device);
+    let draws = config.train.objective_samples.max(1);
+    let noise: Vec<f32> = (0..draws * b * d)
+        .map(|_| standard_normal(&mut rng) as f32)
+        .collect();
+    let eps = Tensor::<2>::from_data(TensorData::new(noise, [draws * b, d]), device);
+    Ok(model.training_objective(x, eps, draws).mean().neg())
+}
+
 /// Trains (or resumes) a flow. One loop over the steps holds the batch, the guard that skips
 /// unstable batches and rewinds to the last checkpoint, the logs, the evaluations and the
 /// checkpoints, which share its state.
@@ -668,7 +689,6 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         config.train.steps = steps;
     }
     validate(&config)?;
-    let d = config.dim();
     let FlowPoints {
         train: train_points,
         test: test_points,
@@ -697,22 +717,16 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let mut last_log = Instant::now();
     let mut test_nll = f64::NAN;
     let (mut skipped, mut consecutive_skips) = (0usize, 0usize);
-    let b = config.train.batch_size;
     let mut rewinds = 0;
     let mut step = start;
     while step < total && !early_stop.is_some_and(|e| e.converged) {
-        let mut rng = stream_rng(config.train.seed, Stream::FlowStep, step as u64);
-        let points = flow_batch(&config, train_points.as_deref(), &mut rng)?;
-        let x = Tensor::<2>::from_data(
-            TensorData::new(config.standardise(&points), [b, d]),
+        let loss = step_loss(
+            &model,
+            &config,
+            train_points.as_deref(),
+            step,
             &train_device,
-        );
-        let draws = config.train.objective_samples.max(1);
-        let noise: Vec<f32> = (0..draws * b * d)
-            .map(|_| standard_normal(&mut rng) as f32)
-            .collect();
-        let eps = Tensor::<2>::from_data(TensorData::new(noise, [draws * b, d]), &train_device);
-        let loss = model.training_objective(x, eps, draws).mean().neg();
+        )?;
         let value = scalar(loss.clone()) + log_scale;
         if value.is_finite() {
             consecutive_skips = 0;
@@ -796,6 +810,12 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                         state.best
                     ));
                 }
+                if state.converged {
+                    opts.reporter.line(&format!(
+                        "step {done}: the validation NLL has not improved on {:.4} (step {}) in {} evaluations; stopped",
+                        state.best, state.best_step, state.since_best
+                    ));
+                }
             }
             let line = FlowMetricsLine {
                 step: done,
@@ -808,12 +828,6 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
             };
             writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
             metrics.flush()?;
-            if let Some(e) = early_stop.filter(|e| e.converged) {
-                opts.reporter.line(&format!(
-                    "step {done}: the validation NLL has not improved on {:.4} (step {}) in {} evaluations; stopped",
-                    e.best, e.best_step, e.since_best
-                ));
-            }
             let state = FlowCheckpointState {
                 step: done,
                 seconds,
