@@ -29,14 +29,6 @@ pub enum EnergyActivation {
 }
 
 impl EnergyActivation {
-    /// The name in `config.json` and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            EnergyActivation::Softplus => "softplus",
-            EnergyActivation::Tanh => "tanh",
-        }
-    }
-
     /// `h = σ(a)` and, when `derivative`, `σ'(a)`.
     fn apply<const D: usize>(
         self,
@@ -149,38 +141,22 @@ impl EnergyMlp {
     /// - `x`: `[batch, d]`
     /// - returns: (`[batch]`, `[batch, d]`)
     pub fn energy_and_grad(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
-        let last = self.layers.len() - 1;
-        let mut slopes = Vec::with_capacity(last);
-        let mut h = x;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let a = layer.forward(h);
-            if i < last {
-                let (value, slope) = self.activation.apply(a, true);
-                slopes.push(slope.expect("asked for the derivative"));
-                h = value;
-            } else {
-                h = a;
-            }
-        }
-        let batch = h.dims()[0];
-        let mut g = h.ones_like();
-        let energy = h.reshape([batch]);
-        for i in (0..self.layers.len()).rev() {
-            g = g.matmul(self.layers[i].weight.val().transpose());
-            if i > 0 {
-                g = g * slopes[i - 1].clone();
-            }
-        }
-        (energy, g)
+        let (h, slopes) = self.hidden(x);
+        let out = self.layers[self.layers.len() - 1].forward(h.clone());
+        let batch = out.dims()[0];
+        (out.reshape([batch]), self.backward(h, slopes))
     }
 
-    /// `∂E/∂x` (see [`Self::energy_and_grad`]), without the output layer's forward pass: with
-    /// `g_L = 1`, `g_{h_{L−1}} = W_Lᵀ`, one row broadcast over the batch.
+    /// `∂E/∂x` (see [`Self::energy_and_grad`]), without the output layer's forward pass.
     pub fn grad(&self, x: Tensor<2>) -> Tensor<2> {
+        let (h, slopes) = self.hidden(x);
+        self.backward(h, slopes)
+    }
+
+    /// The last hidden activation `h_{L−1}` (the input without hidden layers) and `σ'(a_l)` of
+    /// every hidden layer.
+    fn hidden(&self, x: Tensor<2>) -> (Tensor<2>, Vec<Tensor<2>>) {
         let last = self.layers.len() - 1;
-        if last == 0 {
-            return self.energy_and_grad(x).1;
-        }
         let mut slopes = Vec::with_capacity(last);
         let mut h = x;
         for layer in &self.layers[..last] {
@@ -188,12 +164,25 @@ impl EnergyMlp {
             slopes.push(slope.expect("asked for the derivative"));
             h = value;
         }
+        (h, slopes)
+    }
+
+    /// `∂E/∂x` from [`Self::hidden`]'s output: `g_L = 1` makes `g_{h_{L−1}} = W_Lᵀ`, one row
+    /// broadcast over the batch, then `g_{l−1} = (g_l W_lᵀ) ⊙ σ'(a_{l−1})` down to the input.
+    fn backward(&self, h: Tensor<2>, mut slopes: Vec<Tensor<2>>) -> Tensor<2> {
+        let last = self.layers.len() - 1;
         let row = self.layers[last].weight.val().transpose();
-        let mut g = slopes.pop().expect("one hidden layer at least") * row;
+        let mut g = match slopes.pop() {
+            Some(slope) => slope * row,
+            None => h.ones_like() * row,
+        };
         for i in (1..last).rev() {
             g = g.matmul(self.layers[i].weight.val().transpose()) * slopes[i - 1].clone();
         }
-        g.matmul(self.layers[0].weight.val().transpose())
+        if last > 0 {
+            g = g.matmul(self.layers[0].weight.val().transpose());
+        }
+        g
     }
 }
 

@@ -23,10 +23,8 @@
 //! tightens the bound for evaluation.
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
-
-use burn::module::Param;
 
 use super::mlp::{Activation, EnergyActivation, EnergyMlp, Mlp, MlpConfig};
 use crate::model::LatentHamiltonian;

@@ -15,7 +15,9 @@ use anyhow::{Context, Result, ensure};
 use burn::tensor::{Tensor, TensorData};
 
 use super::targets;
-use super::train::{FlowData, LoadedFlow, draw_samples, load_flow, log_likelihoods, read_points};
+use super::train::{
+    FlowData, LoadedFlow, draw_samples, load_flow, log_likelihoods, read_points, to_f64,
+};
 use crate::device::DeviceChoice;
 use crate::rng::{Stream, stream_rng};
 use crate::viz::canvas::{BLACK, PALETTE, WHITE};
@@ -50,13 +52,6 @@ pub struct FlowPictures {
 const PATHS: usize = 12;
 /// Half-width of the standardised momentum window of `kinetic.png`.
 const MOMENTUM_WINDOW: f64 = 3.0;
-
-fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .unwrap_or_default()
-}
 
 /// Points of the target: fresh draws of a built-in target, or the user's whole file.
 fn target_points(flow: &LoadedFlow) -> Result<Vec<f64>> {

@@ -935,7 +935,8 @@ fn newest_checkpoint(run: &Path) -> Result<(PathBuf, usize)> {
         .with_context(|| format!("{} has no checkpoint yet", run.display()))
 }
 
-fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+/// A tensor's values as f64.
+pub(crate) fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data()
         .convert::<f64>()
         .try_to_vec::<f64>()
