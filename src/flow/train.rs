@@ -16,7 +16,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use burn::config::Config;
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
@@ -670,9 +670,8 @@ fn step_loss(
     Ok(model.training_objective(x, eps, draws).mean().neg())
 }
 
-/// Trains (or resumes) a flow. One loop over the steps holds the batch, the guard that skips
-/// unstable batches and rewinds to the last checkpoint, the logs, the evaluations and the
-/// checkpoints, which share its state.
+/// Trains (or resumes) a flow: one loop over the steps; [`FlowLoop`] holds what its
+/// evaluations, checkpoints and rewinds share.
 pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let config_path = opts.run.join("config.json");
     let mut config = if opts.resume {
@@ -689,41 +688,41 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         config.train.steps = steps;
     }
     validate(&config)?;
-    let FlowPoints {
-        train: train_points,
-        test: test_points,
-        valid: valid_points,
-    } = flow_points(&config)?;
+    let points = flow_points(&config)?;
     let device = opts.device.device()?;
     device.seed(config.train.seed);
     let train_device = device.clone().autodiff();
-    let (mut model, mut optim, resumed) = start_flow(opts, &config, &test_points, &train_device)?;
-    let (start, seconds_before) = (resumed.step, resumed.seconds);
-    let mut lr_scale = resumed.lr_scale.unwrap_or(1.0);
-    let mut early_stop = resumed.early_stop;
-    let checkpoint = opts.run.join("checkpoint");
+    let (mut model, mut optim, resumed) = start_flow(opts, &config, &points.test, &train_device)?;
     write_atomic(
         &config_path,
         &(serde_json::to_string_pretty(&config)? + "\n"),
     )?;
-    let mut metrics = RunDir::new(&opts.run).open_metrics()?;
+    let start = resumed.step;
+    let mut run = FlowLoop {
+        opts,
+        config: &config,
+        metrics: RunDir::new(&opts.run).open_metrics()?,
+        seconds_before: resumed.seconds,
+        started: Instant::now(),
+        lr_scale: resumed.lr_scale.unwrap_or(1.0),
+        early_stop: resumed.early_stop,
+        test_nll: f64::NAN,
+    };
 
     let total = config.train.steps;
     let bar = opts
         .reporter
         .task("training", "steps", total as u64, start as u64);
     let log_scale = config.log_scale_sum();
-    let started = Instant::now();
     let mut last_log = Instant::now();
-    let mut test_nll = f64::NAN;
     let (mut skipped, mut consecutive_skips) = (0usize, 0usize);
     let mut rewinds = 0;
     let mut step = start;
-    while step < total && !early_stop.is_some_and(|e| e.converged) {
+    while step < total && !run.early_stop.is_some_and(|e| e.converged) {
         let loss = step_loss(
             &model,
             &config,
-            train_points.as_deref(),
+            points.train.as_deref(),
             step,
             &train_device,
         )?;
@@ -731,7 +730,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         if value.is_finite() {
             consecutive_skips = 0;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.train.learning_rate * lr_scale, model, grads);
+            model = optim.step(config.train.learning_rate * run.lr_scale, model, grads);
         } else {
             // A batch that drives the leapfrog unstable is skipped. Many in a row mean the
             // weights themselves have become unstable: rewind to the last checkpoint with half
@@ -739,30 +738,18 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
             skipped += 1;
             consecutive_skips += 1;
             if consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
-                if rewinds < MAX_REWINDS && crate::run::find_checkpoint(&opts.run).is_some() {
-                    rewinds += 1;
-                    lr_scale *= 0.5;
-                    let state;
-                    (model, optim, state) = restore(&opts.run, model, optim)?;
-                    early_stop = state.early_stop;
-                    let message = format!(
-                        "step {step}: the loss stayed {value} for {MAX_CONSECUTIVE_SKIPS} batches; rewinding to step {} with learning rate ×{lr_scale}",
-                        state.step
-                    );
-                    opts.reporter.line(&message);
-                    step = state.step;
-                    consecutive_skips = 0;
-                    metrics.flush()?;
-                    RunDir::new(&opts.run).truncate_metrics(step)?;
-                    metrics = RunDir::new(&opts.run).open_metrics()?;
-                    bar.set_position(step as u64);
-                    continue;
-                } else {
-                    bail!(
-                        "the loss was {value} for {MAX_CONSECUTIVE_SKIPS} batches in a row, the last at step {step}; stopped. The last good checkpoint in {} is intact",
-                        checkpoint.display()
-                    );
-                }
+                ensure!(
+                    rewinds < MAX_REWINDS && crate::run::find_checkpoint(&opts.run).is_some(),
+                    "the loss was {value} for {MAX_CONSECUTIVE_SKIPS} batches in a row, the last at step {step}; stopped. The last good checkpoint in {} is intact",
+                    opts.run.join("checkpoint").display()
+                );
+                rewinds += 1;
+                let back;
+                (model, optim, back) = run.rewind(model, optim, step, value)?;
+                step = back;
+                consecutive_skips = 0;
+                bar.set_position(step as u64);
+                continue;
             }
         }
         let done = step + 1;
@@ -776,7 +763,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                 config.train.log_every as f64 / elapsed
             };
             bar.status(&format!("nll {value:.3}  {rate:.1} steps/s"));
-            let line = FlowMetricsLine {
+            run.write_line(&FlowMetricsLine {
                 step: done,
                 kind: "train".into(),
                 nll: value,
@@ -784,67 +771,132 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
                 skipped: Some(skipped),
                 valid_nll: None,
                 seconds: None,
-            };
-            writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
+            })?;
         }
         if done % config.train.eval_every == 0 || done == total {
-            let seconds = seconds_before + started.elapsed().as_secs_f64();
-            let evaluated = model.valid();
-            test_nll = quick_nll(&evaluated, &config, &test_points, &device);
-            let valid_nll = valid_points
-                .as_deref()
-                .map(|v| quick_nll(&evaluated, &config, v, &device));
-            if let (Some(nll), Some(patience)) = (valid_nll, config.train.patience) {
-                let (state, halve) = EarlyStop::after(
-                    early_stop,
-                    nll,
-                    done,
-                    patience,
-                    config.train.plateau_halvings,
-                );
-                early_stop = Some(state);
-                if halve {
-                    lr_scale *= 0.5;
-                    opts.reporter.line(&format!(
-                        "step {done}: the validation NLL has not improved on {:.4} in {patience} evaluations; learning rate ×{lr_scale}",
-                        state.best
-                    ));
-                }
-                if state.converged {
-                    opts.reporter.line(&format!(
-                        "step {done}: the validation NLL has not improved on {:.4} (step {}) in {} evaluations; stopped",
-                        state.best, state.best_step, state.since_best
-                    ));
-                }
-            }
-            let line = FlowMetricsLine {
-                step: done,
-                kind: "eval".into(),
-                nll: test_nll,
-                steps_per_second: None,
-                skipped: None,
-                valid_nll,
-                seconds: Some(seconds),
-            };
-            writeln!(metrics, "{}", serde_json::to_string(&line)?)?;
-            metrics.flush()?;
-            let state = FlowCheckpointState {
-                step: done,
-                seconds,
-                lr_scale: (lr_scale != 1.0).then_some(lr_scale),
-                early_stop,
-            };
-            save_checkpoint(&opts.run, &model, &optim, &state)?;
+            run.evaluate_and_save(&model, &optim, &points, &device, done)?;
         }
         step += 1;
     }
     drop(bar);
     Ok(FlowTrainSummary {
         steps: step,
-        test_nll,
-        seconds: seconds_before + started.elapsed().as_secs_f64(),
-        early_stop,
+        test_nll: run.test_nll,
+        seconds: run.seconds(),
+        early_stop: run.early_stop,
     })
+}
+
+/// What the training loop's evaluations, checkpoints and rewinds share: the run, its metrics
+/// file, the clock, the learning-rate factor and early stopping's state.
+struct FlowLoop<'a> {
+    opts: &'a FlowTrainOptions,
+    config: &'a FlowRunConfig,
+    metrics: std::fs::File,
+    /// Seconds of training before this call (from the checkpoint it resumed).
+    seconds_before: f64,
+    started: Instant,
+    /// Factor on the learning rate (halved by rewinds and by plateaus).
+    lr_scale: f64,
+    early_stop: Option<EarlyStop>,
+    /// The held-out NLL of the last evaluation.
+    test_nll: f64,
+}
+
+impl FlowLoop<'_> {
+    /// Seconds of training in total so far.
+    fn seconds(&self) -> f64 {
+        self.seconds_before + self.started.elapsed().as_secs_f64()
+    }
+
+    fn write_line(&mut self, line: &FlowMetricsLine) -> Result<()> {
+        writeln!(self.metrics, "{}", serde_json::to_string(line)?)?;
+        Ok(())
+    }
+
+    /// After `done` steps: the held-out NLL, the validation NLL and early stopping's verdict on
+    /// it (a plateau halves the learning rate), an eval line, then a checkpoint of it all.
+    fn evaluate_and_save(
+        &mut self,
+        model: &FlowNet,
+        optim: &burn::optim::ModuleOptimizer,
+        points: &FlowPoints,
+        device: &Device,
+        done: usize,
+    ) -> Result<()> {
+        let config = self.config;
+        let seconds = self.seconds();
+        let evaluated = model.valid();
+        self.test_nll = quick_nll(&evaluated, config, &points.test, device);
+        let valid_nll = points
+            .valid
+            .as_deref()
+            .map(|v| quick_nll(&evaluated, config, v, device));
+        if let (Some(nll), Some(patience)) = (valid_nll, config.train.patience) {
+            let (state, halve) = EarlyStop::after(
+                self.early_stop,
+                nll,
+                done,
+                patience,
+                config.train.plateau_halvings,
+            );
+            self.early_stop = Some(state);
+            if halve {
+                self.lr_scale *= 0.5;
+                self.opts.reporter.line(&format!(
+                    "step {done}: the validation NLL has not improved on {:.4} in {patience} evaluations; learning rate ×{}",
+                    state.best, self.lr_scale
+                ));
+            }
+            if state.converged {
+                self.opts.reporter.line(&format!(
+                    "step {done}: the validation NLL has not improved on {:.4} (step {}) in {} evaluations; stopped",
+                    state.best, state.best_step, state.since_best
+                ));
+            }
+        }
+        self.write_line(&FlowMetricsLine {
+            step: done,
+            kind: "eval".into(),
+            nll: self.test_nll,
+            steps_per_second: None,
+            skipped: None,
+            valid_nll,
+            seconds: Some(seconds),
+        })?;
+        self.metrics.flush()?;
+        let state = FlowCheckpointState {
+            step: done,
+            seconds,
+            lr_scale: (self.lr_scale != 1.0).then_some(self.lr_scale),
+            early_stop: self.early_stop,
+        };
+        save_checkpoint(&self.opts.run, model, optim, &state)
+    }
+
+    /// Goes back to the newest checkpoint with half the learning rate, after the loss stayed
+    /// `value` for too many batches up to `step`; metric lines past the checkpoint are dropped.
+    /// Returns the restored model and optimiser and the checkpoint's step.
+    fn rewind(
+        &mut self,
+        model: FlowNet,
+        optim: burn::optim::ModuleOptimizer,
+        step: usize,
+        value: f64,
+    ) -> Result<(FlowNet, burn::optim::ModuleOptimizer, usize)> {
+        let run = &self.opts.run;
+        let (model, optim, state) = restore(run, model, optim)?;
+        self.lr_scale *= 0.5;
+        self.early_stop = state.early_stop;
+        self.opts.reporter.line(&format!(
+            "step {step}: the loss stayed {value} for {MAX_CONSECUTIVE_SKIPS} batches; rewinding to step {} with learning rate ×{}",
+            state.step, self.lr_scale
+        ));
+        self.metrics.flush()?;
+        RunDir::new(run).truncate_metrics(state.step)?;
+        self.metrics = RunDir::new(run).open_metrics()?;
+        Ok((model, optim, state.step))
+    }
 }
 
 fn validate(config: &FlowRunConfig) -> Result<()> {
