@@ -7,12 +7,12 @@ mod common;
 
 use burn::module::Param;
 use burn::tensor::{Device, Distribution, Tensor};
+use hgn::flow::config::{FlowData, FlowKind, new_config};
+use hgn::flow::eval::log_likelihoods;
 use hgn::flow::mlp::{EnergyActivation, MlpConfig};
+use hgn::flow::net::FlowNet;
 use hgn::flow::nhf::{Nhf, NhfConfig};
-use hgn::flow::train::{
-    FlowData, FlowKind, FlowNet, FlowTrainOptions, load_flow, log_likelihoods, new_config,
-    train_flow,
-};
+use hgn::flow::train::{FlowTrainOptions, load_flow, train_flow};
 
 /// The f64 CPU device of this binary, seeded with 11. Every test calls it first: the
 /// process-wide dtype must be set before anything (here or in `train_flow`) touches the device.
@@ -263,7 +263,7 @@ fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth()
     .unwrap();
     let device = f64_device();
     let flow = load_flow(&run, &device).unwrap();
-    let (points, _) = hgn::flow::train::read_points(&run.join("test.npy")).unwrap();
+    let (points, _) = hgn::flow::points::read_points(&run.join("test.npy")).unwrap();
     let (iw, elbo) = log_likelihoods(&flow.model, &flow.config, &points, 64, &device);
     let truth: Vec<f64> = points
         .chunks_exact(2)
@@ -301,7 +301,7 @@ fn training_on_two_moons_beats_the_gaussian_baseline() {
         reporter: hgn::progress::Reporter::silent(),
     })
     .unwrap();
-    let report = hgn::flow::train::evaluate_flow(&run, None, Some(16)).unwrap();
+    let report = hgn::flow::eval::evaluate_flow(&run, None, Some(16)).unwrap();
     assert!(
         report.test_nll < report.gaussian_baseline_nll - 0.3,
         "NLL {} vs Gaussian {}",
@@ -310,7 +310,7 @@ fn training_on_two_moons_beats_the_gaussian_baseline() {
     );
     // With one importance sample the NLL estimate is the negative ELBO of the same draw; with
     // 16 it is strictly tighter (the posterior f_ψ(p | q) is not exact).
-    let single = hgn::flow::train::evaluate_flow(&run, None, Some(1)).unwrap();
+    let single = hgn::flow::eval::evaluate_flow(&run, None, Some(1)).unwrap();
     assert_eq!(single.iw_samples, 1);
     assert!(
         (single.test_nll - single.test_nll_bound).abs() < 1e-9 * single.test_nll.abs().max(1.0),
@@ -364,7 +364,7 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
     )
     .unwrap();
     let file = tmp.path().join("points.npy");
-    hgn::flow::train::write_points(&file, &points, 2).unwrap();
+    hgn::flow::points::write_points(&file, &points, 2).unwrap();
     let run = tmp.path().join("nvp");
     ok(hgn(&[
         "flow",
@@ -424,7 +424,7 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
         "--out",
         &s(&npy),
     ]));
-    let (drawn, d) = hgn::flow::train::read_points(&npy).unwrap();
+    let (drawn, d) = hgn::flow::points::read_points(&npy).unwrap();
     assert_eq!((drawn.len() / d, d), (123, 2));
     let png = tmp.path().join("samples.png");
     ok(hgn(&[
@@ -514,7 +514,7 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
         "not a float64 .npy",
     );
     let line = tmp.path().join("line.npy");
-    hgn::flow::train::write_points(&line, &[0.0, 1.0, 2.0, 3.0], 1).unwrap();
+    hgn::flow::points::write_points(&line, &[0.0, 1.0, 2.0, 3.0], 1).unwrap();
     assert_error(
         &hgn(&[
             "flow",

@@ -188,7 +188,7 @@ pub enum FlowKindArg {
     Realnvp,
 }
 
-impl From<FlowKindArg> for hgn::flow::train::FlowKind {
+impl From<FlowKindArg> for hgn::flow::config::FlowKind {
     fn from(arg: FlowKindArg) -> Self {
         match arg {
             FlowKindArg::Nhf => Self::Nhf,
@@ -254,7 +254,7 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
 
 /// `hgn flow train`: a new run from the flags, or the saved one with `--resume`.
 fn flow_train(args: FlowTrainArgs) -> Result<()> {
-    use hgn::flow::train::{FlowData, FlowKind};
+    use hgn::flow::config::{FlowData, FlowKind};
     let config = if args.resume {
         anyhow::ensure!(
             args.target.is_none()
@@ -276,14 +276,14 @@ fn flow_train(args: FlowTrainArgs) -> Result<()> {
                 && args.eval_every.is_none(),
             "--resume continues a run with its saved config.json; only --steps may change"
         );
-        hgn::flow::train::FlowRunConfig::load(&args.run)?
+        hgn::flow::config::FlowRunConfig::load(&args.run)?
     } else {
         let data = match (&args.target, &args.data) {
             (Some(t), None) => FlowData::Target(t.clone()),
             (None, Some(d)) => FlowData::File(d.clone()),
             _ => anyhow::bail!("name the data: --target NAME or --data FILE.npy"),
         };
-        let mut c = hgn::flow::train::new_config(args.model.into(), data, args.seed)?;
+        let mut c = hgn::flow::config::new_config(args.model.into(), data, args.seed)?;
         if let Some(v) = args.steps {
             c.train.steps = v;
         }
@@ -365,7 +365,7 @@ fn flow_train(args: FlowTrainArgs) -> Result<()> {
 
 /// `hgn flow eval`: the held-out NLL and the run's figures, as text or JSON.
 fn flow_eval(run: &Path, data: Option<&Path>, samples: Option<usize>, json: bool) -> Result<()> {
-    let report = hgn::flow::train::evaluate_flow(run, data, samples)?;
+    let report = hgn::flow::eval::evaluate_flow(run, data, samples)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -420,9 +420,9 @@ fn flow_sample(run: &Path, count: usize, out: &Path, seed: u64) -> Result<()> {
     let device = hgn::device::DeviceChoice::Cpu.device()?;
     let flow = hgn::flow::train::load_flow(run, &device)?;
     let d = flow.config.dim();
-    let points = hgn::flow::train::draw_samples(&flow.model, &flow.config, count, seed, &device);
+    let points = hgn::flow::eval::draw_samples(&flow.model, &flow.config, count, seed, &device);
     if ext == "npy" {
-        hgn::flow::train::write_points(out, &points, d)?;
+        hgn::flow::points::write_points(out, &points, d)?;
     } else {
         anyhow::ensure!(
             d == 2,

@@ -15,12 +15,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 
+use super::config::{FlowData, FlowKind, FlowRunConfig, new_config};
+use super::eval::{FlowEvalReport, evaluate_flow};
 use super::plot::flow_pictures;
 use super::targets::TARGETS;
-use super::train::{
-    FlowData, FlowEvalReport, FlowKind, FlowMetricsLine, FlowRunConfig, FlowTrainOptions,
-    evaluate_flow, new_config, train_flow,
-};
+use super::train::{FlowMetricsLine, FlowTrainOptions, train_flow};
 use crate::device::DeviceChoice;
 use crate::viz::canvas::WHITE;
 use crate::viz::{Canvas, Chart, Series};
@@ -279,7 +278,7 @@ pub fn markdown(rows: &[CompareRow], opts: &CompareOptions) -> String {
          Ratios: NHF / RealNVP.\n",
         opts.patience,
         opts.eval_every,
-        super::train::MIN_IMPROVEMENT,
+        super::config::MIN_IMPROVEMENT,
         opts.plateau_halvings,
         opts.steps,
         rows.first().map_or(16, |r| r.nhf.iw_samples)

@@ -6,7 +6,11 @@
 //!   variational momentum posterior, ELBO and importance-weighted likelihood);
 //! - [`realnvp`]: affine coupling flow;
 //! - [`targets`]: the seeded 2-D densities;
-//! - [`train`]: run folders, training, evaluation and sampling;
+//! - [`config`]: a flow run's settings;
+//! - [`net`]: the network a run trains (NHF or RealNVP);
+//! - [`points`]: a run's training, held-out and validation points;
+//! - [`train`]: run folders, training and loading;
+//! - [`eval`]: held-out likelihoods, samples and the evaluation report;
 //! - [`plot`]: density heat maps, samples and the learned potentials;
 //! - [`compare`]: NHF against RealNVP on every benchmark target, as a Markdown table.
 //!
@@ -14,9 +18,13 @@
 //! `LatentHamiltonian<2>` trait: one leapfrog for image latents and for vectors.
 
 pub mod compare;
+pub mod config;
+pub mod eval;
 pub mod mlp;
+pub mod net;
 pub mod nhf;
 pub mod plot;
+pub mod points;
 pub mod realnvp;
 pub mod targets;
 pub mod train;

@@ -34,7 +34,7 @@ use crate::model::integrator::leapfrog;
 pub const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
 /// Size and dynamics of an NHF. A field absent from an older `config.json` takes the behaviour
-/// runs had before it existed; [`crate::flow::train::new_config`] chooses a new run's settings.
+/// runs had before it existed; [`crate::flow::config::new_config`] chooses a new run's settings.
 #[derive(Config, Debug, PartialEq)]
 pub struct NhfConfig {
     /// Data dimension `d` (the state has `2d`).

@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 use burn::tensor::{Tensor, TensorData};
 
+use super::config::FlowData;
+use super::eval::{draw_samples, log_likelihoods, to_f64};
+use super::points::read_points;
 use super::targets;
-use super::train::{
-    FlowData, LoadedFlow, draw_samples, load_flow, log_likelihoods, read_points, to_f64,
-};
+use super::train::{LoadedFlow, load_flow};
 use crate::device::DeviceChoice;
 use crate::rng::{Stream, stream_rng};
 use crate::viz::canvas::{BLACK, PALETTE, WHITE};
@@ -177,7 +178,7 @@ pub fn flow_pictures(run: &Path) -> Result<FlowPictures> {
 /// coordinates.
 fn flow_paths(
     nhf: &super::nhf::Nhf,
-    config: &super::train::FlowRunConfig,
+    config: &super::config::FlowRunConfig,
     device: &burn::tensor::Device,
 ) -> Vec<Vec<[f64; 2]>> {
     let mut rng = stream_rng(config.train.seed, Stream::FlowPlotTarget, 1);

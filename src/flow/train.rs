@@ -1,277 +1,36 @@
-//! Training, evaluating and sampling density flows (`hgn flow train|eval|sample`).
+//! Training a density flow (`hgn flow train`), and loading a trained one.
 //!
 //! A flow run folder holds `config.json` (written before step 0), `metrics.jsonl`, `test.npy`
-//! (the held-out points, float64 `[N, d]`) and `checkpoint/` (model, Adam state, step and
-//! training seconds, swapped in atomically), like an HGN run.
+//! (the held-out points, float64 `[N, d]`) and `checkpoint/` (model, Adam state, step,
+//! training seconds, learning-rate factor and early stopping's state, swapped in atomically),
+//! like an HGN run.
 //!
-//! Data path: points → standardised `(x − mean) / std` (recorded in the config) → batch →
-//! flow → loss (NHF: −ELBO; RealNVP: −log p) → Adam → checkpoint. Likelihoods are reported in
-//! the original coordinates: `log p(x) = log p̃(x̃) − Σ_j log std_j`.
+//! Data path: points ([`super::points`]) → batch → flow → loss (NHF: −ELBO or the
+//! importance-weighted bound; RealNVP: −log p) → Adam → checkpoint.
 //!
-//! Every random draw of step `s` comes from the stream `(seed, 3, s)`; held-out target points
-//! from `(seed, 4, 0)`, the split of a user file from `(seed, 5, 0)`, so a resumed run repeats an
-//! uninterrupted one exactly.
+//! Every random draw of step `s` comes from the stream `(seed, 3, s)`, so a resumed run repeats
+//! an uninterrupted one exactly.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
-use burn::config::Config;
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::nhf::{LN_2PI, Nhf, NhfConfig};
-use super::realnvp::{RealNvp, RealNvpConfig};
-use super::targets;
-use crate::data::npy::{Dtype, NpyWriter, read_f64};
+use super::config::{FlowRunConfig, MIN_IMPROVEMENT, validate};
+use super::eval::log_likelihoods;
+use super::net::FlowNet;
+use super::points::{FlowPoints, flow_batch, flow_points, write_points};
 use crate::device::DeviceChoice;
 use crate::physics::sampling::standard_normal;
 use crate::rng::{Stream, stream_rng};
 use crate::run::{RunDir, restore_checkpoint, save_checkpoint, write_atomic};
 use crate::train::scalar;
-
-/// Which flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FlowKind {
-    /// Neural Hamiltonian Flow.
-    Nhf,
-    /// RealNVP affine coupling flow.
-    Realnvp,
-}
-
-impl FlowKind {
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            FlowKind::Nhf => "nhf",
-            FlowKind::Realnvp => "realnvp",
-        }
-    }
-}
-
-/// Where training points come from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FlowData {
-    /// A built-in target (fresh draws every step; 10,000 held-out draws).
-    Target(String),
-    /// A user's `.npy` array `[N, d]` (float64; 10 % held out, at least one point).
-    File(PathBuf),
-}
-
-/// Optimisation settings of a flow.
-#[derive(Config, Debug, PartialEq)]
-pub struct FlowTrainConfig {
-    /// Optimisation steps.
-    #[config(default = 3000)]
-    pub steps: usize,
-    /// Points per batch.
-    #[config(default = 256)]
-    pub batch_size: usize,
-    /// Adam learning rate.
-    #[config(default = 5e-3)]
-    pub learning_rate: f64,
-    /// Gradients are clipped to this norm per parameter tensor (leapfrog through a sharp
-    /// potential can produce rare huge gradients).
-    #[config(default = 5.0)]
-    pub clip_norm: f64,
-    /// Seed of the weights, data and noise.
-    #[config(default = 0)]
-    pub seed: u64,
-    /// Steps between metric lines.
-    #[config(default = 20)]
-    pub log_every: usize,
-    /// Steps between held-out evaluations (and checkpoints).
-    #[config(default = 500)]
-    pub eval_every: usize,
-    /// Held-out draws of a built-in target.
-    #[config(default = 10000)]
-    pub test_size: usize,
-    /// Posterior samples of the NHF's importance-weighted likelihood estimate.
-    #[config(default = 16)]
-    pub iw_samples: usize,
-    /// Posterior draws per point of the NHF's training objective: 1 trains on the ELBO, more
-    /// on the importance-weighted bound (see [`FlowNet::training_objective`]).
-    #[config(default = 1)]
-    pub objective_samples: usize,
-    /// Early stopping: `Some(n)` stops training once `n` evaluations in a row have not lowered
-    /// the best validation NLL by more than [`MIN_IMPROVEMENT`] (`steps` stays the cap). The
-    /// validation points are fresh draws of a built-in target, or a tenth of a file's training
-    /// points, set aside; never the test points. `None`: train all `steps`.
-    #[config(default = "None")]
-    pub patience: Option<usize>,
-    /// With a patience: on each of the first `plateau_halvings` plateaus the learning rate is
-    /// halved and training goes on; the next plateau stops it.
-    #[config(default = 0)]
-    pub plateau_halvings: usize,
-}
-
-/// The smallest drop of the validation NLL (nats) that counts as progress for early stopping.
-/// Every evaluation uses the same points and the same posterior noise, so successive values
-/// differ by the change of the model, not by sampling.
-pub const MIN_IMPROVEMENT: f64 = 1e-3;
-
-/// Everything that defines a flow run (`RUN/config.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FlowRunConfig {
-    /// The flow.
-    pub kind: FlowKind,
-    /// NHF settings (for `kind = nhf`).
-    pub nhf: NhfConfig,
-    /// RealNVP settings (for `kind = realnvp`).
-    pub realnvp: RealNvpConfig,
-    /// Optimisation.
-    pub train: FlowTrainConfig,
-    /// Training data.
-    pub data: FlowData,
-    /// Per-coordinate mean subtracted before the flow.
-    pub shift: Vec<f64>,
-    /// Per-coordinate standard deviation divided out before the flow.
-    pub scale: Vec<f64>,
-}
-
-impl FlowRunConfig {
-    /// Data dimension.
-    pub fn dim(&self) -> usize {
-        self.shift.len()
-    }
-
-    /// `Σ_j log std_j`, the change of log-density from standardised to original coordinates.
-    pub fn log_scale_sum(&self) -> f64 {
-        self.scale.iter().map(|s| s.ln()).sum()
-    }
-
-    /// Standardises row-major points `[n × d]`.
-    pub fn standardise(&self, points: &[f64]) -> Vec<f32> {
-        let d = self.dim();
-        points
-            .iter()
-            .enumerate()
-            .map(|(i, v)| ((v - self.shift[i % d]) / self.scale[i % d]) as f32)
-            .collect()
-    }
-
-    /// Maps standardised points back.
-    pub fn unstandardise(&self, points: &[f32]) -> Vec<f64> {
-        let d = self.dim();
-        points
-            .iter()
-            .enumerate()
-            .map(|(i, v)| *v as f64 * self.scale[i % d] + self.shift[i % d])
-            .collect()
-    }
-
-    /// Reads `RUN/config.json`.
-    pub fn load(run: &Path) -> Result<Self> {
-        let path = run.join("config.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{} is not a flow run", run.display()))?;
-        Self::from_json(&text)
-            .map_err(|e| anyhow::anyhow!("{} is not a flow run config: {e}", path.display()))
-    }
-
-    /// Parses a `config.json`. Fields added since the first release are filled in when absent
-    /// with the values that reproduce how such a run trained (burn's `Config` serialisation
-    /// has no field defaults of its own).
-    pub fn from_json(text: &str) -> serde_json::Result<Self> {
-        use serde_json::{Value, json};
-        let mut value: Value = serde_json::from_str(text)?;
-        let added: [(&str, &str, Value); 5] = [
-            ("nhf", "learned_kinetic", json!(true)),
-            ("nhf", "learned_step", json!(false)),
-            ("nhf", "activation", json!("softplus")),
-            ("train", "plateau_halvings", json!(0)),
-            ("train", "objective_samples", json!(1)),
-        ];
-        for (section, key, default) in added {
-            if let Some(fields) = value.get_mut(section).and_then(Value::as_object_mut) {
-                fields.entry(key).or_insert(default);
-            }
-        }
-        serde_json::from_value(value)
-    }
-}
-
-/// A flow of either kind (exactly one field is present).
-#[derive(Module, Debug)]
-pub struct FlowNet {
-    /// The NHF.
-    pub nhf: Option<Nhf>,
-    /// The RealNVP.
-    pub realnvp: Option<RealNvp>,
-}
-
-impl FlowNet {
-    /// A freshly initialised flow for `config`.
-    pub fn init(config: &FlowRunConfig, device: &Device) -> Self {
-        match config.kind {
-            FlowKind::Nhf => FlowNet {
-                nhf: Some(config.nhf.init(device)),
-                realnvp: None,
-            },
-            FlowKind::Realnvp => FlowNet {
-                nhf: None,
-                realnvp: Some(config.realnvp.init(device)),
-            },
-        }
-    }
-
-    /// The training objective per point in standardised coordinates: the ELBO (NHF, one
-    /// posterior draw `eps`) or the exact log-likelihood (RealNVP).
-    pub fn objective(&self, x: Tensor<2>, eps: Tensor<2>) -> Tensor<1> {
-        match (&self.nhf, &self.realnvp) {
-            (Some(nhf), _) => nhf.elbo(x, eps),
-            (None, Some(nvp)) => nvp.log_prob(x),
-            _ => unreachable!("a flow is NHF or RealNVP"),
-        }
-    }
-
-    /// The training objective with `samples` posterior draws per point (NHF): the
-    /// importance-weighted bound `log (1/S) Σ_s exp(ELBO_s)` (Burda et al.'s IWAE), which is
-    /// the ELBO for `S = 1` and tightens towards `log p(x)` as `S` grows; RealNVP ignores
-    /// `samples`.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, d]`; `eps`: `[samples · batch, d]`, draw-major
-    /// - returns: `[batch]`
-    pub fn training_objective(&self, x: Tensor<2>, eps: Tensor<2>, samples: usize) -> Tensor<1> {
-        if samples <= 1 || self.nhf.is_none() {
-            return self.objective(x, eps);
-        }
-        let batch = x.dims()[0];
-        let w = self
-            .objective(x.repeat_dim(0, samples), eps)
-            .reshape([samples, batch]);
-        // log-mean-exp over the draws; the shift is a constant for the gradient.
-        let shift = w.clone().max_dim(0).detach();
-        ((w - shift.clone()).exp().mean_dim(0).log() + shift).reshape([batch])
-    }
-
-    /// Draws in standardised coordinates from base noise `[n, 2d]` (NHF) or `[n, d]` (RealNVP).
-    pub fn sample(&self, noise: Tensor<2>, dim: usize) -> Tensor<2> {
-        match (&self.nhf, &self.realnvp) {
-            (Some(nhf), _) => {
-                let mut parts = noise.split(dim, 1);
-                let p = parts.pop().expect("two halves");
-                let q = parts.pop().expect("two halves");
-                nhf.sample(q, p)
-            }
-            (None, Some(nvp)) => nvp.sample(noise),
-            _ => unreachable!("a flow is NHF or RealNVP"),
-        }
-    }
-
-    /// Base dimensions per sample: `2d` for the NHF (position and momentum), `d` for RealNVP.
-    pub fn base_dim(&self, dim: usize) -> usize {
-        if self.nhf.is_some() { 2 * dim } else { dim }
-    }
-}
 
 /// What `hgn flow train` is asked to do.
 #[derive(Debug, Clone)]
@@ -316,6 +75,7 @@ pub struct FlowMetricsLine {
 
 /// Non-finite batches in a row after which a flow's training rewinds (or stops).
 const MAX_CONSECUTIVE_SKIPS: usize = 20;
+
 /// Rewinds to the last checkpoint (each halving the learning rate) before a run gives up.
 const MAX_REWINDS: usize = 3;
 
@@ -408,204 +168,6 @@ pub struct FlowTrainSummary {
     pub early_stop: Option<EarlyStop>,
 }
 
-/// Builds a run configuration for `data` with the default sizes, measuring the
-/// standardisation from the training points.
-pub fn new_config(kind: FlowKind, data: FlowData, seed: u64) -> Result<FlowRunConfig> {
-    let train = FlowTrainConfig::new().with_seed(seed);
-    let (points, dim) = match &data {
-        FlowData::Target(name) => {
-            let mut rng = stream_rng(seed, Stream::FlowTargetFile, 0);
-            let p = targets::sample(name, 10_000, &mut rng).with_context(|| {
-                format!(
-                    "unknown target '{name}' (known: {})",
-                    targets::TARGETS.join(", ")
-                )
-            })?;
-            (p, 2)
-        }
-        FlowData::File(path) => {
-            let (all, d) = read_points(path)?;
-            let (train_points, _) = split_file(&all, d, seed, Stream::FlowFileSplit);
-            (train_points, d)
-        }
-    };
-    let n = points.len() / dim;
-    let mut shift = vec![0.0; dim];
-    let mut scale = vec![0.0; dim];
-    for row in points.chunks_exact(dim) {
-        for j in 0..dim {
-            shift[j] += row[j] / n as f64;
-        }
-    }
-    for row in points.chunks_exact(dim) {
-        for j in 0..dim {
-            scale[j] += (row[j] - shift[j]).powi(2) / n as f64;
-        }
-    }
-    for s in &mut scale {
-        *s = s.sqrt();
-        if s.is_nan() || *s <= 1e-12 {
-            *s = 1.0;
-        }
-    }
-    Ok(FlowRunConfig {
-        kind,
-        nhf: recommended_nhf(dim),
-        realnvp: RealNvpConfig::new(dim),
-        train,
-        data,
-        shift,
-        scale,
-    })
-}
-
-/// The NHF of a new run: 4 stages of 2 leapfrog steps each, every stage learning its step size
-/// (from 0.3), `K_k(p) = ½|p|² + k_θ(p)`, tanh energy networks 56 wide (31 k parameters with
-/// the posterior, below RealNVP's 37 k). Chosen by measurement against other sizes and
-/// variants at convergence: docs/flow-compare.md.
-pub fn recommended_nhf(dim: usize) -> NhfConfig {
-    NhfConfig::new(dim)
-        .with_stages(4)
-        .with_leapfrog_steps(2)
-        .with_dt(0.3)
-        .with_hidden(56)
-        .with_learned_step(true)
-        .with_activation(crate::flow::mlp::EnergyActivation::Tanh)
-}
-
-/// Reads a user's points: a float64 `.npy` of shape `[N, d]` with finite values.
-pub fn read_points(path: &Path) -> Result<(Vec<f64>, usize)> {
-    let (shape, values) = read_f64(path)
-        .with_context(|| format!("{} is not a float64 .npy array", path.display()))?;
-    ensure!(
-        shape.len() == 2 && shape[0] >= 2 && shape[1] >= 1,
-        "{} has shape {:?}; expected [N, d] with N ≥ 2",
-        path.display(),
-        shape
-    );
-    ensure!(
-        values.iter().all(|v| v.is_finite()),
-        "{} holds NaN or infinite values",
-        path.display()
-    );
-    Ok((values, shape[1]))
-}
-
-/// Splits points into a kept part and a held-out tenth (at least one point) after a shuffle
-/// seeded by `(seed, stream)`.
-fn split_file(points: &[f64], d: usize, seed: u64, stream: Stream) -> (Vec<f64>, Vec<f64>) {
-    let n = points.len() / d;
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = stream_rng(seed, stream, 0);
-    for i in (1..n).rev() {
-        let j = rng.random_range(0..=i);
-        order.swap(i, j);
-    }
-    let test_n = (n / 10).max(1);
-    let rows = |ids: &[usize]| -> Vec<f64> {
-        ids.iter()
-            .flat_map(|&i| points[i * d..(i + 1) * d].iter().copied())
-            .collect()
-    };
-    (rows(&order[test_n..]), rows(&order[..test_n]))
-}
-
-/// Writes `[n × d]` points as a float64 `.npy` through a temporary file.
-pub fn write_points(path: &Path, points: &[f64], d: usize) -> Result<()> {
-    let tmp = crate::run::fs::temporary_path(path);
-    let mut writer = NpyWriter::create(&tmp, Dtype::F64, &[points.len() / d, d])?;
-    let result = writer
-        .write_f64(points)
-        .and_then(|_| writer.finish().map(|_| ()));
-    crate::run::fs::finish(result, &tmp, path)
-}
-
-/// The points of a flow run.
-struct FlowPoints {
-    /// The training points of a file run (`None` for a built-in target, which is sampled
-    /// afresh every step).
-    train: Option<Vec<f64>>,
-    /// The held-out points the run keeps in `RUN/test.npy`.
-    test: Vec<f64>,
-    /// Early stopping's validation points (runs with a patience).
-    valid: Option<Vec<f64>>,
-}
-
-/// The data of a flow run (see [`FlowPoints`]).
-fn flow_points(config: &FlowRunConfig) -> Result<FlowPoints> {
-    let d = config.dim();
-    let early = config.train.patience.is_some();
-    match &config.data {
-        FlowData::Target(name) => {
-            let mut rng = stream_rng(config.train.seed, Stream::FlowTestPoints, 0);
-            let test = targets::sample(name, config.train.test_size, &mut rng)
-                .context("unknown target")?;
-            let valid = early.then(|| {
-                let mut rng = stream_rng(config.train.seed, Stream::FlowValidation, 0);
-                targets::sample(name, VALIDATION_DRAWS, &mut rng).expect("a known target")
-            });
-            Ok(FlowPoints {
-                train: None,
-                test,
-                valid,
-            })
-        }
-        FlowData::File(path) => {
-            let (all, file_d) = read_points(path)?;
-            ensure!(
-                file_d == d,
-                "{} has {file_d} columns but the run has {d}",
-                path.display()
-            );
-            let (train, test) = split_file(&all, d, config.train.seed, Stream::FlowFileSplit);
-            if !early {
-                return Ok(FlowPoints {
-                    train: Some(train),
-                    test,
-                    valid: None,
-                });
-            }
-            ensure!(
-                train.len() / d >= 2,
-                "{} has too few points to set a validation part aside",
-                path.display()
-            );
-            let (train, valid) = split_file(&train, d, config.train.seed, Stream::FlowValidation);
-            Ok(FlowPoints {
-                train: Some(train),
-                test,
-                valid: Some(valid),
-            })
-        }
-    }
-}
-
-/// Validation draws of a built-in target for early stopping.
-const VALIDATION_DRAWS: usize = 2000;
-
-/// One training batch `[batch_size × d]`: drawn from the target, or rows of the training
-/// points drawn with replacement.
-fn flow_batch(
-    config: &FlowRunConfig,
-    train_points: Option<&[f64]>,
-    rng: &mut impl Rng,
-) -> Result<Vec<f64>> {
-    let (b, d) = (config.train.batch_size, config.dim());
-    Ok(match (&config.data, train_points) {
-        (FlowData::Target(name), _) => targets::sample(name, b, rng).context("unknown target")?,
-        (_, Some(train)) => {
-            let n = train.len() / d;
-            (0..b)
-                .flat_map(|_| {
-                    let i = rng.random_range(0..n);
-                    train[i * d..(i + 1) * d].iter().copied()
-                })
-                .collect()
-        }
-        _ => unreachable!("file runs hold their training points"),
-    })
-}
-
 /// A fresh flow and optimiser in a new run folder (with its held-out points written), or, on
 /// resume, those of the newest complete checkpoint (metric lines past it dropped), with the
 /// checkpoint's bookkeeping (all zero for a new run).
@@ -670,7 +232,7 @@ fn step_loss(
     Ok(model.training_objective(x, eps, draws).mean().neg())
 }
 
-/// Trains (or resumes) a flow: one loop over the steps; [`FlowLoop`] holds what its
+/// Trains (or resumes) a flow: one loop over the steps; `FlowLoop` holds what its
 /// evaluations, checkpoints and rewinds share.
 pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let config_path = opts.run.join("config.json");
@@ -899,74 +461,6 @@ impl FlowLoop<'_> {
     }
 }
 
-fn validate(config: &FlowRunConfig) -> Result<()> {
-    let t = &config.train;
-    ensure!(t.steps >= 1, "train.steps must be at least 1");
-    ensure!(t.batch_size >= 1, "train.batch_size must be at least 1");
-    ensure!(
-        t.learning_rate.is_finite() && t.learning_rate > 0.0,
-        "train.learning_rate must be positive"
-    );
-    ensure!(
-        t.log_every >= 1 && t.eval_every >= 1,
-        "train.log_every and train.eval_every must be at least 1"
-    );
-    ensure!(t.test_size >= 1, "train.test_size must be at least 1");
-    ensure!(t.iw_samples >= 1, "train.iw_samples must be at least 1");
-    ensure!(
-        t.objective_samples >= 1,
-        "train.objective_samples must be at least 1"
-    );
-    ensure!(
-        t.patience != Some(0),
-        "train.patience must be at least 1 (or absent)"
-    );
-    ensure!(
-        t.clip_norm.is_finite() && t.clip_norm > 0.0,
-        "train.clip_norm must be positive"
-    );
-    let d = config.dim();
-    ensure!(
-        d >= 1 && config.scale.len() == d,
-        "the run's shift and scale disagree"
-    );
-    match config.kind {
-        FlowKind::Nhf => {
-            let n = &config.nhf;
-            ensure!(n.dim == d, "nhf.dim must equal the data dimension {d}");
-            ensure!(
-                n.stages >= 1 && n.leapfrog_steps >= 1,
-                "nhf.stages and nhf.leapfrog_steps must be at least 1"
-            );
-            ensure!(
-                n.dt.is_finite() && n.dt > 0.0,
-                "nhf.dt must be a positive number"
-            );
-            ensure!(
-                n.hidden >= 1 && n.depth >= 1,
-                "nhf widths must be at least 1"
-            );
-            ensure!(
-                n.quadratic_kinetic || n.learned_kinetic,
-                "nhf needs a kinetic energy: quadratic_kinetic, learned_kinetic or both"
-            );
-        }
-        FlowKind::Realnvp => {
-            let r = &config.realnvp;
-            ensure!(r.dim == d, "realnvp.dim must equal the data dimension {d}");
-            ensure!(
-                d >= 2,
-                "RealNVP needs at least 2 dimensions (the data has {d})"
-            );
-            ensure!(
-                r.couplings >= 1 && r.hidden >= 1 && r.depth >= 1,
-                "realnvp sizes must be at least 1"
-            );
-        }
-    }
-    Ok(())
-}
-
 /// The newest complete checkpoint's weights, optimiser state and bookkeeping, loaded into
 /// `model` and `optim`.
 fn restore(
@@ -985,14 +479,6 @@ fn restore(
 fn newest_checkpoint(run: &Path) -> Result<(PathBuf, usize)> {
     crate::run::find_checkpoint(run)
         .with_context(|| format!("{} has no checkpoint yet", run.display()))
-}
-
-/// A tensor's values as f64.
-pub(crate) fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .expect("float tensor data")
 }
 
 /// A trained flow with its configuration and training bookkeeping.
@@ -1033,188 +519,10 @@ pub fn load_flow(run: &Path, device: &Device) -> Result<LoadedFlow> {
     })
 }
 
-/// Log-likelihoods (nats, original coordinates) of row-major `points`, and for the NHF the
-/// one-sample ELBOs (for RealNVP the same exact values). The NHF's likelihood is the
-/// importance-weighted estimate with `samples` posterior draws (seeded: [`Stream::FlowEvalNoise`], index = chunk).
-pub fn log_likelihoods(
-    model: &FlowNet,
-    config: &FlowRunConfig,
-    points: &[f64],
-    samples: usize,
-    device: &Device,
-) -> (Vec<f64>, Vec<f64>) {
-    let d = config.dim();
-    let n = points.len() / d;
-    let log_scale = config.log_scale_sum();
-    let (mut ll, mut elbo) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let s = if model.nhf.is_some() {
-        samples.max(1)
-    } else {
-        1
-    };
-    let chunk = (8192 / s).max(1);
-    for (c, start) in (0..n).step_by(chunk).enumerate() {
-        let m = chunk.min(n - start);
-        let rows = config.standardise(&points[start * d..(start + m) * d]);
-        // Repeat the chunk s times: [s·m, d], sample-major.
-        let tiled: Vec<f32> = (0..s).flat_map(|_| rows.iter().copied()).collect();
-        let x = Tensor::<2>::from_data(TensorData::new(tiled, [s * m, d]), device);
-        let mut rng = stream_rng(0, Stream::FlowEvalNoise, c as u64);
-        let noise: Vec<f32> = (0..s * m * d)
-            .map(|_| standard_normal(&mut rng) as f32)
-            .collect();
-        let eps = Tensor::<2>::from_data(TensorData::new(noise, [s * m, d]), device);
-        let w = to_f64(model.objective(x, eps));
-        for i in 0..m {
-            let ws: Vec<f64> = (0..s).map(|k| w[k * m + i]).collect();
-            let max = ws.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let lse = if max.is_finite() {
-                max + (ws.iter().map(|v| (v - max).exp()).sum::<f64>() / s as f64).ln()
-            } else {
-                max
-            };
-            ll.push(lse - log_scale);
-            elbo.push(crate::metrics::mean(&ws) - log_scale);
-        }
-    }
-    (ll, elbo)
-}
-
-/// `count` samples in original coordinates (row-major `[count × d]`), seeded.
-pub fn draw_samples(
-    model: &FlowNet,
-    config: &FlowRunConfig,
-    count: usize,
-    seed: u64,
-    device: &Device,
-) -> Vec<f64> {
-    let d = config.dim();
-    let base = model.base_dim(d);
-    let mut out = Vec::with_capacity(count * d);
-    let mut rng = stream_rng(seed, Stream::FlowSamples, 0);
-    for start in (0..count).step_by(8192) {
-        let m = 8192.min(count - start);
-        let noise: Vec<f32> = (0..m * base)
-            .map(|_| standard_normal(&mut rng) as f32)
-            .collect();
-        let z = Tensor::<2>::from_data(TensorData::new(noise, [m, base]), device);
-        let x = model.sample(z, d);
-        let values: Vec<f32> = to_f64(x).into_iter().map(|v| v as f32).collect();
-        out.extend(config.unstandardise(&values));
-    }
-    out
-}
-
-/// What `hgn flow eval` reports.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct FlowEvalReport {
-    /// The run.
-    pub run: PathBuf,
-    /// `nhf` or `realnvp`.
-    pub model: String,
-    /// The data trained on.
-    pub data: FlowData,
-    /// The points evaluated (the run's held-out split unless a file was given).
-    pub eval_data: PathBuf,
-    /// Points evaluated.
-    pub points: usize,
-    /// Test negative log-likelihood, nats per point (NHF: importance-weighted estimate).
-    pub test_nll: f64,
-    /// Half-width of its 95 % t interval over points.
-    pub test_nll_ci95: Option<f64>,
-    /// Negative ELBO (NHF; a bound above the NLL), equal to the NLL for RealNVP.
-    pub test_nll_bound: f64,
-    /// NLL of the Gaussian with the training data's mean and per-coordinate std (the flow at
-    /// identity).
-    pub gaussian_baseline_nll: f64,
-    /// Importance samples per point (1 for RealNVP).
-    pub iw_samples: usize,
-    /// Trainable parameters.
-    pub parameters: usize,
-    /// Steps trained.
-    pub steps: usize,
-    /// Seconds of training.
-    pub train_seconds: f64,
-    /// Samples drawn per second (100,000 draws).
-    pub samples_per_second: f64,
-    /// NLL of the target's own density (the `gaussian` target only).
-    pub true_nll: Option<f64>,
-    /// Early stopping's state at the end of training (runs with a patience).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub early_stop: Option<EarlyStop>,
-}
-
-/// Evaluates a flow run on its held-out points or on `data`.
-pub fn evaluate_flow(
-    run: &Path,
-    data: Option<&Path>,
-    samples: Option<usize>,
-) -> Result<FlowEvalReport> {
-    let device = DeviceChoice::Cpu.device()?;
-    let flow = load_flow(run, &device)?;
-    let config = &flow.config;
-    let d = config.dim();
-    let eval_path = data
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| run.join("test.npy"));
-    let (points, file_d) = read_points(&eval_path)?;
-    ensure!(
-        file_d == d,
-        "{} has {file_d} columns but the flow models {d}",
-        eval_path.display()
-    );
-    let s = samples.unwrap_or(config.train.iw_samples);
-    ensure!(s >= 1, "--samples must be at least 1");
-    let (ll, elbo) = log_likelihoods(&flow.model, config, &points, s, &device);
-    let nll: Vec<f64> = ll.iter().map(|v| -v).collect();
-    let (test_nll, ci) = crate::metrics::mean_with_ci95(&nll);
-    let baseline: Vec<f64> = points
-        .chunks_exact(d)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .map(|(j, v)| {
-                    let z = (v - config.shift[j]) / config.scale[j];
-                    0.5 * z * z + 0.5 * LN_2PI + config.scale[j].ln()
-                })
-                .sum()
-        })
-        .collect();
-    let started = Instant::now();
-    let drawn = draw_samples(&flow.model, config, 100_000, 0, &device);
-    let seconds = started.elapsed().as_secs_f64();
-    let true_nll = match &config.data {
-        FlowData::Target(name) if name == "gaussian" && d == 2 => Some(-crate::metrics::mean(
-            &points
-                .chunks_exact(2)
-                .map(|p| targets::gaussian_log_density([p[0], p[1]]))
-                .collect::<Vec<_>>(),
-        )),
-        _ => None,
-    };
-    Ok(FlowEvalReport {
-        run: run.to_path_buf(),
-        model: config.kind.name().into(),
-        data: config.data.clone(),
-        eval_data: eval_path,
-        points: nll.len(),
-        test_nll,
-        test_nll_ci95: ci.is_finite().then_some(ci),
-        test_nll_bound: -crate::metrics::mean(&elbo),
-        gaussian_baseline_nll: crate::metrics::mean(&baseline),
-        iw_samples: if config.kind == FlowKind::Nhf { s } else { 1 },
-        parameters: flow.model.num_params(),
-        steps: flow.step,
-        train_seconds: flow.seconds,
-        samples_per_second: (drawn.len() / d) as f64 / seconds.max(1e-9),
-        true_nll,
-        early_stop: flow.early_stop,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::config::{FlowData, FlowKind, new_config};
 
     #[test]
     fn plateaus_halve_the_learning_rate_then_stop_training() {
