@@ -252,9 +252,75 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
     }
 }
 
+/// A new flow run's config: the model's defaults with every flag given applied.
+fn config_from_flags(args: &FlowTrainArgs) -> Result<hgn::flow::config::FlowRunConfig> {
+    use hgn::flow::config::FlowData;
+    let data = match (&args.target, &args.data) {
+        (Some(t), None) => FlowData::Target(t.clone()),
+        (None, Some(d)) => FlowData::File(d.clone()),
+        _ => anyhow::bail!("name the data: --target NAME or --data FILE.npy"),
+    };
+    let mut c = hgn::flow::config::new_config(args.model.into(), data, args.seed)?;
+    if let Some(v) = args.steps {
+        c.train.steps = v;
+    }
+    if let Some(v) = args.batch_size {
+        c.train.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        c.train.learning_rate = v;
+    }
+    if let Some(v) = args.stages {
+        c.nhf.stages = v;
+    }
+    if let Some(v) = args.leapfrog_steps {
+        c.nhf.leapfrog_steps = v;
+    }
+    if let Some(v) = args.dt {
+        c.nhf.dt = v;
+    }
+    if let Some(v) = args.couplings {
+        c.realnvp.couplings = v;
+    }
+    if let Some(v) = args.step_size {
+        c.nhf.learned_step = v == StepSizeArg::Learned;
+    }
+    if let Some(v) = args.kinetic {
+        (c.nhf.quadratic_kinetic, c.nhf.learned_kinetic) = match v {
+            KineticArg::Both => (true, true),
+            KineticArg::Learned => (false, true),
+            KineticArg::Fixed => (true, false),
+        };
+    }
+    if let Some(v) = args.activation {
+        c.nhf.activation = v;
+    }
+    if let Some(v) = args.hidden {
+        c.nhf.hidden = v;
+        c.realnvp.hidden = v;
+    }
+    if let Some(v) = args.depth {
+        c.nhf.depth = v;
+        c.realnvp.depth = v;
+    }
+    if args.patience.is_some() {
+        c.train.patience = args.patience;
+    }
+    if let Some(v) = args.objective_samples {
+        c.train.objective_samples = v;
+    }
+    if let Some(v) = args.plateau_halvings {
+        c.train.plateau_halvings = v;
+    }
+    if let Some(v) = args.eval_every {
+        c.train.eval_every = v;
+    }
+    Ok(c)
+}
+
 /// `hgn flow train`: a new run from the flags, or the saved one with `--resume`.
 fn flow_train(args: FlowTrainArgs) -> Result<()> {
-    use hgn::flow::config::{FlowData, FlowKind};
+    use hgn::flow::config::FlowKind;
     let config = if args.resume {
         anyhow::ensure!(
             args.target.is_none()
@@ -278,67 +344,7 @@ fn flow_train(args: FlowTrainArgs) -> Result<()> {
         );
         hgn::flow::config::FlowRunConfig::load(&args.run)?
     } else {
-        let data = match (&args.target, &args.data) {
-            (Some(t), None) => FlowData::Target(t.clone()),
-            (None, Some(d)) => FlowData::File(d.clone()),
-            _ => anyhow::bail!("name the data: --target NAME or --data FILE.npy"),
-        };
-        let mut c = hgn::flow::config::new_config(args.model.into(), data, args.seed)?;
-        if let Some(v) = args.steps {
-            c.train.steps = v;
-        }
-        if let Some(v) = args.batch_size {
-            c.train.batch_size = v;
-        }
-        if let Some(v) = args.lr {
-            c.train.learning_rate = v;
-        }
-        if let Some(v) = args.stages {
-            c.nhf.stages = v;
-        }
-        if let Some(v) = args.leapfrog_steps {
-            c.nhf.leapfrog_steps = v;
-        }
-        if let Some(v) = args.dt {
-            c.nhf.dt = v;
-        }
-        if let Some(v) = args.couplings {
-            c.realnvp.couplings = v;
-        }
-        if let Some(v) = args.step_size {
-            c.nhf.learned_step = v == StepSizeArg::Learned;
-        }
-        if let Some(v) = args.kinetic {
-            (c.nhf.quadratic_kinetic, c.nhf.learned_kinetic) = match v {
-                KineticArg::Both => (true, true),
-                KineticArg::Learned => (false, true),
-                KineticArg::Fixed => (true, false),
-            };
-        }
-        if let Some(v) = args.activation {
-            c.nhf.activation = v;
-        }
-        if let Some(v) = args.hidden {
-            c.nhf.hidden = v;
-            c.realnvp.hidden = v;
-        }
-        if let Some(v) = args.depth {
-            c.nhf.depth = v;
-            c.realnvp.depth = v;
-        }
-        if args.patience.is_some() {
-            c.train.patience = args.patience;
-        }
-        if let Some(v) = args.objective_samples {
-            c.train.objective_samples = v;
-        }
-        if let Some(v) = args.plateau_halvings {
-            c.train.plateau_halvings = v;
-        }
-        if let Some(v) = args.eval_every {
-            c.train.eval_every = v;
-        }
-        c
+        config_from_flags(&args)?
     };
     let kind = config.kind;
     let summary = hgn::flow::train::train_flow(&hgn::flow::train::FlowTrainOptions {

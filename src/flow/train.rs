@@ -232,15 +232,14 @@ fn step_loss(
     Ok(model.training_objective(x, eps, draws).mean().neg())
 }
 
-/// Trains (or resumes) a flow: one loop over the steps; `FlowLoop` holds what its
-/// evaluations, checkpoints and rewinds share.
-pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
-    let config_path = opts.run.join("config.json");
+/// The run's configuration: the saved one on resume (a new run refuses a folder that holds
+/// one), with the step override applied, checked.
+fn run_config(opts: &FlowTrainOptions) -> Result<FlowRunConfig> {
     let mut config = if opts.resume {
         FlowRunConfig::load(&opts.run)?
     } else {
         ensure!(
-            !config_path.exists(),
+            !opts.run.join("config.json").exists(),
             "{} already holds a run; pass --resume to continue it or choose another --run",
             opts.run.display()
         );
@@ -250,6 +249,14 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         config.train.steps = steps;
     }
     validate(&config)?;
+    Ok(config)
+}
+
+/// Trains (or resumes) a flow: one loop over the steps; `FlowLoop` holds what its
+/// evaluations, checkpoints and rewinds share.
+pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
+    let config_path = opts.run.join("config.json");
+    let config = run_config(opts)?;
     let points = flow_points(&config)?;
     let device = opts.device.device()?;
     device.seed(config.train.seed);
@@ -266,6 +273,7 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         metrics: RunDir::new(&opts.run).open_metrics()?,
         seconds_before: resumed.seconds,
         started: Instant::now(),
+        last_log: Instant::now(),
         lr_scale: resumed.lr_scale.unwrap_or(1.0),
         early_stop: resumed.early_stop,
         test_nll: f64::NAN,
@@ -276,7 +284,6 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         .reporter
         .task("training", "steps", total as u64, start as u64);
     let log_scale = config.log_scale_sum();
-    let mut last_log = Instant::now();
     let (mut skipped, mut consecutive_skips) = (0usize, 0usize);
     let mut rewinds = 0;
     let mut step = start;
@@ -317,23 +324,8 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         let done = step + 1;
         bar.set_position(done as u64);
         if value.is_finite() && (step % config.train.log_every == 0 || done == total) {
-            let elapsed = last_log.elapsed().as_secs_f64();
-            last_log = Instant::now();
-            let rate = if step == start {
-                0.0
-            } else {
-                config.train.log_every as f64 / elapsed
-            };
+            let rate = run.log_train(done, value, skipped, step == start)?;
             bar.status(&format!("nll {value:.3}  {rate:.1} steps/s"));
-            run.write_line(&FlowMetricsLine {
-                step: done,
-                kind: "train".into(),
-                nll: value,
-                steps_per_second: Some(rate),
-                skipped: Some(skipped),
-                valid_nll: None,
-                seconds: None,
-            })?;
         }
         if done % config.train.eval_every == 0 || done == total {
             run.evaluate_and_save(&model, &optim, &points, &device, done)?;
@@ -358,6 +350,8 @@ struct FlowLoop<'a> {
     /// Seconds of training before this call (from the checkpoint it resumed).
     seconds_before: f64,
     started: Instant,
+    /// When the last training line was written (the rate is measured from it).
+    last_log: Instant,
     /// Factor on the learning rate (halved by rewinds and by plateaus).
     lr_scale: f64,
     early_stop: Option<EarlyStop>,
@@ -374,6 +368,28 @@ impl FlowLoop<'_> {
     fn write_line(&mut self, line: &FlowMetricsLine) -> Result<()> {
         writeln!(self.metrics, "{}", serde_json::to_string(line)?)?;
         Ok(())
+    }
+
+    /// A training line: the NLL after `done` steps, the rate since the last line (0 on the
+    /// first line of a process), and the batches skipped so far. Returns the rate.
+    fn log_train(&mut self, done: usize, nll: f64, skipped: usize, first: bool) -> Result<f64> {
+        let elapsed = self.last_log.elapsed().as_secs_f64();
+        self.last_log = Instant::now();
+        let rate = if first {
+            0.0
+        } else {
+            self.config.train.log_every as f64 / elapsed
+        };
+        self.write_line(&FlowMetricsLine {
+            step: done,
+            kind: "train".into(),
+            nll,
+            steps_per_second: Some(rate),
+            skipped: Some(skipped),
+            valid_nll: None,
+            seconds: None,
+        })?;
+        Ok(rate)
     }
 
     /// After `done` steps: the held-out NLL, the validation NLL and early stopping's verdict on
