@@ -752,4 +752,31 @@ mod tests {
         assert_eq!("Cosine".parse::<LrSchedule>().unwrap(), LrSchedule::Cosine);
         assert!("step".parse::<LrSchedule>().is_err());
     }
+
+    #[test]
+    fn encoder_choices_round_trip_and_older_configs_load_with_deepminds_encoder() {
+        let mut config = RunConfig::preset("tiny").unwrap();
+        config.model.encoder_input = Some(crate::model::EncoderInput::PerFrame);
+        config.model.encoder_hidden = Some(64);
+        let json = serde_json::to_string(&config).unwrap();
+        assert!(json.contains(r#""encoder_input":"per-frame""#), "{json}");
+        let back: RunConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, config);
+        let old = json
+            .replace(r#""encoder_input":"per-frame","#, "")
+            .replace(r#""encoder_hidden":64,"#, "");
+        assert_ne!(old, json);
+        let loaded: RunConfig = serde_json::from_str(&old).unwrap();
+        assert_eq!(loaded.model.encoder_input, None);
+        assert_eq!(loaded.model.encoder_hidden, None);
+        assert_eq!(loaded.model.init(&Device::flex()).encoder.per_frame, None);
+        assert!(
+            config
+                .model
+                .init(&Device::flex())
+                .encoder
+                .per_frame
+                .is_some()
+        );
+    }
 }

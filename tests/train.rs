@@ -340,6 +340,11 @@ fn bad_training_requests_get_one_line_errors() {
             "objective.beta must be a non-negative number",
         ),
         ("--device", "tpu", "unknown device 'tpu'"),
+        (
+            "--encoder-input",
+            "lstm",
+            "'lstm' for '--encoder-input <ENCODER_INPUT>'; possible values: stacked, per-frame",
+        ),
     ] {
         assert_error(&train_with(c, &[flag, value]), needle);
     }
@@ -405,6 +410,18 @@ fn bad_training_requests_get_one_line_errors() {
         &hgn(&["train", "--run", r, "--resume", "--preset", "paper", "-q"]),
         "preset tiny → paper",
     );
+    assert_error(
+        &hgn(&[
+            "train",
+            "--run",
+            r,
+            "--resume",
+            "--encoder-input",
+            "per-frame",
+            "-q",
+        ]),
+        "the flags change model.encoder_input",
+    );
     let elsewhere = tmp.path().join("elsewhere");
     assert_error(
         &hgn(&[
@@ -447,6 +464,41 @@ fn bad_training_requests_get_one_line_errors() {
         &hgn(&["export", "--run", r, "--out", file.to_str().unwrap()]),
         "does not match",
     );
+}
+
+#[test]
+fn encoder_flags_reach_the_saved_config_and_the_model_they_describe_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let config = micro_config(tmp.path(), 2);
+    let (d, c) = (data.to_str().unwrap(), config.to_str().unwrap());
+    let per_frame_run = tmp.path().join("per-frame");
+    let out = hgn(&[
+        "train",
+        "--data",
+        d,
+        "--run",
+        per_frame_run.to_str().unwrap(),
+        "--config",
+        c,
+        "--encoder-input",
+        "per-frame",
+        "--encoder-hidden",
+        "6",
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = RunConfig::load(&per_frame_run.join("config.json")).unwrap();
+    assert_eq!(
+        saved.model.encoder_input,
+        Some(hgn::model::EncoderInput::PerFrame)
+    );
+    assert_eq!(saved.model.encoder_hidden, Some(6));
 }
 
 #[test]

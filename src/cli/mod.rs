@@ -68,7 +68,7 @@ pub enum Command {
     /// List the systems `generate` knows, with their Hamiltonians and parameters.
     Systems,
     /// Train an HGN on a dataset (generating the default pendulum dataset if it is missing).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Time full training steps (rollout, backward, Adam) of a preset on synthetic frames.
     Bench {
         /// Model preset (vector: a 2-vector state).
@@ -256,7 +256,7 @@ pub fn run(cli: Cli) -> Result<()> {
             print_systems();
             Ok(())
         }
-        Command::Train(args) => run_train(args),
+        Command::Train(args) => run_train(*args),
         Command::Bench {
             preset,
             config,

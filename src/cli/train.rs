@@ -72,6 +72,14 @@ pub struct TrainArgs {
     /// [default: the preset's: 2 for vector, latent maps for the others].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub latent_dim: Option<usize>,
+    /// How the encoder takes the inference frames: stacked (all frames into its first
+    /// convolution, DeepMind's encoder) or per-frame (each frame through the same convolutions,
+    /// combined by the last) [default: stacked].
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(hgn::model::EncoderInput::ALL.map(|e| e.name())))]
+    pub encoder_input: Option<String>,
+    /// Hidden channels of the encoder alone [default: the preset's width, as the other networks].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub encoder_hidden: Option<usize>,
     /// The paper's "deterministic" ablation: z = encoder mean, no KL.
     #[arg(long, conflicts_with = "variational")]
     pub deterministic: bool,
@@ -331,6 +339,12 @@ fn apply_train_flags(config: &mut hgn::train::RunConfig, args: &TrainArgs) -> Re
     }
     if let Some(d) = args.latent_dim {
         config.model.latent_dim = Some(d);
+    }
+    if let Some(name) = &args.encoder_input {
+        config.model.encoder_input = Some(name.parse()?);
+    }
+    if let Some(h) = args.encoder_hidden {
+        config.model.encoder_hidden = Some(h);
     }
     Ok(())
 }

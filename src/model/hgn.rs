@@ -12,7 +12,7 @@ use super::hamiltonian::{HamiltonianNet, HamiltonianNetConfig, softplus};
 use super::integrator::{IntegratorKind, Rollout, rollout};
 use super::networks::{
     Architecture, BroadcastDecoder, BroadcastDecoderConfig, Decoder, DecoderConfig, Encoder,
-    EncoderConfig, ResidualDecoder, Transform, TransformConfig,
+    EncoderConfig, EncoderInput, ResidualDecoder, Transform, TransformConfig,
 };
 
 /// Architecture and dynamics of an HGN. Defaults are DeepMind's `hgn_paper_config` (D1).
@@ -30,6 +30,14 @@ pub struct HgnConfig {
     /// Hidden channels of encoder, transform and decoder.
     #[config(default = 64)]
     pub hidden: usize,
+    /// Hidden channels of the encoder when they differ from `hidden`. The encoder runs once per
+    /// sequence and the decoder once per frame, so widening the encoder alone costs little.
+    #[config(default = "None")]
+    pub encoder_hidden: Option<usize>,
+    /// How the encoder takes the inference frames; `None` (configs written before the choice
+    /// existed) is [`EncoderInput::Stacked`], DeepMind's encoder.
+    #[config(default = "None")]
+    pub encoder_input: Option<EncoderInput>,
     /// Channels of `q` and of `p` each (DeepMind: 16, so `z` has 32).
     #[config(default = 16)]
     pub latent_channels: usize,
@@ -156,6 +164,9 @@ impl HgnConfig {
             self.hidden >= 2 && self.hamiltonian_width >= 2,
             "model widths must be at least 2"
         );
+        if let Some(h) = self.encoder_hidden {
+            anyhow::ensure!(h >= 2, "model.encoder_hidden must be at least 2 (got {h})");
+        }
         anyhow::ensure!(
             self.latent_channels >= 1,
             "model.latent_channels must be at least 1"
@@ -170,6 +181,11 @@ impl HgnConfig {
                 "model.latent_dim needs the paper layout and at least 1 dimension"
             );
         }
+        anyhow::ensure!(
+            self.encoder_input != Some(EncoderInput::PerFrame)
+                || self.architecture == Architecture::Paper,
+            "model.encoder_input per-frame needs the paper layout"
+        );
         if let Some(m) = self.kinetic_mass {
             anyhow::ensure!(
                 self.separable && m.is_finite() && m > 0.0,
@@ -190,11 +206,12 @@ impl HgnConfig {
         let encoder = EncoderConfig::new(
             3 * self.num_inference_frames,
             self.image_size,
-            self.hidden,
+            self.encoder_hidden.unwrap_or(self.hidden),
             z_channels,
         )
         .with_architecture(self.architecture)
         .with_vector(vector)
+        .with_per_frame(self.encoder_input == Some(EncoderInput::PerFrame))
         .init(device);
         let transform = self.latent_transform.then(|| {
             if campusai {

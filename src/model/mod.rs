@@ -29,4 +29,4 @@ pub use hamiltonian::{
 pub use hgn::{Hgn, HgnConfig, HgnOutput};
 pub use integrator::{IntegratorKind, Rollout, rollout};
 pub use loss::{LossParts, Objective, loss};
-pub use networks::Architecture;
+pub use networks::{Architecture, EncoderInput};

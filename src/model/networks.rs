@@ -26,6 +26,44 @@ pub enum Architecture {
     CampusAi,
 }
 
+/// How the encoder takes its K inference frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderInput {
+    /// All frames stacked along channels into the first convolution (DeepMind's encoder).
+    #[default]
+    Stacked,
+    /// Each frame through the same convolutions alone, the frames combined by the last one
+    /// ([`EncoderConfig::per_frame`]).
+    PerFrame,
+}
+
+impl EncoderInput {
+    /// Every choice, in the order `--help` lists them.
+    pub const ALL: [EncoderInput; 2] = [EncoderInput::Stacked, EncoderInput::PerFrame];
+
+    /// The name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EncoderInput::Stacked => "stacked",
+            EncoderInput::PerFrame => "per-frame",
+        }
+    }
+}
+
+impl std::str::FromStr for EncoderInput {
+    type Err = anyhow::Error;
+
+    fn from_str(name: &str) -> anyhow::Result<Self> {
+        EncoderInput::ALL
+            .into_iter()
+            .find(|e| e.name().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                anyhow::anyhow!("unknown encoder input '{name}' (known: stacked, per-frame)")
+            })
+    }
+}
+
 /// Encoder layout. Paper: three blocks, each `conv k2 s2 VALID` then `conv k4 s1 SAME`, ReLU
 /// between. CampusAI: eight stride-1 `k3` convs with ReLU, the last giving mean and log-scale
 /// (CampusAI's two heads, concatenated).
@@ -47,6 +85,11 @@ pub struct EncoderConfig {
     /// linear layer on the flattened map gives mean and log-scale (`paper` layout only).
     #[config(default = false)]
     pub vector: bool,
+    /// Encode each frame alone: all but the last convolution run on every frame with shared
+    /// weights (`channels_in / 3` frames of 3 channels), and the last one combines the frames'
+    /// maps, stacked frame-major along channels (`paper` layout only).
+    #[config(default = false)]
+    pub per_frame: bool,
 }
 
 impl EncoderConfig {
@@ -69,16 +112,26 @@ impl EncoderConfig {
                 layers.push(conv(h, h, 3, 1, Padding::Same, s, device));
             }
             layers.push(conv(h, 2 * self.z_channels, 3, 1, Padding::Same, s, device));
-            return Encoder { layers, head: None };
+            return Encoder {
+                layers,
+                head: None,
+                per_frame: None,
+            };
         }
         let last = if self.vector { h } else { 2 * self.z_channels };
+        let frames = self.channels_in / 3;
+        let (first_in, last_in) = if self.per_frame {
+            (3, frames * h)
+        } else {
+            (self.channels_in, h)
+        };
         let specs = [
-            (self.channels_in, h / 2, 2, 2, Padding::Valid, s),
+            (first_in, h / 2, 2, 2, Padding::Valid, s),
             (h / 2, h, 4, 1, Padding::Same, s / 2),
             (h, h, 2, 2, Padding::Valid, s / 2),
             (h, h, 4, 1, Padding::Same, s / 4),
             (h, h, 2, 2, Padding::Valid, s / 4),
-            (h, last, 4, 1, Padding::Same, s / 8),
+            (last_in, last, 4, 1, Padding::Same, s / 8),
         ];
         let layers = specs
             .iter()
@@ -87,7 +140,11 @@ impl EncoderConfig {
         let head = self
             .vector
             .then(|| linear(h * (s / 8) * (s / 8), 2 * self.z_channels, device));
-        Encoder { layers, head }
+        Encoder {
+            layers,
+            head,
+            per_frame: self.per_frame.then_some(frames),
+        }
     }
 }
 
@@ -108,6 +165,10 @@ pub struct Encoder {
     pub layers: Vec<Conv2d>,
     /// Linear layer to a vector `z` (ReLU before it), for a vector latent.
     pub head: Option<Linear>,
+    /// `Some(K)`: the layers before the last run on each of the K frames alone
+    /// ([`EncoderConfig::per_frame`]).
+    #[module(skip)]
+    pub per_frame: Option<usize>,
 }
 
 impl Encoder {
@@ -118,7 +179,16 @@ impl Encoder {
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let last = self.layers.len() - 1;
         let mut h = x;
+        if let Some(k) = self.per_frame {
+            let [b, c, height, width] = h.dims();
+            h = h.reshape([b * k, c / k, height, width]);
+        }
         for (i, layer) in self.layers.iter().enumerate() {
+            if let (true, Some(k)) = (i == last, self.per_frame) {
+                // [batch·K, C, s, s] → [batch, K·C, s, s], frame-major like the input.
+                let [bk, c, height, width] = h.dims();
+                h = h.reshape([bk / k, k * c, height, width]);
+            }
             h = layer.forward(h);
             if i < last || self.head.is_some() {
                 h = relu(h);
@@ -518,6 +588,64 @@ mod tests {
                         values[i]
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn per_frame_encoder_shares_its_weights_over_frames_and_keeps_sequences_apart() {
+        let device = Device::flex();
+        let (k, s) = (3, 16);
+        for vector in [false, true] {
+            let encoder = EncoderConfig::new(3 * k, s, 8, 6)
+                .with_vector(vector)
+                .with_per_frame(true)
+                .init(&device);
+            assert_eq!(encoder.per_frame, Some(k));
+            let n = 3 * k * s * s;
+            let pixels = |seed: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|i| ((i * 7919 + seed * 104_729) % 997) as f32 / 997.0)
+                    .collect()
+            };
+            let x =
+                |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, 3 * k, s, s]), &device);
+            let (one, other) = (pixels(1), pixels(2));
+            // By hand: the shared layers on each frame alone, the maps stacked frame-major, the
+            // last layer (and the vector head) on the stack.
+            let last = encoder.layers.len() - 1;
+            let maps: Vec<Tensor<4>> = (0..k)
+                .map(|f| {
+                    let frame = x(one.clone()).narrow(1, 3 * f, 3);
+                    encoder.layers[..last]
+                        .iter()
+                        .fold(frame, |h, layer| relu(layer.forward(h)))
+                })
+                .collect();
+            let mut h = encoder.layers[last].forward(Tensor::cat(maps, 1));
+            if let Some(head) = &encoder.head {
+                let [b, c, hh, w] = h.dims();
+                let out = head.forward(relu(h).reshape([b, c * hh * w]));
+                let d = out.dims()[1];
+                h = out.reshape([b, d, 1, 1]);
+            }
+            let (mean, log_scale) = encoder.forward(x(one.clone()));
+            let by_hand = to_vec(h);
+            let ours = [to_vec(mean.clone()), to_vec(log_scale.clone())].concat();
+            for (a, b) in ours.iter().zip(&by_hand) {
+                assert!((a - b).abs() <= 1e-5, "vector {vector}: {a} vs {b}");
+            }
+            // Two sequences in one batch come out as each alone.
+            let both = Tensor::cat(vec![x(one.clone()), x(other.clone())], 0);
+            let (mean_both, _) = encoder.forward(both);
+            let (mean_other, _) = encoder.forward(x(other));
+            let half = to_vec(mean.clone()).len();
+            let together = to_vec(mean_both);
+            for (a, b) in together[..half].iter().zip(to_vec(mean)) {
+                assert!((a - b).abs() <= 1e-6);
+            }
+            for (a, b) in together[half..].iter().zip(to_vec(mean_other)) {
+                assert!((a - b).abs() <= 1e-6);
             }
         }
     }
