@@ -525,6 +525,19 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
     )
     .unwrap();
     assert_eq!(paper.objective, hgn::model::Objective::Geco { kappa: 1e-3 });
+    // The CPU scales read the 31 frames with the per-frame encoder; the paper scale with
+    // DeepMind's stacked one; forecast runs keep the preset's.
+    use hgn::model::EncoderInput;
+    assert_eq!(config.model.encoder_input, Some(EncoderInput::PerFrame));
+    assert_eq!(paper.model.encoder_input, Some(EncoderInput::Stacked));
+    let forecast = hgn::table1::variant_config(
+        "leapfrog",
+        hgn::table1::Scale::Small,
+        hgn::protocol::Protocol::Forecast,
+    )
+    .unwrap();
+    assert_eq!(forecast.model.encoder_input, None);
+    assert!(md.contains("with a per-frame encoder"), "{md}");
     // The evaluation probes the inferred state against the true one of the same frame.
     let report: EvalReport = serde_json::from_str(
         &std::fs::read_to_string(out.join("runs/pendulum-leapfrog-reconstruct/eval.json")).unwrap(),
