@@ -1,0 +1,341 @@
+//! What `hgn eval` reports ([`EvalReport`], written as `RUN/eval.json`) and its text table.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics;
+use crate::oracle::OracleFrames;
+use crate::protocol::Protocol;
+
+/// A mean with its 95 % confidence half-width.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Interval {
+    /// Mean over sequences.
+    pub mean: f64,
+    /// Half-width of the 95 % t interval (NaN for a single sequence, written as null).
+    pub ci95: Option<f64>,
+}
+
+impl Interval {
+    pub(crate) fn of(values: &[f64]) -> Self {
+        let (mean, h) = metrics::mean_with_ci95(values);
+        Interval {
+            mean,
+            ci95: h.is_finite().then_some(h),
+        }
+    }
+}
+
+/// DeepMind-style statistics of one direction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DirectionReport {
+    /// MSE over the training window (the first `rollout_steps + 1` predicted frames).
+    pub window_mse: f64,
+    /// `l2_norm` over the training window.
+    pub window_l2_norm: f64,
+    /// Frames past the training window that were compared (at most 60).
+    pub extrapolation_frames: usize,
+    /// MSE over those frames (null when there are none).
+    pub extrapolation_mse: Option<f64>,
+    /// `l2_norm` over those frames.
+    pub extrapolation_l2_norm: Option<f64>,
+    /// Median valid prediction time, in steps.
+    pub vpt_abs: f64,
+    /// `vpt_abs` divided by the frames predicted.
+    pub vpt_rel: f64,
+    /// Mean MSE of each predicted frame over sequences (step 0 is the inferred state).
+    pub mse_per_step: Vec<f64>,
+}
+
+/// The learned energy along forward rollouts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnergyReport {
+    /// Mean of `H` over all states (its scale).
+    pub mean_energy: f64,
+    /// Mean over sequences of mean |H_i − H_j| (DeepMind's `avg_energy_deficit`).
+    pub avg_deficit: f64,
+    /// Mean over sequences of max |H_i − H_j| (`max_energy_deficit`).
+    pub max_deficit: f64,
+    /// Mean over sequences of the least-squares slope of H per step.
+    pub drift_per_step: f64,
+    /// Mean over sequences of |slope|.
+    pub abs_drift_per_step: f64,
+}
+
+/// The physics oracle on the Table 1 frames of the evaluated sequences (reference D6).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OracleReport {
+    /// The frames fitted and scored.
+    pub frames: OracleFrames,
+    /// Posterior draws per sequence for the expected image.
+    pub draws: usize,
+    /// Sequences the physics gave no answer for (a failed fit, or colliding bodies), left out of
+    /// the oracle's figures and of both ratios.
+    #[serde(default)]
+    pub failed: usize,
+    /// The fitted state rendered sharp, ×1e4.
+    pub point_x1e4: Interval,
+    /// The posterior-averaged image (the MSE-optimal prediction), ×1e4.
+    pub expected_x1e4: Interval,
+    /// The clean states rendered, against the noisy targets, ×1e4.
+    pub noise_floor_x1e4: Interval,
+    /// The expected-image oracle of each step of the Table 1 rollout (forward under `forecast`,
+    /// backward under `reconstruct`: step `i` beside the rollout's `mse_per_step[i]`), mean over
+    /// the sequences it answered, ×1e4 (empty in reports written before it was recorded).
+    #[serde(default)]
+    pub expected_per_step_x1e4: Vec<f64>,
+    /// The model's Table 1 mean divided by the expected-image oracle's (both over the sequences
+    /// the oracle answered).
+    pub model_ratio: f64,
+    /// The mean-frame baseline divided by the expected-image oracle.
+    pub baseline_ratio: f64,
+}
+
+/// Each evaluated sequence's Table 1 figures (×1e4), index `i` = sequence `i` of the split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PerSequence {
+    /// The model.
+    pub model: Vec<f64>,
+    /// The mean-frame baseline.
+    pub baseline: Vec<f64>,
+    /// The expected-image oracle (empty without the oracle; null where it gave no answer).
+    pub oracle_expected: Vec<Option<f64>>,
+    /// The point oracle (as `oracle_expected`).
+    pub oracle_point: Vec<Option<f64>>,
+}
+
+/// Every figure for one split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SplitReport {
+    /// `train` or `test`.
+    pub split: String,
+    /// Sequences evaluated.
+    pub sequences: usize,
+    /// Frames per sequence in the dataset.
+    pub seq_len: usize,
+    /// Steps of the forward rollouts (and of the backward ones under `forecast`; under
+    /// `reconstruct` those run `W − 1`).
+    pub steps: usize,
+    /// Frames in the Table 1 average (forecast: 30 unless the sequences are shorter;
+    /// reconstruct: the window's `W`).
+    pub table1_frames: usize,
+    /// The paper's metric: MSE × 1e4 over the Table 1 frames, mean ± 95 % CI over sequences.
+    pub table1_mse_x1e4: Interval,
+    /// The mean training frame as a prediction, on the same frames, × 1e4.
+    pub baseline_mse_x1e4: f64,
+    /// The physics oracle on the same frames (absent when not computed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<OracleReport>,
+    /// Each sequence's Table 1 figures, in sequence order (only when asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_sequence: Option<PerSequence>,
+    /// How much of the true state of the inferred frame the model's inferred state holds
+    /// linearly (computed with the oracle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::probe::ProbeReport>,
+    /// Forward rollouts.
+    pub forward: DirectionReport,
+    /// Backward rollouts.
+    pub backward: DirectionReport,
+    /// Learned energy along the forward rollouts.
+    pub energy: EnergyReport,
+}
+
+/// The report `hgn eval` prints and writes to `RUN/eval.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EvalReport {
+    /// The run folder.
+    pub run: PathBuf,
+    /// The dataset evaluated.
+    pub data: PathBuf,
+    /// Training step of the checkpoint.
+    pub checkpoint_step: usize,
+    /// Preset name of the run.
+    pub preset: String,
+    /// The window protocol every number follows (absent in reports written before it existed:
+    /// forecast).
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Integrator of the model.
+    pub integrator: String,
+    /// Model time step.
+    pub dt: f64,
+    /// Inference frames `K`.
+    pub inference_frames: usize,
+    /// Training rollout steps.
+    pub rollout_steps: usize,
+    /// One entry per split.
+    pub splits: Vec<SplitReport>,
+}
+
+impl EvalReport {
+    /// The report as an aligned text table: one row per figure, one column per split. (Long
+    /// because it lists every row in display order.)
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "hgn eval: {} (step {}, preset {}, {} protocol, {}, dt {}) on {}",
+            self.run.display(),
+            self.checkpoint_step,
+            self.preset,
+            self.protocol,
+            self.integrator,
+            self.dt,
+            self.data.display()
+        );
+        let col = |f: &dyn Fn(&SplitReport) -> String| -> String {
+            self.splits
+                .iter()
+                .map(|s| format!("{:>24}", f(s)))
+                .collect::<String>()
+        };
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.3e}"));
+        let rows: Vec<(String, String)> = vec![
+            ("".into(), col(&|s| s.split.clone())),
+            ("sequences".into(), col(&|s| s.sequences.to_string())),
+            (
+                "Table 1 MSE ×1e4 (95 % CI)".into(),
+                col(&|s| match s.table1_mse_x1e4.ci95 {
+                    Some(h) => format!("{:.2} ± {:.2}", s.table1_mse_x1e4.mean, h),
+                    None => format!("{:.2}", s.table1_mse_x1e4.mean),
+                }),
+            ),
+            (
+                "  frames averaged".into(),
+                col(&|s| s.table1_frames.to_string()),
+            ),
+            (
+                "mean-frame baseline ×1e4".into(),
+                col(&|s| format!("{:.2}", s.baseline_mse_x1e4)),
+            ),
+        ];
+        let mut rows = rows;
+        let oracle = |f: &dyn Fn(&OracleReport) -> String| {
+            col(&|s| s.oracle.as_ref().map_or_else(|| "-".to_string(), f))
+        };
+        if self.splits.iter().any(|s| s.oracle.is_some()) {
+            rows.push((
+                "oracle: expected image ×1e4".into(),
+                oracle(&|o| format!("{:.2}", o.expected_x1e4.mean)),
+            ));
+            rows.push((
+                "oracle: point ×1e4".into(),
+                oracle(&|o| format!("{:.2}", o.point_x1e4.mean)),
+            ));
+            rows.push((
+                "oracle: noise floor ×1e4".into(),
+                oracle(&|o| format!("{:.2}", o.noise_floor_x1e4.mean)),
+            ));
+            rows.push((
+                "model / expected-image oracle".into(),
+                oracle(&|o| format!("{:.3}", o.model_ratio)),
+            ));
+            rows.push((
+                "baseline / expected-image oracle".into(),
+                oracle(&|o| format!("{:.3}", o.baseline_ratio)),
+            ));
+            // The gap at step 0 of the Table 1 rollout, the frame the state is inferred at.
+            let first_step = |s: &SplitReport| match self.protocol {
+                Protocol::Forecast => s.forward.mse_per_step.first().copied(),
+                Protocol::Reconstruct => s.backward.mse_per_step.first().copied(),
+            };
+            rows.push((
+                "model − oracle, step 0 ×1e4".into(),
+                col(&|s| {
+                    let oracle = s
+                        .oracle
+                        .as_ref()
+                        .and_then(|o| o.expected_per_step_x1e4.first());
+                    match (first_step(s), oracle) {
+                        (Some(model), Some(oracle)) => format!("{:.2}", 1e4 * model - oracle),
+                        _ => "-".into(),
+                    }
+                }),
+            ));
+            if self
+                .splits
+                .iter()
+                .any(|s| s.oracle.as_ref().is_some_and(|o| o.failed > 0))
+            {
+                rows.push((
+                    "oracle: no answer (left out)".into(),
+                    oracle(&|o| o.failed.to_string()),
+                ));
+            }
+        }
+        let probe = |f: &dyn Fn(&crate::probe::ProbeReport) -> f64| {
+            col(&|s| {
+                s.probe
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |p| format!("{:.3}", f(p)))
+            })
+        };
+        if self.splits.iter().any(|s| s.probe.is_some()) {
+            rows.push((
+                "inferred state: positions R²".into(),
+                probe(&|p| p.positions_r2),
+            ));
+            rows.push((
+                "inferred state: momenta R²".into(),
+                probe(&|p| p.momenta_r2),
+            ));
+        }
+        for (name, pick) in [
+            (
+                "forward",
+                (|s: &SplitReport| &s.forward) as fn(&SplitReport) -> &DirectionReport,
+            ),
+            ("backward", |s: &SplitReport| &s.backward),
+        ] {
+            rows.push((
+                format!("{name}: window MSE"),
+                col(&|s| format!("{:.3e}", pick(s).window_mse)),
+            ));
+            rows.push((
+                format!("{name}: window l2_norm"),
+                col(&|s| format!("{:.3e}", pick(s).window_l2_norm)),
+            ));
+            rows.push((
+                format!("{name}: extrapolation MSE"),
+                col(&|s| {
+                    format!(
+                        "{} ({} fr)",
+                        opt(pick(s).extrapolation_mse),
+                        pick(s).extrapolation_frames
+                    )
+                }),
+            ));
+            rows.push((
+                format!("{name}: extrapolation l2_norm"),
+                col(&|s| opt(pick(s).extrapolation_l2_norm)),
+            ));
+            rows.push((
+                format!("{name}: VPT abs / rel"),
+                col(&|s| format!("{:.1} / {:.3}", pick(s).vpt_abs, pick(s).vpt_rel)),
+            ));
+        }
+        rows.push((
+            "energy: mean H".into(),
+            col(&|s| format!("{:.4e}", s.energy.mean_energy)),
+        ));
+        rows.push((
+            "energy: avg |Hi − Hj|".into(),
+            col(&|s| format!("{:.3e}", s.energy.avg_deficit)),
+        ));
+        rows.push((
+            "energy: max |Hi − Hj|".into(),
+            col(&|s| format!("{:.3e}", s.energy.max_deficit)),
+        ));
+        rows.push((
+            "energy: drift / step".into(),
+            col(&|s| format!("{:+.2e}", s.energy.drift_per_step)),
+        ));
+        for (name, values) in rows {
+            let _ = writeln!(out, "{name:<30}{values}");
+        }
+        out
+    }
+}
