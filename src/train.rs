@@ -778,5 +778,13 @@ mod tests {
                 .per_frame
                 .is_some()
         );
+        // CampusAI's stride-1 encoder has no per-frame form.
+        let mut campusai = RunConfig::preset("campusai").unwrap().model;
+        campusai.encoder_input = Some(crate::model::EncoderInput::PerFrame);
+        let err = campusai.validate().unwrap_err().to_string();
+        assert!(err.contains("per-frame needs the paper layout"), "{err}");
+        campusai.encoder_hidden = Some(1);
+        campusai.encoder_input = None;
+        assert!(campusai.validate().is_err(), "an encoder 1 channel wide");
     }
 }
