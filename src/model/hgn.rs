@@ -30,8 +30,7 @@ pub struct HgnConfig {
     /// Hidden channels of encoder, transform and decoder.
     #[config(default = 64)]
     pub hidden: usize,
-    /// Hidden channels of the encoder when they differ from `hidden`. The encoder runs once per
-    /// sequence and the decoder once per frame, so widening the encoder alone costs little.
+    /// Hidden channels of the encoder when they differ from `hidden` (`None`: `hidden`).
     #[config(default = "None")]
     pub encoder_hidden: Option<usize>,
     /// How the encoder takes the inference frames; `None` (configs written before the choice

@@ -632,6 +632,7 @@ mod tests {
             let (mean, log_scale) = encoder.forward(x(one.clone()));
             let by_hand = to_vec(h);
             let ours = [to_vec(mean.clone()), to_vec(log_scale.clone())].concat();
+            assert_eq!(ours.len(), by_hand.len());
             for (a, b) in ours.iter().zip(&by_hand) {
                 assert!((a - b).abs() <= 1e-5, "vector {vector}: {a} vs {b}");
             }
@@ -641,6 +642,7 @@ mod tests {
             let (mean_other, _) = encoder.forward(x(other));
             let half = to_vec(mean.clone()).len();
             let together = to_vec(mean_both);
+            assert_eq!(together.len(), 2 * half);
             for (a, b) in together[..half].iter().zip(to_vec(mean)) {
                 assert!((a - b).abs() <= 1e-6);
             }
