@@ -103,24 +103,7 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
                 opts.steps,
                 run.display()
             ));
-            let config = planned_config(&run, kind, target, opts)?;
-            if let Err(e) = train_to(&run, config, opts) {
-                // A run that diverged is reported at its last checkpoint, not dropped.
-                let reason = format!("{e:#}");
-                ensure!(
-                    run.join("checkpoint").is_dir(),
-                    "{target}, {}: {reason}",
-                    kind.name()
-                );
-                opts.reporter
-                    .line(&format!("{target}, {}: {reason}", kind.name()));
-                let step = crate::run::RunDir::new(&run).checkpoint_step()?;
-                notes.push(format!(
-                    "{} on {target} stopped early ({}); evaluated at its last checkpoint, step {step}",
-                    kind.name(),
-                    reason.split(';').next().unwrap_or(&reason)
-                ));
-            }
+            notes.extend(train_or_note(&run, kind, target, opts)?);
             reports.push(evaluate_flow(&run, None, None)?);
             maps.push(flow_pictures(&run)?);
             let (curve, rate) = learning_curve(&run)?;
@@ -154,17 +137,51 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
         &opts.out.join("compare.json"),
         &(serde_json::to_string_pretty(&rows)? + "\n"),
     )?;
-    let width = picture_rows[0].width;
-    let height: usize = picture_rows.iter().map(|c| c.height).sum();
+    stack(&picture_rows).save_png(&opts.out.join("densities.png"))?;
+    crate::viz::chart::grid(&charts, 2, 480, 300).save_png(&opts.out.join("curves.png"))?;
+    Ok((rows, markdown))
+}
+
+/// Trains one run of the comparison (or continues it). A run that diverged is reported at its
+/// last checkpoint, not dropped: the note that says so is returned; a run without a checkpoint
+/// is an error.
+fn train_or_note(
+    run: &Path,
+    kind: FlowKind,
+    target: &str,
+    opts: &CompareOptions,
+) -> Result<Option<String>> {
+    let config = planned_config(run, kind, target, opts)?;
+    let Err(e) = train_to(run, config, opts) else {
+        return Ok(None);
+    };
+    let reason = format!("{e:#}");
+    ensure!(
+        run.join("checkpoint").is_dir(),
+        "{target}, {}: {reason}",
+        kind.name()
+    );
+    opts.reporter
+        .line(&format!("{target}, {}: {reason}", kind.name()));
+    let step = crate::run::RunDir::new(run).checkpoint_step()?;
+    Ok(Some(format!(
+        "{} on {target} stopped early ({}); evaluated at its last checkpoint, step {step}",
+        kind.name(),
+        reason.split(';').next().unwrap_or(&reason)
+    )))
+}
+
+/// Picture rows one under the other, as wide as the first.
+fn stack(rows: &[Canvas]) -> Canvas {
+    let width = rows[0].width;
+    let height: usize = rows.iter().map(|c| c.height).sum();
     let mut all = Canvas::new(width, height, WHITE);
     let mut y = 0;
-    for r in &picture_rows {
+    for r in rows {
         all.blit(0, y as i64, r);
         y += r.height;
     }
-    all.save_png(&opts.out.join("densities.png"))?;
-    crate::viz::chart::grid(&charts, 2, 480, 300).save_png(&opts.out.join("curves.png"))?;
-    Ok((rows, markdown))
+    all
 }
 
 /// A run's learning curve from its metrics log, and the median of its training lines' steps
