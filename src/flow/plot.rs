@@ -126,41 +126,7 @@ pub fn flow_pictures(run: &Path) -> Result<FlowPictures> {
     };
     let (mut potentials, mut kinetics, mut paths) = (vec![], vec![], vec![]);
     if let Some(nhf) = &flow.model.nhf {
-        let q = Tensor::<2>::from_data(
-            TensorData::new(config.standardise(&grid), [GRID * GRID, 2]),
-            &device,
-        );
-        let m = MOMENTUM_WINDOW;
-        let momenta_f64: Vec<f64> = grid_points(GRID, GRID, [-m, m, -m, m])
-            .into_iter()
-            .flatten()
-            .collect();
-        let momenta: Vec<f32> = momenta_f64.iter().map(|&v| v as f32).collect();
-        let p = Tensor::<2>::from_data(TensorData::new(momenta, [GRID * GRID, 2]), &device);
-        for (k, stage) in nhf.stages.iter().enumerate() {
-            potentials.push(Heatmap {
-                title: format!("potential V{} (q)", k + 1),
-                nx: GRID,
-                ny: GRID,
-                values: to_f64(stage.potential.energy(q.clone())),
-                extent,
-            });
-            if let Some(net) = &stage.kinetic {
-                let mut values = to_f64(net.energy(p.clone()));
-                if stage.quadratic_kinetic {
-                    for (v, row) in values.iter_mut().zip(momenta_f64.chunks_exact(2)) {
-                        *v += 0.5 * (row[0] * row[0] + row[1] * row[1]);
-                    }
-                }
-                kinetics.push(Heatmap {
-                    title: format!("kinetic K{} (p)", k + 1),
-                    nx: GRID,
-                    ny: GRID,
-                    values,
-                    extent: [-m, m, -m, m],
-                });
-            }
-        }
+        (potentials, kinetics) = stage_energies(nhf, config, &grid, extent, &device);
         paths = flow_paths(nhf, config, &device);
     }
     Ok(FlowPictures {
@@ -172,6 +138,55 @@ pub fn flow_pictures(run: &Path) -> Result<FlowPictures> {
         kinetics,
         paths,
     })
+}
+
+/// Each NHF stage's potential V_k(q) on `grid` ([`GRID`]² points of the data window, x and y
+/// interleaved, in data coordinates), and its kinetic energy K_k(p) (network plus ½|p|² where
+/// the stage has both) on a grid of the momentum window.
+fn stage_energies(
+    nhf: &super::nhf::Nhf,
+    config: &super::config::FlowRunConfig,
+    grid: &[f64],
+    extent: [f64; 4],
+    device: &burn::tensor::Device,
+) -> (Vec<Heatmap>, Vec<Heatmap>) {
+    let (mut potentials, mut kinetics) = (vec![], vec![]);
+    let q = Tensor::<2>::from_data(
+        TensorData::new(config.standardise(grid), [GRID * GRID, 2]),
+        device,
+    );
+    let m = MOMENTUM_WINDOW;
+    let momenta_f64: Vec<f64> = grid_points(GRID, GRID, [-m, m, -m, m])
+        .into_iter()
+        .flatten()
+        .collect();
+    let momenta: Vec<f32> = momenta_f64.iter().map(|&v| v as f32).collect();
+    let p = Tensor::<2>::from_data(TensorData::new(momenta, [GRID * GRID, 2]), device);
+    for (k, stage) in nhf.stages.iter().enumerate() {
+        potentials.push(Heatmap {
+            title: format!("potential V{} (q)", k + 1),
+            nx: GRID,
+            ny: GRID,
+            values: to_f64(stage.potential.energy(q.clone())),
+            extent,
+        });
+        if let Some(net) = &stage.kinetic {
+            let mut values = to_f64(net.energy(p.clone()));
+            if stage.quadratic_kinetic {
+                for (v, row) in values.iter_mut().zip(momenta_f64.chunks_exact(2)) {
+                    *v += 0.5 * (row[0] * row[0] + row[1] * row[1]);
+                }
+            }
+            kinetics.push(Heatmap {
+                title: format!("kinetic K{} (p)", k + 1),
+                nx: GRID,
+                ny: GRID,
+                values,
+                extent: [-m, m, -m, m],
+            });
+        }
+    }
+    (potentials, kinetics)
 }
 
 /// The positions of [`PATHS`] base draws (seeded) after every leapfrog step, in data
