@@ -100,10 +100,14 @@ impl HgnConfig {
 
     /// The quick start's model: [`HgnConfig::tiny`] with `q` and `p` as 2-vectors
     /// ([`HgnConfig::latent_dim`]), for systems with one degree of freedom (see
-    /// [`crate::train::RunConfig::default_preset`]), rolled out 29 steps: the 30 frames that
-    /// Table 1 scores under `forecast`.
+    /// [`crate::train::RunConfig::default_preset`]), 24 hidden channels (16 in `tiny`; the
+    /// Hamiltonian's width stays 16), rolled out 29 steps: the 30 frames that Table 1 scores
+    /// under `forecast`.
     pub fn vector() -> Self {
-        Self::tiny().with_latent_dim(Some(2)).with_rollout_steps(29)
+        Self::tiny()
+            .with_hidden(24)
+            .with_latent_dim(Some(2))
+            .with_rollout_steps(29)
     }
 
     /// The CampusAI/ReScience layout (reference §4.3): stride-1 encoder to a 48×32×32 `z`,
