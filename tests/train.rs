@@ -474,7 +474,7 @@ fn encoder_flags_reach_the_saved_config_and_the_model_they_describe_trains() {
     let config = micro_config(tmp.path(), 2);
     let (d, c) = (data.to_str().unwrap(), config.to_str().unwrap());
     let per_frame_run = tmp.path().join("per-frame");
-    let out = hgn(&[
+    ok(hgn(&[
         "train",
         "--data",
         d,
@@ -487,12 +487,7 @@ fn encoder_flags_reach_the_saved_config_and_the_model_they_describe_trains() {
         "--encoder-hidden",
         "6",
         "-q",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]));
     let saved = RunConfig::load(&per_frame_run.join("config.json")).unwrap();
     assert_eq!(
         saved.model.encoder_input,

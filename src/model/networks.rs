@@ -184,7 +184,9 @@ impl Encoder {
             h = h.reshape([b * k, c / k, height, width]);
         }
         for (i, layer) in self.layers.iter().enumerate() {
-            if let (true, Some(k)) = (i == last, self.per_frame) {
+            if i == last
+                && let Some(k) = self.per_frame
+            {
                 // [batch·K, C, s, s] → [batch, K·C, s, s], frame-major like the input.
                 let [bk, c, height, width] = h.dims();
                 h = h.reshape([bk / k, k * c, height, width]);
