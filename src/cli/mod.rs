@@ -23,7 +23,7 @@ use data::{GenerateArgs, print_systems, run_generate};
 use eval::{EvalArgs, OracleArgs, run_eval, run_oracle};
 use flow::{FlowCommand, run_flow};
 use report::stderr_reporter;
-use rollout::RolloutArgs;
+use rollout::{RolloutArgs, run_rollout};
 use train::{TrainArgs, run_train};
 
 /// The choices of `--preset`, listed by `--help` and checked by the parser.
@@ -276,60 +276,41 @@ pub fn run(cli: Cli) -> Result<()> {
             device,
             quiet,
         } => run_table1(scale, systems, variants, &protocol, out, device, quiet),
-        Command::Rollout(args) => {
-            let opts = hgn::rollout::RolloutOptions {
-                run: args.run,
-                data: args.data,
-                out: args.out.clone(),
-                index: args.index,
-                steps: args.steps,
-                dt_scale: args.dt_scale,
-                backward: args.backward,
-                prior: args.prior,
-                count: args.count,
-                seed: args.seed,
-                scale: args.scale,
-                delay_cs: args.delay,
-                device: args.device,
-            };
-            let summary = hgn::rollout::write_rollout(&opts)?;
-            if let Some(source) = summary.prior_source {
-                println!("sampled {} trajectories from {source}", args.count);
-            }
-            println!(
-                "wrote {} ({} frames, {}×{} px)",
-                args.out.display(),
-                summary.frames,
-                summary.width,
-                summary.height
-            );
-            Ok(())
-        }
+        Command::Rollout(args) => run_rollout(args),
         Command::Plot {
             run,
             out,
             sequences,
             device,
             quiet,
-        } => {
-            let opts = hgn::plot::PlotOptions {
-                run,
-                out,
-                sequences,
-                device,
-                reporter: stderr_reporter(quiet),
-            };
-            for path in hgn::plot::write_plots(&opts)? {
-                println!("wrote {}", path.display());
-            }
-            Ok(())
-        }
+        } => run_plot(run, out, sequences, device, quiet),
         Command::Export { run, out } => {
             let count = hgn::export::export(&run, &out)?;
             println!("wrote {count} tensors to {}", out.display());
             Ok(())
         }
     }
+}
+
+/// `hgn plot`: writes a run's pictures into `out` and lists them.
+fn run_plot(
+    run: PathBuf,
+    out: Option<PathBuf>,
+    sequences: usize,
+    device: hgn::device::DeviceChoice,
+    quiet: bool,
+) -> Result<()> {
+    let opts = hgn::plot::PlotOptions {
+        run,
+        out,
+        sequences,
+        device,
+        reporter: stderr_reporter(quiet),
+    };
+    for path in hgn::plot::write_plots(&opts)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// `hgn bench`: times `steps` training steps of a preset or a config file and prints the median.

@@ -1,4 +1,4 @@
-//! The flags of `hgn rollout` (the command itself is `hgn::rollout`).
+//! `hgn rollout`: its flags, and the lines saying what it wrote (the work is `hgn::rollout`).
 
 use std::path::PathBuf;
 
@@ -48,4 +48,35 @@ pub struct RolloutArgs {
     /// Device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N) (GPU devices need --features gpu).
     #[arg(long, default_value = "cpu")]
     pub device: hgn::device::DeviceChoice,
+}
+
+/// `hgn rollout`: writes the animation or strip and says what it wrote.
+pub fn run_rollout(args: RolloutArgs) -> Result<()> {
+    let opts = hgn::rollout::RolloutOptions {
+        run: args.run,
+        data: args.data,
+        out: args.out.clone(),
+        index: args.index,
+        steps: args.steps,
+        dt_scale: args.dt_scale,
+        backward: args.backward,
+        prior: args.prior,
+        count: args.count,
+        seed: args.seed,
+        scale: args.scale,
+        delay_cs: args.delay,
+        device: args.device,
+    };
+    let summary = hgn::rollout::write_rollout(&opts)?;
+    if let Some(source) = summary.prior_source {
+        println!("sampled {} trajectories from {source}", args.count);
+    }
+    println!(
+        "wrote {} ({} frames, {}×{} px)",
+        args.out.display(),
+        summary.frames,
+        summary.width,
+        summary.height
+    );
+    Ok(())
 }

@@ -374,6 +374,22 @@ fn write_split(
         pending = next?;
     }
     write_block(&mut writers, &pending)?;
+    Ok((
+        SplitMeta {
+            num_sequences: n,
+            seq_len: t,
+            files: finish_arrays(writers, shapes)?,
+        },
+        first,
+    ))
+}
+
+/// Completes the split's `.npy` files (one per entry of `ARRAYS`, with these dtypes and
+/// shapes) and describes each for `meta.json`: dtype, shape, size and SHA-256.
+fn finish_arrays(
+    writers: Vec<NpyWriter>,
+    shapes: [(Dtype, Vec<usize>); 4],
+) -> Result<BTreeMap<String, FileMeta>> {
     let mut files = BTreeMap::new();
     for ((name, (dtype, shape)), writer) in ARRAYS.iter().zip(shapes).zip(writers) {
         let written = writer.finish()?;
@@ -387,14 +403,7 @@ fn write_split(
             },
         );
     }
-    Ok((
-        SplitMeta {
-            num_sequences: n,
-            seq_len: t,
-            files,
-        },
-        first,
-    ))
+    Ok(files)
 }
 
 fn build_meta(opts: &GenerateOptions, splits: BTreeMap<String, SplitMeta>) -> DatasetMeta {

@@ -255,7 +255,7 @@ fn run_config(opts: &FlowTrainOptions) -> Result<FlowRunConfig> {
 /// Trains (or resumes) a flow: one loop over the steps; `FlowLoop` holds what its
 /// evaluations, checkpoints and rewinds share.
 pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
-    let config_path = opts.run.join("config.json");
+    let run_dir = RunDir::new(&opts.run);
     let config = run_config(opts)?;
     let points = flow_points(&config)?;
     let device = opts.device.device()?;
@@ -263,20 +263,23 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
     let train_device = device.clone().autodiff();
     let (mut model, mut optim, resumed) = start_flow(opts, &config, &points.test, &train_device)?;
     write_atomic(
-        &config_path,
+        &run_dir.config_file(),
         &(serde_json::to_string_pretty(&config)? + "\n"),
     )?;
     let start = resumed.step;
     let mut run = FlowLoop {
         opts,
         config: &config,
-        metrics: RunDir::new(&opts.run).open_metrics()?,
+        metrics: run_dir.open_metrics()?,
         seconds_before: resumed.seconds,
         started: Instant::now(),
         last_log: Instant::now(),
         lr_scale: resumed.lr_scale.unwrap_or(1.0),
         early_stop: resumed.early_stop,
         test_nll: f64::NAN,
+        skipped: 0,
+        consecutive_skips: 0,
+        rewinds: 0,
     };
 
     let total = config.train.steps;
@@ -284,8 +287,6 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         .reporter
         .task("training", "steps", total as u64, start as u64);
     let log_scale = config.log_scale_sum();
-    let (mut skipped, mut consecutive_skips) = (0usize, 0usize);
-    let mut rewinds = 0;
     let mut step = start;
     while step < total && !run.early_stop.is_some_and(|e| e.converged) {
         let loss = step_loss(
@@ -297,34 +298,20 @@ pub fn train_flow(opts: &FlowTrainOptions) -> Result<FlowTrainSummary> {
         )?;
         let value = scalar(loss.clone()) + log_scale;
         if value.is_finite() {
-            consecutive_skips = 0;
+            run.consecutive_skips = 0;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(config.train.learning_rate * run.lr_scale, model, grads);
-        } else {
-            // A batch that drives the leapfrog unstable is skipped. Many in a row mean the
-            // weights themselves have become unstable: rewind to the last checkpoint with half
-            // the learning rate (at most MAX_REWINDS times), then give up.
-            skipped += 1;
-            consecutive_skips += 1;
-            if consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
-                ensure!(
-                    rewinds < MAX_REWINDS && crate::run::find_checkpoint(&opts.run).is_some(),
-                    "the loss was {value} for {MAX_CONSECUTIVE_SKIPS} batches in a row, the last at step {step}; stopped. The last good checkpoint in {} is intact",
-                    opts.run.join("checkpoint").display()
-                );
-                rewinds += 1;
-                let back;
-                (model, optim, back) = run.rewind(model, optim, step, value)?;
-                step = back;
-                consecutive_skips = 0;
-                bar.set_position(step as u64);
-                continue;
-            }
+        } else if run.skip(step, value)? {
+            let back;
+            (model, optim, back) = run.rewind(model, optim, step, value)?;
+            step = back;
+            bar.set_position(step as u64);
+            continue;
         }
         let done = step + 1;
         bar.set_position(done as u64);
         if value.is_finite() && (step % config.train.log_every == 0 || done == total) {
-            let rate = run.log_train(done, value, skipped, step == start)?;
+            let rate = run.log_train(done, value, step == start)?;
             bar.status(&format!("nll {value:.3}  {rate:.1} steps/s"));
         }
         if done % config.train.eval_every == 0 || done == total {
@@ -357,6 +344,10 @@ struct FlowLoop<'a> {
     early_stop: Option<EarlyStop>,
     /// The held-out NLL of the last evaluation.
     test_nll: f64,
+    /// Batches skipped for a non-finite loss in this process, in a row now, and rewinds made.
+    skipped: usize,
+    consecutive_skips: usize,
+    rewinds: usize,
 }
 
 impl FlowLoop<'_> {
@@ -372,7 +363,7 @@ impl FlowLoop<'_> {
 
     /// A training line: the NLL after `done` steps, the rate since the last line (0 on the
     /// first line of a process), and the batches skipped so far. Returns the rate.
-    fn log_train(&mut self, done: usize, nll: f64, skipped: usize, first: bool) -> Result<f64> {
+    fn log_train(&mut self, done: usize, nll: f64, first: bool) -> Result<f64> {
         let elapsed = self.last_log.elapsed().as_secs_f64();
         self.last_log = Instant::now();
         let rate = if first {
@@ -385,7 +376,7 @@ impl FlowLoop<'_> {
             kind: "train".into(),
             nll,
             steps_per_second: Some(rate),
-            skipped: Some(skipped),
+            skipped: Some(self.skipped),
             valid_nll: None,
             seconds: None,
         })?;
@@ -450,6 +441,27 @@ impl FlowLoop<'_> {
             early_stop: self.early_stop,
         };
         save_checkpoint(&self.opts.run, model, optim, &state)
+    }
+
+    /// Counts a skipped batch, whose loss `value` at `step` was not finite (a batch that drives
+    /// the leapfrog unstable). Returns whether to rewind: after `MAX_CONSECUTIVE_SKIPS` in a
+    /// row the weights themselves have become unstable; after `MAX_REWINDS` rewinds, or with
+    /// no checkpoint to go back to, it gives up with an error.
+    fn skip(&mut self, step: usize, value: f64) -> Result<bool> {
+        self.skipped += 1;
+        self.consecutive_skips += 1;
+        if self.consecutive_skips < MAX_CONSECUTIVE_SKIPS {
+            return Ok(false);
+        }
+        let run = &self.opts.run;
+        ensure!(
+            self.rewinds < MAX_REWINDS && crate::run::find_checkpoint(run).is_some(),
+            "the loss was {value} for {MAX_CONSECUTIVE_SKIPS} batches in a row, the last at step {step}; stopped. The last good checkpoint in {} is intact",
+            RunDir::new(run).checkpoint_dir().display()
+        );
+        self.rewinds += 1;
+        self.consecutive_skips = 0;
+        Ok(true)
     }
 
     /// Goes back to the newest checkpoint with half the learning rate, after the loss stayed
