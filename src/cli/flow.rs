@@ -261,27 +261,13 @@ fn config_from_flags(args: &FlowTrainArgs) -> Result<hgn::flow::config::FlowRunC
         _ => anyhow::bail!("name the data: --target NAME or --data FILE.npy"),
     };
     let mut c = hgn::flow::config::new_config(args.model.into(), data, args.seed)?;
-    if let Some(v) = args.steps {
-        c.train.steps = v;
-    }
-    if let Some(v) = args.batch_size {
-        c.train.batch_size = v;
-    }
-    if let Some(v) = args.lr {
-        c.train.learning_rate = v;
-    }
-    if let Some(v) = args.stages {
-        c.nhf.stages = v;
-    }
-    if let Some(v) = args.leapfrog_steps {
-        c.nhf.leapfrog_steps = v;
-    }
-    if let Some(v) = args.dt {
-        c.nhf.dt = v;
-    }
-    if let Some(v) = args.couplings {
-        c.realnvp.couplings = v;
-    }
+    set(&mut c.train.steps, args.steps);
+    set(&mut c.train.batch_size, args.batch_size);
+    set(&mut c.train.learning_rate, args.lr);
+    set(&mut c.nhf.stages, args.stages);
+    set(&mut c.nhf.leapfrog_steps, args.leapfrog_steps);
+    set(&mut c.nhf.dt, args.dt);
+    set(&mut c.realnvp.couplings, args.couplings);
     if let Some(v) = args.step_size {
         c.nhf.learned_step = v == StepSizeArg::Learned;
     }
@@ -292,9 +278,7 @@ fn config_from_flags(args: &FlowTrainArgs) -> Result<hgn::flow::config::FlowRunC
             KineticArg::Fixed => (true, false),
         };
     }
-    if let Some(v) = args.activation {
-        c.nhf.activation = v;
-    }
+    set(&mut c.nhf.activation, args.activation);
     if let Some(v) = args.hidden {
         c.nhf.hidden = v;
         c.realnvp.hidden = v;
@@ -306,15 +290,9 @@ fn config_from_flags(args: &FlowTrainArgs) -> Result<hgn::flow::config::FlowRunC
     if args.patience.is_some() {
         c.train.patience = args.patience;
     }
-    if let Some(v) = args.objective_samples {
-        c.train.objective_samples = v;
-    }
-    if let Some(v) = args.plateau_halvings {
-        c.train.plateau_halvings = v;
-    }
-    if let Some(v) = args.eval_every {
-        c.train.eval_every = v;
-    }
+    set(&mut c.train.objective_samples, args.objective_samples);
+    set(&mut c.train.plateau_halvings, args.plateau_halvings);
+    set(&mut c.train.eval_every, args.eval_every);
     Ok(c)
 }
 

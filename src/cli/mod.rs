@@ -243,6 +243,13 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Overwrites `slot` with a flag's value when the flag was given.
+fn set<T>(slot: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *slot = value;
+    }
+}
+
 /// Executes a parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {

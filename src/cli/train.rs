@@ -244,9 +244,7 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<hgn::train::RunConfig> {
         }
     };
     apply_train_flags(&mut config, args)?;
-    if let Some(steps) = args.steps {
-        config.train.steps = steps;
-    }
+    set(&mut config.train.steps, args.steps);
     Ok(config)
 }
 
@@ -275,15 +273,9 @@ fn apply_train_flags(config: &mut hgn::train::RunConfig, args: &TrainArgs) -> Re
     use hgn::model::IntegratorKind;
     use hgn::protocol::Protocol;
     use hgn::train::LrSchedule;
-    if let Some(b) = args.batch_size {
-        config.train.batch_size = b;
-    }
-    if let Some(seed) = args.seed {
-        config.train.seed = seed;
-    }
-    if let Some(lr) = args.lr {
-        config.train.learning_rate = lr;
-    }
+    set(&mut config.train.batch_size, args.batch_size);
+    set(&mut config.train.seed, args.seed);
+    set(&mut config.train.learning_rate, args.lr);
     if let Some(name) = &args.lr_schedule {
         config.train.lr_schedule = Some(name.parse::<LrSchedule>()?);
     }
@@ -320,17 +312,16 @@ fn apply_train_flags(config: &mut hgn::train::RunConfig, args: &TrainArgs) -> Re
         }
         config.protocol = protocol;
     }
-    if let Some(k) = args.inference_frames {
-        config.model.num_inference_frames = k;
-    }
+    set(
+        &mut config.model.num_inference_frames,
+        args.inference_frames,
+    );
     if config.protocol == Protocol::Reconstruct
         && (args.protocol.is_some() || args.inference_frames.is_some())
     {
         config.model.rollout_steps = config.model.num_inference_frames.saturating_sub(1);
     }
-    if let Some(r) = args.rollout_steps {
-        config.model.rollout_steps = r;
-    }
+    set(&mut config.model.rollout_steps, args.rollout_steps);
     if args.no_f_psi {
         config.model.latent_transform = false;
     }
