@@ -555,6 +555,77 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
 }
 
 #[test]
+fn a_flow_run_killed_at_any_moment_and_resumed_ends_as_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (straight, killed) = (tmp.path().join("straight"), tmp.path().join("killed"));
+    let new_run = |run: &Path| -> Vec<String> {
+        let args = ["flow", "train", "--target", "two-moons", "--run", &s(run)];
+        let mut args: Vec<String> = args.map(String::from).to_vec();
+        args.extend(["--steps", "60", "--eval-every", "10", "-q"].map(String::from));
+        args
+    };
+    let started = std::time::Instant::now();
+    let straight_args = new_run(&straight);
+    ok(hgn(&straight_args
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()));
+    let full = started.elapsed();
+
+    let kills = common::run_with_kills(full, || {
+        if killed.join("config.json").exists() {
+            ["flow", "train", "--run", &s(&killed), "--resume", "-q"]
+                .map(String::from)
+                .to_vec()
+        } else {
+            new_run(&killed)
+        }
+    });
+    assert!(kills >= 2, "only {kills} attempts were killed");
+
+    // Everything but the wall-clock figures and the run's own path is the uninterrupted run's.
+    let timeless = |mut v: serde_json::Value| {
+        let object = v.as_object_mut().unwrap();
+        for key in [
+            "seconds",
+            "steps_per_second",
+            "train_seconds",
+            "samples_per_second",
+            "run",
+            "eval_data",
+        ] {
+            object.remove(key);
+        }
+        v
+    };
+    let read = |run: &Path, file: &str| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(run.join(file)).unwrap();
+        let values: Vec<serde_json::Value> = if file.ends_with(".jsonl") {
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        } else {
+            vec![serde_json::from_str(&text).unwrap()]
+        };
+        values.into_iter().map(timeless).collect()
+    };
+    for file in ["config.json", "metrics.jsonl", "checkpoint/state.json"] {
+        assert_eq!(read(&killed, file), read(&straight, file), "{file}");
+    }
+    assert!(
+        std::fs::read(killed.join("test.npy")).unwrap()
+            == std::fs::read(straight.join("test.npy")).unwrap()
+    );
+    // The same weights: the same held-out likelihoods, to the last bit.
+    let report = |run: &Path| {
+        let text = ok(hgn(&["flow", "eval", "--run", &s(run), "--json"]));
+        timeless(serde_json::from_str(&text).unwrap())
+    };
+    assert_eq!(report(&killed), report(&straight));
+}
+
+#[test]
 fn training_stops_when_the_validation_nll_stops_improving() {
     let _ = f64_device();
     let tmp = tempfile::tempdir().unwrap();

@@ -5,7 +5,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_error, hgn, ok, train_with_config};
+use std::time::Instant;
+
+use common::{assert_error, hgn, ok, run_with_kills, train_with_config};
 
 use hgn::model::Objective;
 use hgn::train::{MetricsLine, RunConfig};
@@ -188,6 +190,89 @@ fn an_interrupted_and_resumed_run_repeats_an_uninterrupted_one_exactly() {
     }
     let saved = RunConfig::load(&straight.join("config.json")).unwrap();
     assert_eq!(saved.train.steps, 6);
+}
+
+#[test]
+fn a_run_killed_at_any_moment_and_resumed_ends_with_the_files_of_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let config = micro_config(tmp.path(), 12);
+    let (straight, killed) = (tmp.path().join("straight"), tmp.path().join("killed"));
+    let started = Instant::now();
+    train_ok(&data, &straight, &config);
+    let full = started.elapsed();
+
+    // Rerun as a user would: the same command until the run exists, then with --resume.
+    let kills = run_with_kills(full, || {
+        let run = killed.to_str().unwrap().to_string();
+        let mut args = vec!["train".to_string(), "--run".into(), run, "-q".into()];
+        if killed.join("config.json").exists() {
+            args.push("--resume".into());
+        } else {
+            args.extend(["--data", data.to_str().unwrap(), "--config"].map(String::from));
+            args.push(config.to_str().unwrap().into());
+        }
+        args
+    });
+    assert!(kills >= 2, "only {kills} attempts were killed");
+
+    let names = |run: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(run)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&killed), names(&straight));
+    assert_eq!(comparable(metrics(&killed)), comparable(metrics(&straight)));
+    for file in ["config.json", "checkpoint/state.json"] {
+        assert!(
+            std::fs::read(killed.join(file)).unwrap()
+                == std::fs::read(straight.join(file)).unwrap(),
+            "{file} differs from the uninterrupted run's"
+        );
+    }
+    // Killed after writing its config, before its first checkpoint was whole: the deterministic
+    // case of what a kill above may or may not have hit.
+    let early = tmp.path().join("early");
+    std::fs::create_dir_all(early.join("checkpoint.partial")).unwrap();
+    std::fs::copy(straight.join("config.json"), early.join("config.json")).unwrap();
+    let first_line = std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap();
+    std::fs::write(
+        early.join("metrics.jsonl"),
+        first_line.lines().next().unwrap(),
+    )
+    .unwrap();
+    ok(hgn(&[
+        "train",
+        "--run",
+        early.to_str().unwrap(),
+        "--resume",
+        "-q",
+    ]));
+    assert_eq!(names(&early), names(&straight));
+    assert_eq!(comparable(metrics(&early)), comparable(metrics(&straight)));
+
+    // The weights, compared through `hgn export` (a `.bpk` file also holds burn's parameter ids,
+    // drawn afresh by every process); the optimiser's state at each resume is pinned by the
+    // identical losses of every later step.
+    let exported = |run: &Path| {
+        let out = tmp.path().join("weights.safetensors");
+        ok(hgn(&[
+            "export",
+            "--run",
+            run.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        std::fs::read(out).unwrap()
+    };
+    assert!(
+        exported(&killed) == exported(&straight),
+        "the weights differ"
+    );
 }
 
 #[test]

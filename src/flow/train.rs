@@ -79,7 +79,8 @@ const MAX_CONSECUTIVE_SKIPS: usize = 20;
 /// Rewinds to the last checkpoint (each halving the learning rate) before a run gives up.
 const MAX_REWINDS: usize = 3;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A flow checkpoint's bookkeeping; the default is a fresh run's, at step 0.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FlowCheckpointState {
     step: usize,
     /// Wall-clock seconds of training so far.
@@ -187,16 +188,16 @@ fn start_flow(
         std::fs::create_dir_all(&opts.run)
             .with_context(|| format!("cannot create {}", opts.run.display()))?;
         write_points(&opts.run.join("test.npy"), test_points, config.dim())?;
-        let fresh = FlowCheckpointState {
-            step: 0,
-            seconds: 0.0,
-            lr_scale: None,
-            early_stop: None,
-        };
-        return Ok((model, optim, fresh));
+        return Ok((model, optim, FlowCheckpointState::default()));
     }
-    // After a kill during a checkpoint swap the newest complete one is put back first.
-    restore_checkpoint(&opts.run)?;
+    // After a kill during a checkpoint swap the newest complete one is put back first; a run
+    // killed before its first checkpoint starts again from its seed, as it did then.
+    if restore_checkpoint(&opts.run)?.is_none() {
+        opts.reporter
+            .line("no checkpoint was written yet: training again from step 0");
+        RunDir::new(&opts.run).truncate_metrics(0)?;
+        return Ok((model, optim, FlowCheckpointState::default()));
+    }
     let (model, optim, state) = restore(&opts.run, model, optim)?;
     RunDir::new(&opts.run).truncate_metrics(state.step)?;
     Ok((model, optim, state))

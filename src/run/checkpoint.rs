@@ -64,16 +64,25 @@ pub fn find_checkpoint(run: &Path) -> Option<(PathBuf, usize)> {
 }
 
 /// Puts the newest complete checkpoint back under `RUN/checkpoint` (after a kill during a swap)
-/// and removes the other two names; returns its step, or an error naming the run when no complete
-/// checkpoint exists.
-pub fn restore_checkpoint(run: &Path) -> Result<usize> {
-    let (dir, step) = find_checkpoint(run).with_context(|| {
-        format!(
-            "{} has no complete checkpoint to resume from",
-            run.display()
-        )
-    })?;
+/// and removes the other two names; returns its step. `None` when the run never completed a
+/// checkpoint (no `checkpoint` or `checkpoint.old` folder: it was killed before its first one
+/// was written whole; a half-written `checkpoint.partial` is removed), so that it starts again
+/// from step 0; an error naming the run when its checkpoint exists but is damaged.
+pub fn restore_checkpoint(run: &Path) -> Result<Option<usize>> {
     let [main, old, partial] = candidates(run);
+    let Some((dir, step)) = find_checkpoint(run) else {
+        anyhow::ensure!(
+            !main.exists() && !old.exists(),
+            "{} has no complete checkpoint to resume from (its checkpoint folder is damaged)",
+            run.display()
+        );
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial)
+                .with_context(|| format!("cannot remove {}", partial.display()))?;
+            sync_dir(run)?;
+        }
+        return Ok(None);
+    };
     if dir != main {
         if main.exists() {
             std::fs::remove_dir_all(&main)
@@ -89,7 +98,7 @@ pub fn restore_checkpoint(run: &Path) -> Result<usize> {
         }
     }
     sync_dir(run)?;
-    Ok(step)
+    Ok(Some(step))
 }
 
 /// Reads the bookkeeping of a checkpoint folder.
@@ -188,22 +197,31 @@ mod tests {
         let run = tempfile::tempdir().unwrap();
         let run = run.path();
         assert!(find_checkpoint(run).is_none());
-        assert!(restore_checkpoint(run).is_err());
+        // Killed before the first checkpoint, or while writing it: start again.
+        assert_eq!(restore_checkpoint(run).unwrap(), None);
+        fake(&run.join("checkpoint.partial"), None);
+        assert_eq!(restore_checkpoint(run).unwrap(), None);
+        assert!(!run.join("checkpoint.partial").exists());
         // Killed between the two renames: only `.old` (step 200) and a complete `.partial` (400).
         fake(&run.join("checkpoint.old"), Some(200));
         fake(&run.join("checkpoint.partial"), Some(400));
         assert_eq!(find_checkpoint(run).unwrap().1, 400);
-        assert_eq!(restore_checkpoint(run).unwrap(), 400);
+        assert_eq!(restore_checkpoint(run).unwrap(), Some(400));
         assert!(run.join("checkpoint").join(STATE_FILE).is_file());
         assert!(!run.join("checkpoint.old").exists() && !run.join("checkpoint.partial").exists());
         // Killed while writing `.partial` (no state.json yet): the old checkpoint stays.
         fake(&run.join("checkpoint.partial"), None);
-        assert_eq!(restore_checkpoint(run).unwrap(), 400);
+        assert_eq!(restore_checkpoint(run).unwrap(), Some(400));
         assert!(!run.join("checkpoint.partial").exists());
         // Killed after `checkpoint` → `.old`, before `.partial` was complete.
         std::fs::rename(run.join("checkpoint"), run.join("checkpoint.old")).unwrap();
         fake(&run.join("checkpoint.partial"), None);
-        assert_eq!(restore_checkpoint(run).unwrap(), 400);
+        assert_eq!(restore_checkpoint(run).unwrap(), Some(400));
         assert!(run.join("checkpoint").join(STATE_FILE).is_file());
+        // A damaged checkpoint is not silently replaced by a fresh start.
+        std::fs::remove_file(run.join("checkpoint").join(STATE_FILE)).unwrap();
+        let err = restore_checkpoint(run).unwrap_err().to_string();
+        assert!(err.contains("damaged"), "{err}");
+        assert!(run.join("checkpoint").join(MODEL_FILE).is_file());
     }
 }

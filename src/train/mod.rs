@@ -328,9 +328,15 @@ fn start_model(
             .with_context(|| format!("cannot create {}", opts.run.display()))?;
         return Ok((model, optim, 0));
     }
-    // After a kill during a checkpoint swap the newest complete one is put back first.
+    // After a kill during a checkpoint swap the newest complete one is put back first; a run
+    // killed before its first checkpoint starts again from its seed, as it did then.
     let checkpoint_dir = run.checkpoint_dir();
-    let start_step = restore_checkpoint(&opts.run)?;
+    let Some(start_step) = restore_checkpoint(&opts.run)? else {
+        opts.reporter
+            .line("no checkpoint was written yet: training again from step 0");
+        run.truncate_metrics(0)?;
+        return Ok((model, optim, 0));
+    };
     let state: CheckpointState = crate::run::read_state(&checkpoint_dir)?;
     ensure!(
         state.step == start_step,

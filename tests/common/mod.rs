@@ -2,8 +2,10 @@
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, FloatDType};
 
@@ -70,4 +72,46 @@ pub fn train_with_config(data: &Path, run: &Path, config: &Path) -> Output {
         config.to_str().unwrap(),
         "-q",
     ])
+}
+
+/// Runs `hgn` until an attempt completes, killing each one (SIGKILL) once it has run a growing
+/// share of `full`, the uninterrupted command's wall time: 1/12 of it, then 2/12, and so on, so
+/// that kills land at startup, between steps and inside checkpoint writes. Each attempt's
+/// arguments come from `args()`, called just before it starts. Returns how many were killed.
+pub fn run_with_kills(full: Duration, args: impl Fn() -> Vec<String>) -> u32 {
+    let mut kills = 0;
+    for attempt in 1u32.. {
+        let args = args();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hgn"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hgn starts");
+        let (started, limit) = (Instant::now(), full * attempt / 12);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                assert!(
+                    status.success(),
+                    "attempt {attempt} ({args:?}) failed: {err}"
+                );
+                return kills;
+            }
+            if started.elapsed() >= limit {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    unreachable!("attempts are unbounded")
 }
