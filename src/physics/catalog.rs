@@ -124,6 +124,13 @@ const BASE: SystemSpec = SystemSpec {
     origin: SUITE,
 };
 
+/// What the paper's four systems share: its time step, and where they come from.
+const PAPER_BASE: SystemSpec = SystemSpec {
+    default_dt: 0.125,
+    origin: PAPER,
+    ..BASE
+};
+
 const MASS_SPRING_COLORS_PARAMS: &[ParamRange] = &[range("m", 0.2, 1.0), fixed("k", 2.0)];
 const PENDULUM_COLORS_PARAMS: &[ParamRange] = &[
     range("m", 0.5, 1.5),
@@ -146,9 +153,7 @@ pub const SYSTEMS: &[SystemSpec] = &[
         params: &[fixed("m", 0.5), fixed("k", 2.0)],
         radius: (0.1, 1.0),
         noise_std: 0.1,
-        default_dt: 0.125,
-        origin: PAPER,
-        ..BASE
+        ..PAPER_BASE
     },
     SystemSpec {
         name: "pendulum",
@@ -158,9 +163,7 @@ pub const SYSTEMS: &[SystemSpec] = &[
         params: &[fixed("m", 0.5), fixed("g", 3.0), fixed("l", 1.0)],
         radius: (1.3, 2.3),
         noise_std: 0.1,
-        default_dt: 0.125,
-        origin: PAPER,
-        ..BASE
+        ..PAPER_BASE
     },
     SystemSpec {
         name: "two-body",
@@ -172,9 +175,7 @@ pub const SYSTEMS: &[SystemSpec] = &[
         noise_std: 0.05,
         canvas_half_size: Some(2.75),
         orbit_noise: 0.1,
-        default_dt: 0.125,
-        origin: PAPER,
-        ..BASE
+        ..PAPER_BASE
     },
     SystemSpec {
         name: "three-body",
@@ -186,9 +187,7 @@ pub const SYSTEMS: &[SystemSpec] = &[
         noise_std: 0.2,
         canvas_half_size: Some(3.0),
         orbit_noise: 0.1,
-        default_dt: 0.125,
-        origin: PAPER,
-        ..BASE
+        ..PAPER_BASE
     },
     SystemSpec {
         name: "double-pendulum",
