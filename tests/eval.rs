@@ -474,6 +474,62 @@ fn missing_or_damaged_runs_get_one_line_errors() {
 }
 
 #[test]
+fn an_evaluation_killed_at_any_moment_and_rerun_writes_the_report_of_an_uninterrupted_one() {
+    let (_tmp, data, run) = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    // Two copies of the trained run: one evaluated straight, one killed and rerun.
+    let copy = |name: &str| {
+        let to = tmp.path().join(name);
+        std::fs::create_dir_all(to.join("checkpoint")).unwrap();
+        for file in [
+            "config.json",
+            "metrics.jsonl",
+            "checkpoint/model.bpk",
+            "checkpoint/optim.bpk",
+            "checkpoint/state.json",
+        ] {
+            std::fs::copy(run.join(file), to.join(file)).unwrap();
+        }
+        to
+    };
+    let (straight, killed) = (copy("straight"), copy("killed"));
+    let args = |run: &Path| -> Vec<String> {
+        [
+            "eval",
+            "--run",
+            run.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--split",
+            "test",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let started = std::time::Instant::now();
+    ok(hgn(&args(&straight)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()));
+    let full = started.elapsed();
+    let kills = common::run_with_kills(full, || {
+        // A kill never leaves a half-written report behind.
+        if let Ok(text) = std::fs::read_to_string(killed.join("eval.json")) {
+            serde_json::from_str::<EvalReport>(&text).expect("a complete report or none");
+        }
+        args(&killed)
+    });
+    assert!(kills >= 2, "only {kills} attempts were killed");
+    let report = |run: &Path| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("run");
+        v
+    };
+    assert_eq!(report(&killed), report(&straight));
+}
+
+#[test]
 fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("t1");
