@@ -252,9 +252,7 @@ fn energy_and_phase(
     let count = sequences.min(set.num_sequences);
     let len = set.seq_len;
     let steps = eval_steps(config, len);
-    let windows = (0..count)
-        .map(|i| set.read_window(i, 0, len))
-        .collect::<Result<Vec<_>>>()?;
+    let windows = set.read_windows(0..count, len)?;
     let frames = batch_tensor(windows, len, set.image_size, device);
     let m = &config.model;
     let pred = predict(

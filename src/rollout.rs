@@ -343,11 +343,7 @@ fn draw_prior(
         let n = set.num_sequences.min(256);
         let mut rows: Vec<Vec<f64>> = Vec::with_capacity(n);
         for start in (0..n).step_by(32) {
-            let ids: Vec<usize> = (start..(start + 32).min(n)).collect();
-            let windows = ids
-                .iter()
-                .map(|&i| set.read_window(i, 0, k))
-                .collect::<Result<Vec<_>>>()?;
+            let windows = set.read_windows(start..(start + 32).min(n), k)?;
             let frames = batch_tensor(windows, k, set.image_size, device);
             let [b, kk, c, h, w] = frames.dims();
             let (mean, _) = model.encoder.forward(frames.reshape([b, kk * c, h, w]));

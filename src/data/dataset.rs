@@ -5,6 +5,7 @@
 //! from `u8` to `[0, 1]` and laid out channels-first, `[T, 3, H, W]`.
 
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,11 @@ impl SequenceDataset {
 
     fn frame_bytes(&self) -> usize {
         self.image_size * self.image_size * 3
+    }
+
+    /// The first `len` frames of each sequence in `sequences`, each as in [`Self::read_window`].
+    pub fn read_windows(&self, sequences: Range<usize>, len: usize) -> Result<Vec<Vec<f32>>> {
+        sequences.map(|i| self.read_window(i, 0, len)).collect()
     }
 
     /// Frames `start .. start + len` of sequence `index`, as `[len, 3, S, S]` values in [0, 1].

@@ -342,11 +342,8 @@ fn evaluate_split(
     );
     let mut sums = SplitSums::new(mean_frame, &plan);
     for start in (0..n).step_by(CHUNK) {
-        let ids: Vec<usize> = (start..(start + CHUNK).min(n)).collect();
-        let sequences = ids
-            .iter()
-            .map(|&i| set.read_window(i, 0, plan.len))
-            .collect::<Result<Vec<_>>>()?;
+        let ids = start..(start + CHUNK).min(n);
+        let sequences = set.read_windows(ids.clone(), plan.len)?;
         let tensor = batch_tensor(sequences.clone(), plan.len, set.image_size, device);
         let [b, _, c, h, w] = tensor.dims();
         let dt = config.model.dt;
@@ -369,7 +366,7 @@ fn evaluate_split(
         );
         for (i, seq) in sequences.iter().enumerate() {
             sums.add(&plan, seq, &fwd, &bwd, i)
-                .with_context(|| format!("{} sequence {}", split.name(), ids[i]))?;
+                .with_context(|| format!("{} sequence {}", split.name(), start + i))?;
         }
         bar.inc(ids.len() as u64);
     }

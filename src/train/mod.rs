@@ -413,11 +413,7 @@ pub fn evaluate(
         device,
     );
     for chunk_start in (0..n).step_by(16) {
-        let ids: Vec<usize> = (chunk_start..(chunk_start + 16).min(n)).collect();
-        let windows = ids
-            .iter()
-            .map(|&i| test.read_window(i, 0, window))
-            .collect::<Result<Vec<_>>>()?;
+        let windows = test.read_windows(chunk_start..(chunk_start + 16).min(n), window)?;
         let frames = batch_tensor(windows, window, test.image_size, device);
         let [b, _, c, h, wd] = frames.dims();
         let (inference, targets) = spec.parts(frames, &all_states, direction);
