@@ -507,10 +507,7 @@ fn an_evaluation_killed_at_any_moment_and_rerun_writes_the_report_of_an_uninterr
         .to_vec()
     };
     let started = std::time::Instant::now();
-    ok(hgn(&args(&straight)
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()));
+    ok(hgn(&args(&straight)));
     let full = started.elapsed();
     let kills = common::run_with_kills(full, || {
         // A kill never leaves a half-written report behind.

@@ -566,11 +566,7 @@ fn a_flow_run_killed_at_any_moment_and_resumed_ends_as_an_uninterrupted_one() {
         args
     };
     let started = std::time::Instant::now();
-    let straight_args = new_run(&straight);
-    ok(hgn(&straight_args
-        .iter()
-        .map(|a| a.as_str())
-        .collect::<Vec<_>>()));
+    ok(hgn(&new_run(&straight)));
     let full = started.elapsed();
 
     let kills = common::run_with_kills(full, || {

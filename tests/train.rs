@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-
 use std::time::Instant;
 
 use common::{assert_error, hgn, ok, run_with_kills, train_with_config};
@@ -269,9 +268,14 @@ fn a_run_killed_at_any_moment_and_resumed_ends_with_the_files_of_an_uninterrupte
         ]));
         std::fs::read(out).unwrap()
     };
+    let weights = exported(&straight);
     assert!(
-        exported(&killed) == exported(&straight),
-        "the weights differ"
+        exported(&killed) == weights,
+        "the killed run's weights differ"
+    );
+    assert!(
+        exported(&early) == weights,
+        "the restarted run's weights differ"
     );
 }
 

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::config::{FlowData, FlowKind, FlowRunConfig, new_config};
@@ -156,14 +156,11 @@ fn train_or_note(
         return Ok(None);
     };
     let reason = format!("{e:#}");
-    ensure!(
-        run.join("checkpoint").is_dir(),
-        "{target}, {}: {reason}",
-        kind.name()
-    );
-    opts.reporter
-        .line(&format!("{target}, {}: {reason}", kind.name()));
-    let step = crate::run::RunDir::new(run).checkpoint_step()?;
+    let message = format!("{target}, {}: {reason}", kind.name());
+    let Ok(step) = crate::run::RunDir::new(run).checkpoint_step() else {
+        bail!("{message}");
+    };
+    opts.reporter.line(&message);
     Ok(Some(format!(
         "{} on {target} stopped early ({}); evaluated at its last checkpoint, step {step}",
         kind.name(),

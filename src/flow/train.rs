@@ -29,7 +29,7 @@ use super::points::{FlowPoints, flow_batch, flow_points, write_points};
 use crate::device::DeviceChoice;
 use crate::physics::sampling::standard_normal;
 use crate::rng::{Stream, stream_rng};
-use crate::run::{RunDir, restore_checkpoint, save_checkpoint, write_atomic};
+use crate::run::{RunDir, save_checkpoint, write_atomic};
 use crate::train::scalar;
 
 /// What `hgn flow train` is asked to do.
@@ -192,15 +192,12 @@ fn start_flow(
     }
     // After a kill during a checkpoint swap the newest complete one is put back first; a run
     // killed before its first checkpoint starts again from its seed, as it did then.
-    if restore_checkpoint(&opts.run)?.is_none() {
+    if RunDir::new(&opts.run).resume_point()?.is_none() {
         opts.reporter
             .line("no checkpoint was written yet: training again from step 0");
-        RunDir::new(&opts.run).truncate_metrics(0)?;
         return Ok((model, optim, FlowCheckpointState::default()));
     }
-    let (model, optim, state) = restore(&opts.run, model, optim)?;
-    RunDir::new(&opts.run).truncate_metrics(state.step)?;
-    Ok((model, optim, state))
+    restore(&opts.run, model, optim)
 }
 
 /// The NLL of held-out points during training: 8 importance samples on at most 2,000 of them

@@ -74,6 +74,15 @@ impl RunDir {
         self.root.join(PLOTS_DIR)
     }
 
+    /// Where a resumed run continues: puts the newest complete checkpoint back in place
+    /// ([`restore_checkpoint`]) and drops the metric lines past it. `None` (all lines dropped)
+    /// when the run was killed before its first checkpoint and starts again from its seed.
+    pub fn resume_point(&self) -> Result<Option<usize>> {
+        let step = restore_checkpoint(&self.root)?;
+        self.truncate_metrics(step.unwrap_or(0))?;
+        Ok(step)
+    }
+
     /// `RUN/checkpoint/`.
     pub fn checkpoint_dir(&self) -> PathBuf {
         self.root.join(CHECKPOINT)

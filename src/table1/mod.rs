@@ -40,7 +40,7 @@ pub const VARIANTS: [&str; 5] = ["hnn", "leapfrog", "euler", "deterministic", "n
 pub enum Scale {
     /// Minutes on a CPU: a smoke test of the whole pipeline, not a result.
     Tiny,
-    /// The quick-start model on 5,000 sequences per system, 2,400 steps: hours on a CPU.
+    /// The `tiny` networks on 5,000 sequences per system, 2,400 steps: hours on a CPU.
     Small,
     /// The paper's data (50,000 / 10,000 sequences) and `paper` preset, 5 epochs as in the
     /// ReScience replication (15,625 steps at batch 16): meant for a GPU.
@@ -91,16 +91,15 @@ impl Scale {
                 objective: Objective::Elbo { beta: 0.01 },
                 reconstruct_encoder: EncoderInput::PerFrame,
             },
+            // `tiny`'s networks, objective and encoder at a size that means something.
             Scale::Small => ScaleSpec {
-                preset: "tiny",
                 train: 5000,
                 test: 1000,
                 test_seq_len: 94,
                 steps: 2400,
                 batch_size: 16,
                 eval_sequences: 1000,
-                objective: Objective::Elbo { beta: 0.01 },
-                reconstruct_encoder: EncoderInput::PerFrame,
+                ..Scale::Tiny.spec()
             },
             Scale::Paper => ScaleSpec {
                 preset: "paper",

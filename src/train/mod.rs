@@ -31,7 +31,7 @@ use crate::model::{Hgn, LossParts, loss};
 use crate::physics::sampling::standard_normal;
 use crate::protocol::{Direction, Protocol};
 use crate::rng::{Stream, stream_rng};
-use crate::run::{RunDir, load_optimizer, load_weights, restore_checkpoint, save_checkpoint};
+use crate::run::{RunDir, load_optimizer, load_weights, save_checkpoint};
 
 mod config;
 
@@ -331,10 +331,9 @@ fn start_model(
     // After a kill during a checkpoint swap the newest complete one is put back first; a run
     // killed before its first checkpoint starts again from its seed, as it did then.
     let checkpoint_dir = run.checkpoint_dir();
-    let Some(start_step) = restore_checkpoint(&opts.run)? else {
+    let Some(start_step) = run.resume_point()? else {
         opts.reporter
             .line("no checkpoint was written yet: training again from step 0");
-        run.truncate_metrics(0)?;
         return Ok((model, optim, 0));
     };
     let state: CheckpointState = crate::run::read_state(&checkpoint_dir)?;
@@ -345,7 +344,6 @@ fn start_model(
     );
     let model = load_weights(&checkpoint_dir, model)?;
     let optim = load_optimizer(&checkpoint_dir, optim)?;
-    run.truncate_metrics(start_step)?;
     Ok((model, optim, start_step))
 }
 

@@ -23,7 +23,7 @@ pub fn f64_device(seed: u64) -> Device {
 }
 
 /// Runs `hgn ARGS`.
-pub fn hgn(args: &[&str]) -> Output {
+pub fn hgn(args: &[impl AsRef<std::ffi::OsStr>]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hgn"))
         .args(args)
         .output()
