@@ -9,6 +9,18 @@ mod cli;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (its index in `mi_option_t`, mimalloc v2 and v3 alike): how
+/// long freed pages wait before they are returned to the kernel; −1 never returns them.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> std::process::ExitCode {
+    // A training step frees and reallocates the same tensor sizes every step; pages returned to
+    // the kernel come back zeroed through page faults. Keeping them (purge delay −1) costs a
+    // bounded amount of resident memory, the peak of one step (docs/performance.md). The
+    // environment variable, when set, still decides.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one integer option; mimalloc reads it at its next purge.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
     cli::main()
 }
