@@ -559,6 +559,7 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
         "noise floor",
         "mean-frame baseline",
         "variational variants trained with a fixed KL weight β = 0.01",
+        "(the learning rate cut to 0.1 of itself for the last 20 % of them)",
     ] {
         assert!(md.contains(needle), "'{needle}' not in:\n{md}");
     }
@@ -578,6 +579,10 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
     )
     .unwrap();
     assert_eq!(paper.objective, hgn::model::Objective::Geco { kappa: 1e-3 });
+    // The CPU scales cut the learning rate for the last fifth; the paper scale keeps it.
+    use hgn::train::LrSchedule;
+    assert_eq!(config.train.lr_schedule, Some(LrSchedule::Drop));
+    assert_eq!(paper.train.lr_schedule, Some(LrSchedule::Constant));
     // The CPU scales read the 31 frames with the per-frame encoder; the paper scale with
     // DeepMind's stacked one; forecast runs keep the preset's.
     use hgn::model::EncoderInput;

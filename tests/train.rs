@@ -416,7 +416,7 @@ fn bad_training_requests_get_one_line_errors() {
         (
             "--lr-schedule",
             "step",
-            "'step' for '--lr-schedule <LR_SCHEDULE>'; possible values: constant, cosine",
+            "'step' for '--lr-schedule <LR_SCHEDULE>'; possible values: constant, cosine, drop",
         ),
         (
             "--protocol",

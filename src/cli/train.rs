@@ -40,8 +40,9 @@ pub struct TrainArgs {
     /// Adam learning rate [default: the preset's; 1.5e-4 for paper].
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Learning-rate schedule: constant, or cosine (from --lr down to 1 % of it at the last
-    /// step) [default: constant, or a --config file's `train.lr_schedule`].
+    /// Learning-rate schedule: constant, cosine (from --lr down to 1 % of it at the last
+    /// step), or drop (--lr, then a tenth of it for the last fifth of the steps) [default:
+    /// constant, or a --config file's `train.lr_schedule`].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(hgn::train::LrSchedule::NAMES))]
     pub lr_schedule: Option<String>,
     /// Latent integrator.

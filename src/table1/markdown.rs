@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::eval::Interval;
 use crate::model::{EncoderInput, Objective};
 use crate::protocol::Protocol;
+use crate::train::LrSchedule;
 
 use super::{Cell, SYSTEMS, Scale};
 
@@ -228,10 +229,19 @@ fn caption(scale: Scale, protocol: Protocol) -> String {
         }
         _ => "",
     };
+    let schedule = match spec.lr_schedule {
+        LrSchedule::Constant => String::new(),
+        LrSchedule::Cosine => " (cosine learning rate)".into(),
+        LrSchedule::Drop => format!(
+            " (the learning rate cut to {} of itself for the last {} % of them)",
+            LrSchedule::DROP_FACTOR,
+            LrSchedule::DROP_FRACTION * 100.0
+        ),
+    };
     format!(
         "Average pixel MSE ×1e4 (mean ± 95 % t interval over sequences), {window}. hgn at scale \
          `{}`: preset `{}`{encoder}, {} train / {} test sequences per system, {} steps at batch \
-         {}; the variational variants trained with {}.\n\n",
+         {}{schedule}; the variational variants trained with {}.\n\n",
         scale.name(),
         spec.preset,
         spec.train,

@@ -70,11 +70,20 @@ pub enum LrSchedule {
     /// `--resume --steps N` follows the curve of the new total `N` from the resumed step on
     /// (so the rate rises to that curve's value there when `N` is larger).
     Cosine,
+    /// `learning_rate` until the last fifth of the steps, then a tenth of it: a constant
+    /// rate's fast progress, then the precision Adam's step noise at that rate withholds.
+    /// The drop's step is a fraction of `steps`, so `--resume --steps N` moves it.
+    Drop,
 }
 
 impl LrSchedule {
     /// The names in `config.json` and `--lr-schedule`.
-    pub const NAMES: [&str; 2] = ["constant", "cosine"];
+    pub const NAMES: [&str; 3] = ["constant", "cosine", "drop"];
+
+    /// [`LrSchedule::Drop`]: the fraction of the steps, at the end, trained at the lower rate.
+    pub const DROP_FRACTION: f64 = 0.2;
+    /// [`LrSchedule::Drop`]: the lower rate as a fraction of `learning_rate`.
+    pub const DROP_FACTOR: f64 = 0.1;
 }
 
 impl std::str::FromStr for LrSchedule {
@@ -101,6 +110,14 @@ impl TrainConfig {
                 let floor = 0.01;
                 let shape = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
                 self.learning_rate * (floor + (1.0 - floor) * shape)
+            }
+            LrSchedule::Drop => {
+                let from = self.steps as f64 * (1.0 - LrSchedule::DROP_FRACTION);
+                if step as f64 >= from.round() {
+                    self.learning_rate * LrSchedule::DROP_FACTOR
+                } else {
+                    self.learning_rate
+                }
             }
         }
     }
@@ -312,6 +329,21 @@ mod tests {
         assert_eq!(loaded.lr_schedule, None);
         assert_eq!("Cosine".parse::<LrSchedule>().unwrap(), LrSchedule::Cosine);
         assert!("step".parse::<LrSchedule>().is_err());
+    }
+
+    #[test]
+    fn drop_schedule_keeps_the_rate_then_a_tenth_for_the_last_fifth() {
+        let drop = TrainConfig::new()
+            .with_learning_rate(1e-3)
+            .with_steps(3000)
+            .with_lr_schedule(Some(LrSchedule::Drop));
+        assert_eq!(drop.lr_at(0), 1e-3);
+        assert_eq!(drop.lr_at(2399), 1e-3);
+        assert!((drop.lr_at(2400) - 1e-4).abs() < 1e-18);
+        assert!((drop.lr_at(2999) - 1e-4).abs() < 1e-18);
+        assert_eq!("Drop".parse::<LrSchedule>().unwrap(), LrSchedule::Drop);
+        let json = serde_json::to_string(&drop).unwrap();
+        assert!(json.contains(r#""lr_schedule":"drop""#), "{json}");
     }
 
     #[test]
