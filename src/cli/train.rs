@@ -42,7 +42,8 @@ pub struct TrainArgs {
     pub lr: Option<f64>,
     /// Learning-rate schedule: constant, cosine (from --lr down to 1 % of it at the last
     /// step), or drop (--lr, then a tenth of it for the last fifth of the steps) [default:
-    /// constant, or a --config file's `train.lr_schedule`].
+    /// the preset's (drop for vector, constant for the others), or a --config file's
+    /// `train.lr_schedule`].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(hgn::train::LrSchedule::NAMES))]
     pub lr_schedule: Option<String>,
     /// Latent integrator.
