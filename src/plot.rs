@@ -158,6 +158,7 @@ fn saved_or_quick_eval(
         device,
         oracle: None,
         per_sequence: false,
+        refine: None,
     })
 }
 

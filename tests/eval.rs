@@ -165,6 +165,65 @@ fn eval_figures_are_consistent_and_saved() {
     assert!(table.contains("model / expected-image oracle"), "{table}");
     assert!(table.contains("model − oracle, step 0 ×1e4"), "{table}");
     assert!(table.contains("VPT"), "{table}");
+    assert!(!table.contains("refined state"), "{table}");
+
+    // Refining the forecast's state: the same 19 frames as Table 1.
+    let printed = ok(hgn(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--split",
+        "test",
+        "--no-oracle",
+        "--refine",
+        "40",
+        "--json",
+        "-q",
+    ]));
+    let report: EvalReport = serde_json::from_str(&printed).unwrap();
+    let test = &report.splits[0];
+    assert_refinement_scores_table1(test, test.refined.as_ref().unwrap(), 19);
+    assert_error(
+        &hgn(&[
+            "eval",
+            "--run",
+            run.to_str().unwrap(),
+            "--refine",
+            "0",
+            "-q",
+        ]),
+        "--refine needs at least 1 iteration",
+    );
+}
+
+/// A refinement report's starting point is the split's Table 1 figure, frame by frame, and
+/// Adam lowered it.
+fn assert_refinement_scores_table1(
+    split: &hgn::eval::SplitReport,
+    refined: &hgn::eval::RefineReport,
+    frames: usize,
+) {
+    assert_eq!(refined.sequences, split.sequences);
+    assert_eq!(refined.inferred_per_step_x1e4.len(), frames);
+    assert_eq!(refined.refined_per_step_x1e4.len(), frames);
+    let table1 = split.table1_mse_x1e4.mean;
+    assert!(
+        (refined.inferred_mse_x1e4.mean - table1).abs() < 1e-6 * table1,
+        "{} against {table1}",
+        refined.inferred_mse_x1e4.mean
+    );
+    let mean = refined.inferred_per_step_x1e4.iter().sum::<f64>() / frames as f64;
+    assert!(
+        (mean - table1).abs() < 1e-6 * table1,
+        "{mean} against {table1}"
+    );
+    // A micro model's frames hardly depend on its state: a lower error is all there is to ask
+    // (the unit test of the optimiser asks more of a model whose frames do).
+    assert!(
+        refined.refined_mse_x1e4.mean < table1,
+        "{} against {table1}",
+        refined.refined_mse_x1e4.mean
+    );
 }
 
 #[test]
@@ -186,11 +245,19 @@ fn a_reconstruct_run_is_scored_on_its_whole_window_beside_the_oracle() {
         "test",
         "--oracle-draws",
         "8",
+        "--refine",
+        "40",
         "--json",
         "-q",
     ]));
     let report: EvalReport = serde_json::from_str(&printed).unwrap();
     assert_eq!(report.protocol, hgn::protocol::Protocol::Reconstruct);
+    // Refinement starts from the state Table 1 scores, on the same frames, and only improves.
+    let refined = report.splits[0]
+        .refined
+        .as_ref()
+        .expect("--refine asked for");
+    assert_refinement_scores_table1(&report.splits[0], refined, 4);
     let test = &report.splits[0];
     // The whole 4-frame window is reconstructed backward from frame 3 and scored.
     assert_eq!(test.table1_frames, 4);

@@ -240,47 +240,101 @@ fn a_learned_step_factor_is_a_longer_step() {
     }
 }
 
+/// The posterior couplings' log-determinant is that of their Jacobian in `p` (by autodiff,
+/// exact in f64), for every data dimension's masks, with the map far from the identity.
+#[test]
+fn posterior_couplings_report_the_log_determinant_of_their_jacobian() {
+    let device = f64_device().autodiff();
+    for dim in [1, 2, 3] {
+        let nhf = NhfConfig::new(dim)
+            .with_stages(1)
+            .with_posterior_couplings(3)
+            .with_posterior_coupling_hidden(8)
+            .init(&device);
+        let couplings = nhf.posterior_flow.as_ref().expect("couplings asked for");
+        assert_eq!(couplings.nets.len(), 3);
+        let q = Tensor::<2>::random([1, dim], Distribution::Normal(0.0, 1.0), &device);
+        let p =
+            Tensor::<2>::random([1, dim], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let mut rows = vec![];
+        let mut distance = 0.0f64;
+        for i in 0..dim {
+            let (out, _) = couplings.forward(q.clone(), p.clone());
+            let grads = out.slice([0..1, i..i + 1]).sum().backward();
+            let row = values(p.grad(&grads).unwrap());
+            distance = distance.max(
+                row.iter()
+                    .enumerate()
+                    .map(|(j, v)| (v - if i == j { 1.0 } else { 0.0 }).abs())
+                    .fold(0.0, f64::max),
+            );
+            rows.push(row);
+        }
+        assert!(
+            distance > 0.01,
+            "dim {dim}: the couplings barely move ({distance})"
+        );
+        let (_, log_det) = couplings.forward(q, p);
+        let expected = determinant(rows).abs().ln();
+        let got = values(log_det)[0];
+        assert!(
+            (got - expected).abs() < 1e-10,
+            "dim {dim}: {got} against {expected}"
+        );
+    }
+}
+
 #[test]
 fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth() {
     let _ = f64_device();
-    let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("gauss");
-    let mut config = new_config(FlowKind::Nhf, FlowData::Target("gaussian".into()), 3).unwrap();
-    config.train.steps = 150;
-    config.train.eval_every = 150;
-    config.train.test_size = 1000;
-    config.nhf.stages = 2;
-    config.nhf.leapfrog_steps = 4;
-    config.nhf.hidden = 32;
-    train_flow(&FlowTrainOptions {
-        run: run.clone(),
-        config,
-        resume: false,
-        steps_override: None,
-        device: hgn::device::DeviceChoice::Cpu,
-        reporter: hgn::progress::Reporter::silent(),
-    })
-    .unwrap();
-    let device = f64_device();
-    let flow = load_flow(&run, &device).unwrap();
-    let (points, _) = hgn::flow::points::read_points(&run.join("test.npy")).unwrap();
-    let (iw, elbo) = log_likelihoods(&flow.model, &flow.config, &points, 64, &device);
-    let truth: Vec<f64> = points
-        .chunks_exact(2)
-        .map(|p| hgn::flow::targets::gaussian_log_density([p[0], p[1]]))
-        .collect();
-    // Jensen, point by point: log-mean-exp ≥ mean.
-    for (a, b) in iw.iter().zip(&elbo) {
-        assert!(a + 1e-12 >= *b, "IW {a} below ELBO {b}");
+    // The diagonal Gaussian posterior and one with couplings after it.
+    for couplings in [0, 2] {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("gauss");
+        let mut config = new_config(FlowKind::Nhf, FlowData::Target("gaussian".into()), 3).unwrap();
+        config.train.steps = 150;
+        config.train.eval_every = 150;
+        config.train.test_size = 1000;
+        config.nhf.stages = 2;
+        config.nhf.leapfrog_steps = 4;
+        config.nhf.hidden = 32;
+        config.nhf.posterior_couplings = couplings;
+        train_flow(&FlowTrainOptions {
+            run: run.clone(),
+            config,
+            resume: false,
+            steps_override: None,
+            device: hgn::device::DeviceChoice::Cpu,
+            reporter: hgn::progress::Reporter::silent(),
+        })
+        .unwrap();
+        let device = f64_device();
+        let flow = load_flow(&run, &device).unwrap();
+        let (points, _) = hgn::flow::points::read_points(&run.join("test.npy")).unwrap();
+        let (iw, elbo) = log_likelihoods(&flow.model, &flow.config, &points, 64, &device);
+        let truth: Vec<f64> = points
+            .chunks_exact(2)
+            .map(|p| hgn::flow::targets::gaussian_log_density([p[0], p[1]]))
+            .collect();
+        // Jensen, point by point: log-mean-exp ≥ mean.
+        for (a, b) in iw.iter().zip(&elbo) {
+            assert!(
+                a + 1e-12 >= *b,
+                "couplings {couplings}: IW {a} below ELBO {b}"
+            );
+        }
+        // Gibbs: no model beats the true density on average, up to sampling error.
+        let gap: Vec<f64> = iw.iter().zip(&truth).map(|(a, t)| a - t).collect();
+        let (mean_gap, ci) = hgn::metrics::mean_with_ci95(&gap);
+        assert!(
+            mean_gap < ci,
+            "couplings {couplings}: model above the truth: {mean_gap} ± {ci}"
+        );
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(mean(&elbo) < mean(&iw));
+        // And training got somewhere: within 0.3 nats of the truth.
+        assert!(mean_gap > -0.3, "couplings {couplings}: {mean_gap}");
     }
-    // Gibbs: no model beats the true density on average, up to sampling error.
-    let gap: Vec<f64> = iw.iter().zip(&truth).map(|(a, t)| a - t).collect();
-    let (mean_gap, ci) = hgn::metrics::mean_with_ci95(&gap);
-    assert!(mean_gap < ci, "model above the truth: {mean_gap} ± {ci}");
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    assert!(mean(&elbo) < mean(&iw));
-    // And training got somewhere: within 0.3 nats of the truth.
-    assert!(mean_gap > -0.3, "{mean_gap}");
 }
 
 #[test]
@@ -688,6 +742,8 @@ fn flow_compare_writes_its_table_and_curves_and_reuses_its_runs() {
             "1",
             "--plateau-halvings",
             "0",
+            "--iw-samples",
+            "8",
             "--out",
             &s(&out),
             "-q",
@@ -696,6 +752,7 @@ fn flow_compare_writes_its_table_and_curves_and_reuses_its_runs() {
     let printed = ok(compare("20"));
     let table = std::fs::read_to_string(out.join("compare.md")).unwrap();
     assert!(printed.contains(&table), "{printed}");
+    assert!(table.contains("(8 posterior samples;"), "{table}");
     let row = table
         .lines()
         .find(|l| l.starts_with("| gaussian"))

@@ -49,6 +49,13 @@ pub struct EvalArgs {
     /// Keep each sequence's Table 1 figures (model, baseline, oracles) in the report.
     #[arg(long)]
     pub per_sequence: bool,
+    /// Also refine each inferred state by N Adam steps on the Table 1 error, every weight
+    /// fixed: how much of the error is the encoder's (slow: a backward pass per step).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    pub refine: Option<usize>,
+    /// Adam's learning rate for --refine, in latent units.
+    #[arg(long, default_value = "0.01")]
+    pub refine_lr: f64,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -103,6 +110,10 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
             seed: 0,
         }),
         per_sequence: args.per_sequence,
+        refine: args.refine.map(|iterations| hgn::eval::RefineOptions {
+            iterations,
+            learning_rate: args.refine_lr,
+        }),
     };
     let report = hgn::eval::evaluate_run(&opts)?;
     if args.json {

@@ -71,6 +71,10 @@ pub enum FlowCommand {
         /// Seed of every run.
         #[arg(long, default_value = "0")]
         seed: u64,
+        /// Posterior samples of the NHF's importance-weighted test NLL (more: a tighter
+        /// estimate of the same model's likelihood).
+        #[arg(long, default_value = "128", allow_negative_numbers = true, value_parser = parse_count)]
+        iw_samples: usize,
         /// Working and output folder.
         #[arg(long, default_value = "flow-compare")]
         out: PathBuf,
@@ -127,6 +131,10 @@ pub struct FlowTrainArgs {
     /// NHF: activation of the energy networks, softplus or tanh [default: tanh].
     #[arg(long)]
     pub activation: Option<hgn::flow::mlp::EnergyActivation>,
+    /// NHF: affine couplings conditioned on the position after the momentum posterior's
+    /// Gaussian draw (0: a diagonal Gaussian posterior) [default: 2].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub posterior_couplings: Option<usize>,
     /// RealNVP: coupling layers [default: 8].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub couplings: Option<usize>,
@@ -225,6 +233,7 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
             plateau_halvings,
             eval_every,
             seed,
+            iw_samples,
             out,
             quiet,
         } => {
@@ -242,6 +251,7 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
                     plateau_halvings,
                     eval_every,
                     seed,
+                    iw_samples,
                     out: out.clone(),
                     reporter: stderr_reporter(quiet),
                 })?;
@@ -268,6 +278,7 @@ fn config_from_flags(args: &FlowTrainArgs) -> Result<hgn::flow::config::FlowRunC
     set(&mut c.nhf.leapfrog_steps, args.leapfrog_steps);
     set(&mut c.nhf.dt, args.dt);
     set(&mut c.realnvp.couplings, args.couplings);
+    set(&mut c.nhf.posterior_couplings, args.posterior_couplings);
     if let Some(v) = args.step_size {
         c.nhf.learned_step = v == StepSizeArg::Learned;
     }
@@ -312,6 +323,7 @@ fn flow_train(args: FlowTrainArgs) -> Result<()> {
                 && args.kinetic.is_none()
                 && args.activation.is_none()
                 && args.couplings.is_none()
+                && args.posterior_couplings.is_none()
                 && args.hidden.is_none()
                 && args.depth.is_none()
                 && args.patience.is_none()

@@ -37,9 +37,11 @@ use crate::run::{EVAL_FILE, RunDir, write_atomic};
 use crate::train::RunConfig;
 
 mod predict;
+pub mod refine;
 mod report;
 
 pub use predict::{Prediction, predict, predict_from_state};
+pub use refine::{RefineOptions, RefineReport};
 pub use report::{
     DirectionReport, EnergyReport, EvalReport, Interval, OracleReport, PerSequence, SplitReport,
 };
@@ -70,6 +72,8 @@ pub struct EvalOptions {
     pub oracle: Option<OracleOptions>,
     /// Keep each sequence's Table 1 figures in the report ([`SplitReport::per_sequence`]).
     pub per_sequence: bool,
+    /// Also refine each inferred state with the weights fixed ([`refine`]; `None`: skip it).
+    pub refine: Option<RefineOptions>,
 }
 
 /// The dataset a run was trained on, or `data`.
@@ -121,6 +125,9 @@ pub fn evaluate_run(opts: &EvalOptions) -> Result<EvalReport> {
 pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
     ensure!(opts.max_sequences >= 1, "--sequences must be at least 1");
     ensure!(!opts.splits.is_empty(), "no split to evaluate");
+    if let Some(refine) = &opts.refine {
+        refine.validate()?;
+    }
     let device = opts.device.device()?;
     let run = RunDir::new(&opts.run);
     let (config, model) = run.load(&device)?;
@@ -129,6 +136,14 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
     // The baseline is the mean frame of the training split, as during training.
     let train = open_split(&data, Split::Train, &config)?;
     let mean_frame = train.mean_frame(1000)?;
+    // Refinement differentiates through the model: a second copy on the autodiff device.
+    let refiner = match opts.refine {
+        Some(_) => {
+            let autodiff = device.clone().autodiff();
+            Some((run.load(&autodiff)?.1, autodiff))
+        }
+        None => None,
+    };
     let mut splits = Vec::new();
     for &split in &opts.splits {
         let set = open_split(&data, split, &config)?;
@@ -159,6 +174,17 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
                     .collect();
                 per.oracle_point = scores.iter().map(|s| s.as_ref().map(|s| s.point)).collect();
             }
+        }
+        if let (Some(refine), Some((model, autodiff))) = (opts.refine, &refiner) {
+            report.refined = Some(refine::refine_split(
+                model,
+                &config,
+                &set,
+                opts.max_sequences,
+                refine,
+                &opts.reporter,
+                autodiff,
+            )?);
         }
         if !opts.per_sequence {
             report.per_sequence = None;
@@ -542,6 +568,7 @@ impl SplitSums {
                     / drifts.len() as f64,
             },
             probe: None,
+            refined: None,
         };
         (report, self.latents)
     }

@@ -134,6 +134,10 @@ pub struct SplitReport {
     /// linearly (computed with the oracle).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<crate::probe::ProbeReport>,
+    /// The Table 1 error after refining the inferred state with the weights fixed (only when
+    /// asked for; [`crate::eval::refine`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refined: Option<crate::eval::RefineReport>,
     /// Forward rollouts.
     pub forward: DirectionReport,
     /// Backward rollouts.
@@ -281,6 +285,23 @@ impl EvalReport {
             rows.push((
                 "inferred state: momenta R²".into(),
                 probe(&|p| p.momenta_r2),
+            ));
+        }
+        let refined = |f: &dyn Fn(&crate::eval::RefineReport) -> String| {
+            col(&|s| s.refined.as_ref().map_or_else(|| "-".to_string(), f))
+        };
+        if self.splits.iter().any(|s| s.refined.is_some()) {
+            rows.push((
+                "refined state: Table 1 ×1e4".into(),
+                refined(&|r| {
+                    format!(
+                        "{:.2} (inferred {:.2}; {} seq., {} Adam steps)",
+                        r.refined_mse_x1e4.mean,
+                        r.inferred_mse_x1e4.mean,
+                        r.sequences,
+                        r.iterations
+                    )
+                }),
             ));
         }
         for (name, pick) in [

@@ -39,6 +39,8 @@ pub struct CompareOptions {
     pub eval_every: usize,
     /// Seed of every run.
     pub seed: u64,
+    /// Posterior samples of the NHF's importance-weighted test NLL.
+    pub iw_samples: usize,
     /// Working and output folder.
     pub out: PathBuf,
     /// Where the lines naming each run and the progress of its steps go.
@@ -81,6 +83,7 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
     ensure!(opts.steps >= 1, "--steps must be at least 1");
     ensure!(opts.patience >= 1, "--patience must be at least 1");
     ensure!(opts.eval_every >= 1, "--eval-every must be at least 1");
+    ensure!(opts.iw_samples >= 1, "--iw-samples must be at least 1");
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let mut rows = vec![];
@@ -104,7 +107,7 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
                 run.display()
             ));
             notes.extend(train_or_note(&run, kind, target, opts)?);
-            reports.push(evaluate_flow(&run, None, None)?);
+            reports.push(evaluate_flow(&run, None, Some(opts.iw_samples))?);
             maps.push(flow_pictures(&run)?);
             let (curve, rate) = learning_curve(&run)?;
             curves.push(curve);

@@ -160,10 +160,12 @@ impl FlowRunConfig {
     pub fn from_json(text: &str) -> serde_json::Result<Self> {
         use serde_json::{Value, json};
         let mut value: Value = serde_json::from_str(text)?;
-        let added: [(&str, &str, Value); 5] = [
+        let added: [(&str, &str, Value); 7] = [
             ("nhf", "learned_kinetic", json!(true)),
             ("nhf", "learned_step", json!(false)),
             ("nhf", "activation", json!("softplus")),
+            ("nhf", "posterior_couplings", json!(0)),
+            ("nhf", "posterior_coupling_hidden", json!(32)),
             ("train", "plateau_halvings", json!(0)),
             ("train", "objective_samples", json!(1)),
         ];
@@ -228,9 +230,10 @@ pub fn new_config(kind: FlowKind, data: FlowData, seed: u64) -> Result<FlowRunCo
 }
 
 /// The NHF of a new run: 4 stages of 2 leapfrog steps each, every stage learning its step size
-/// (from 0.3), `K_k(p) = ½|p|² + k_θ(p)`, tanh energy networks 56 wide (31 k parameters with
-/// the posterior, below RealNVP's 37 k). Chosen by measurement against other sizes and
-/// variants at convergence: docs/flow-compare.md.
+/// (from 0.3), `K_k(p) = ½|p|² + k_θ(p)`, tanh energy networks 56 wide, and a momentum posterior
+/// of a diagonal Gaussian followed by 2 affine couplings conditioned on `q` (34 k parameters,
+/// below RealNVP's 37 k). Chosen by measurement against other sizes and variants at
+/// convergence: docs/flow-compare.md.
 pub fn recommended_nhf(dim: usize) -> NhfConfig {
     NhfConfig::new(dim)
         .with_stages(4)
@@ -239,6 +242,7 @@ pub fn recommended_nhf(dim: usize) -> NhfConfig {
         .with_hidden(56)
         .with_learned_step(true)
         .with_activation(crate::flow::mlp::EnergyActivation::Tanh)
+        .with_posterior_couplings(2)
 }
 
 pub(crate) fn validate(config: &FlowRunConfig) -> Result<()> {
@@ -287,6 +291,10 @@ pub(crate) fn validate(config: &FlowRunConfig) -> Result<()> {
             ensure!(
                 n.hidden >= 1 && n.depth >= 1,
                 "nhf widths must be at least 1"
+            );
+            ensure!(
+                n.posterior_couplings == 0 || n.posterior_coupling_hidden >= 1,
+                "nhf.posterior_coupling_hidden must be at least 1"
             );
             ensure!(
                 n.quadratic_kinetic || n.learned_kinetic,

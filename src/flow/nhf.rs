@@ -19,12 +19,14 @@
 //! ```
 //!
 //! with `π₀` evaluated on both `q₀` and `p₀` (the gaspardbb implementation evaluates only `q₀`, a
-//! bug). The importance-weighted estimate `log (1/S) Σ_s exp(w_s)` with `S` posterior samples
+//! bug). The posterior may be richer than a diagonal Gaussian: `C` affine couplings conditioned
+//! on `q` ([`PosteriorCouplings`]) map the Gaussian draw `p⁽⁰⁾` to `p`, and
+//! `log f_ψ(p | q) = log N(p⁽⁰⁾; μ, σ²) − Σ_c log |det ∂p⁽ᶜ⁾/∂p⁽ᶜ⁻¹⁾|`. The importance-weighted estimate `log (1/S) Σ_s exp(w_s)` with `S` posterior samples
 //! tightens the bound for evaluation.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::mlp::{Activation, EnergyActivation, EnergyMlp, Mlp, MlpConfig};
 use crate::model::LatentHamiltonian;
@@ -71,6 +73,13 @@ pub struct NhfConfig {
     /// Hidden-layer activation of the energy networks.
     #[config(default = "EnergyActivation::Softplus")]
     pub activation: EnergyActivation,
+    /// Affine couplings conditioned on `q` after the posterior's Gaussian draw (0: the
+    /// posterior is the diagonal Gaussian).
+    #[config(default = 0)]
+    pub posterior_couplings: usize,
+    /// Width of the hidden layers of each posterior coupling's network.
+    #[config(default = 32)]
+    pub posterior_coupling_hidden: usize,
 }
 
 impl NhfConfig {
@@ -92,6 +101,19 @@ impl NhfConfig {
                 })
                 .collect(),
             posterior: MlpConfig::new(self.dim, hidden, 2 * self.dim).init(device),
+            posterior_flow: (self.posterior_couplings > 0).then(|| PosteriorCouplings {
+                nets: (0..self.posterior_couplings)
+                    .map(|_| {
+                        MlpConfig::new(
+                            2 * self.dim,
+                            vec![self.posterior_coupling_hidden; self.depth],
+                            2 * self.dim,
+                        )
+                        .init(device)
+                    })
+                    .collect(),
+                dim: self.dim,
+            }),
             dt: self.dt,
             leapfrog_steps: self.leapfrog_steps,
             dim: self.dim,
@@ -172,6 +194,8 @@ pub struct Nhf {
     pub stages: Vec<Stage>,
     /// `f_ψ(p | q)`: `q ↦ (μ, log σ)`.
     pub posterior: Mlp,
+    /// Couplings after the Gaussian draw (absent: the posterior is the Gaussian).
+    pub posterior_flow: Option<PosteriorCouplings>,
     /// Leapfrog step size.
     #[module(skip)]
     pub dt: f64,
@@ -263,24 +287,90 @@ impl Nhf {
         let d = self.dim as f64;
         let (mu, log_sigma) = self.posterior(q.clone());
         let p = mu + log_sigma.clone().exp() * eps.clone();
+        let (p, log_det) = match &self.posterior_flow {
+            Some(couplings) => {
+                let (p, log_det) = couplings.forward(q.clone(), p);
+                (p, Some(log_det))
+            }
+            None => (p, None),
+        };
         let (q0, p0) = self.inverse_flow(q, p);
         // log π₀(q₀, p₀) over all 2d coordinates.
         let log_base = (q0.square() + p0.square())
             .sum_dim(1)
             .mul_scalar(-0.5)
             .sub_scalar(d * LN_2PI);
-        // log f_ψ(p | q) = log N(eps; 0, I) − Σ log σ.
-        let log_post = eps
+        // log f_ψ(p | q) = log N(eps; 0, I) − Σ log σ − Σ_c log-det of coupling c.
+        let mut log_post = eps
             .square()
             .sum_dim(1)
             .mul_scalar(-0.5)
             .sub_scalar(0.5 * d * LN_2PI)
             - log_sigma.sum_dim(1);
+        if let Some(log_det) = log_det {
+            log_post = log_post - log_det;
+        }
         (log_base - log_post).reshape([batch])
     }
 
     /// Samples in data space from base draws `(eps_q, eps_p)` (standard normal, `[n, d]` each).
     pub fn sample(&self, eps_q: Tensor<2>, eps_p: Tensor<2>) -> Tensor<2> {
         self.forward_flow(eps_q, eps_p).0
+    }
+}
+
+/// Affine couplings on the momentum conditioned on the position: coupling `c` keeps the momentum
+/// coordinates of mask `b_c` (alternating parity; none when `d = 1`) and maps the rest,
+/// `p ↦ b⊙p + (1−b)⊙(p⊙exp(s) + t)` with `(s, t)` from an [`Mlp`] on `(q, b⊙p)` and
+/// `s = tanh(·)`; `log |det| = Σ (1−b)⊙s`.
+#[derive(Module, Debug)]
+pub struct PosteriorCouplings {
+    /// One network per coupling, `(q, b⊙p) ↦ (s, t)`.
+    pub nets: Vec<Mlp>,
+    /// Data dimension `d`.
+    #[module(skip)]
+    pub dim: usize,
+}
+
+impl PosteriorCouplings {
+    /// The kept-coordinate mask of coupling `c`, `[1, d]`.
+    fn mask(&self, c: usize, device: &Device) -> Tensor<2> {
+        let values: Vec<f32> = (0..self.dim)
+            .map(|j| {
+                if self.dim > 1 && j % 2 == c % 2 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(values, [1, self.dim]), device)
+    }
+
+    /// `p` through every coupling, and the summed `log |det ∂p_out/∂p_in|` of each sample.
+    ///
+    /// # Shapes
+    /// - `q`, `p`: `[batch, d]`
+    /// - returns: (`[batch, d]`, `[batch, 1]`)
+    pub fn forward(&self, q: Tensor<2>, p: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let device = p.device();
+        let batch = p.dims()[0];
+        let mut p = p;
+        let mut log_det = Tensor::<2>::zeros([batch, 1], &device);
+        for (c, net) in self.nets.iter().enumerate() {
+            let mask = self.mask(c, &device);
+            let free = mask.clone().neg().add_scalar(1.0);
+            let kept = p.clone() * mask;
+            let out = net.forward(
+                Tensor::cat(vec![q.clone(), kept.clone()], 1),
+                Activation::Relu,
+            );
+            let mut parts = out.split(self.dim, 1);
+            let t = parts.pop().expect("two halves") * free.clone();
+            let s = parts.pop().expect("two halves").tanh() * free.clone();
+            p = kept + (p * s.clone().exp() + t) * free;
+            log_det = log_det + s.sum_dim(1);
+        }
+        (p, log_det)
     }
 }

@@ -384,5 +384,6 @@ fn train_and_evaluate(
         device: opts.device,
         oracle: Some(crate::oracle::OracleOptions::default()),
         per_sequence: false,
+        refine: None,
     })
 }
