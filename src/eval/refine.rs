@@ -94,20 +94,9 @@ pub(super) fn refine_split(
         let ids = start..(start + CHUNK).min(n);
         let sequences = set.read_windows(ids.clone(), read)?;
         let frame_len = 3 * set.image_size * set.image_size;
-        // The Table 1 frames in rollout order: rollout state t is recorded frame `first ± t`.
         let truths: Vec<Vec<f32>> = sequences
             .iter()
-            .map(|seq| {
-                (0..frames)
-                    .flat_map(|t| {
-                        let f = match direction {
-                            Direction::Backward => plan.bwd_len - 1 - t,
-                            Direction::Forward => plan.k - 1 + t,
-                        };
-                        seq[f * frame_len..(f + 1) * frame_len].iter().copied()
-                    })
-                    .collect()
-            })
+            .map(|seq| table1_truth(seq, &plan, direction, frame_len))
             .collect();
         let input = batch_tensor(sequences, read, set.image_size, device);
         let (q, p, _, _) = model.infer(spec.inference(input, direction), None);
@@ -145,6 +134,20 @@ pub(super) fn refine_split(
         inferred_per_step_x1e4: average(inferred_steps),
         refined_per_step_x1e4: average(refined_steps),
     })
+}
+
+/// The Table 1 frames of one sequence (flat, recorded frames in order) in rollout order:
+/// rollout state `t` is recorded frame `W − 1 − t` (backward) or `K − 1 + t` (forward).
+fn table1_truth(seq: &[f32], plan: &FramePlan, direction: Direction, frame_len: usize) -> Vec<f32> {
+    (0..plan.table1_frames)
+        .flat_map(|t| {
+            let f = match direction {
+                Direction::Backward => plan.bwd_len - 1 - t,
+                Direction::Forward => plan.k - 1 + t,
+            };
+            seq[f * frame_len..(f + 1) * frame_len].iter().copied()
+        })
+        .collect()
 }
 
 /// The decoded rollout of `steps` steps from `(q, p)`, flat `[batch × (steps + 1) × 3·S·S]`.
