@@ -54,6 +54,19 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
 }
 
+/// Trains a new flow run in `run` on the CPU, silently; it must succeed.
+fn train_new(run: &Path, config: hgn::flow::config::FlowRunConfig) {
+    train_flow(&FlowTrainOptions {
+        run: run.to_path_buf(),
+        config,
+        resume: false,
+        steps_override: None,
+        device: hgn::device::DeviceChoice::Cpu,
+        reporter: hgn::progress::Reporter::silent(),
+    })
+    .unwrap();
+}
+
 #[test]
 fn energy_mlp_gradient_matches_autodiff() {
     let device = f64_device().autodiff();
@@ -299,15 +312,7 @@ fn elbo_lies_below_the_importance_weighted_estimate_which_lies_below_the_truth()
         config.nhf.leapfrog_steps = 4;
         config.nhf.hidden = 32;
         config.nhf.posterior_couplings = couplings;
-        train_flow(&FlowTrainOptions {
-            run: run.clone(),
-            config,
-            resume: false,
-            steps_override: None,
-            device: hgn::device::DeviceChoice::Cpu,
-            reporter: hgn::progress::Reporter::silent(),
-        })
-        .unwrap();
+        train_new(&run, config);
         let device = f64_device();
         let flow = load_flow(&run, &device).unwrap();
         let (points, _) = hgn::flow::points::read_points(&run.join("test.npy")).unwrap();
@@ -346,15 +351,7 @@ fn training_on_two_moons_beats_the_gaussian_baseline() {
     config.train.steps = 500;
     config.train.eval_every = 500;
     config.train.test_size = 2000;
-    train_flow(&FlowTrainOptions {
-        run: run.clone(),
-        config,
-        resume: false,
-        steps_override: None,
-        device: hgn::device::DeviceChoice::Cpu,
-        reporter: hgn::progress::Reporter::silent(),
-    })
-    .unwrap();
+    train_new(&run, config);
     let report = hgn::flow::eval::evaluate_flow(&run, None, Some(16)).unwrap();
     assert!(
         report.test_nll < report.gaussian_baseline_nll - 0.3,
