@@ -662,6 +662,12 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
     )
     .unwrap();
     assert_eq!(forecast.model.encoder_input, None);
+    // At the CPU scales forecast runs train the 30 frames Table 1 scores, grown over the first
+    // 40 % of the steps; reconstruct runs keep DeepMind's window.
+    assert_eq!(forecast.model.rollout_steps, 29);
+    assert_eq!(forecast.train.curriculum_steps, Some(1200));
+    assert_eq!(config.model.rollout_steps, 30);
+    assert_eq!(config.train.curriculum_steps, None);
     assert!(md.contains("with a per-frame encoder"), "{md}");
     // The evaluation probes the inferred state against the true one of the same frame.
     let report: EvalReport = serde_json::from_str(

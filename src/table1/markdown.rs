@@ -222,12 +222,18 @@ fn caption(scale: Scale, protocol: Protocol) -> String {
              of them"
         }
     };
-    let encoder = match (protocol, spec.reconstruct_encoder) {
-        (Protocol::Reconstruct, EncoderInput::PerFrame) => {
+    let encoder = match (protocol, spec.reconstruct_encoder, spec.forecast_rollout) {
+        (Protocol::Reconstruct, EncoderInput::PerFrame, _) => {
             " with a per-frame encoder (each frame through the same convolutions, the frames \
              combined by the last)"
+                .to_string()
         }
-        _ => "",
+        (Protocol::Forecast, _, Some(rollout)) => format!(
+            " trained on {}-frame rollouts (grown from 2 frames over the first {} % of the steps)",
+            rollout.steps + 1,
+            rollout.curriculum_fraction * 100.0
+        ),
+        _ => String::new(),
     };
     let schedule = match spec.lr_schedule {
         LrSchedule::Constant => String::new(),
@@ -347,4 +353,28 @@ fn published_rows(protocol: Protocol, systems: &[&str], variants: &[&str]) -> St
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caption_names_the_window_each_protocol_trained_on() {
+        let forecast = caption(Scale::Small, Protocol::Forecast);
+        assert!(
+            forecast.contains(
+                "trained on 30-frame rollouts (grown from 2 frames over the first 40 % of the steps)"
+            ),
+            "{forecast}"
+        );
+        let reconstruct = caption(Scale::Small, Protocol::Reconstruct);
+        assert!(
+            reconstruct.contains("with a per-frame encoder"),
+            "{reconstruct}"
+        );
+        assert!(!reconstruct.contains("rollouts (grown"), "{reconstruct}");
+        let paper = caption(Scale::Paper, Protocol::Forecast);
+        assert!(!paper.contains("rollouts (grown"), "{paper}");
+    }
 }
