@@ -47,6 +47,18 @@ fn determinant(mut a: Vec<Vec<f64>>) -> f64 {
     det
 }
 
+/// The largest entry of `J − I` for a square Jacobian given by rows.
+fn distance_from_identity(rows: &[Vec<f64>]) -> f64 {
+    rows.iter()
+        .enumerate()
+        .flat_map(|(i, row)| {
+            row.iter()
+                .enumerate()
+                .map(move |(j, v)| (v - if i == j { 1.0 } else { 0.0 }).abs())
+        })
+        .fold(0.0, f64::max)
+}
+
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -146,7 +158,6 @@ fn flow_jacobian(
     let q = Tensor::<2>::random([1, dim], Distribution::Normal(0.0, 1.0), &device).require_grad();
     let p = Tensor::<2>::random([1, dim], Distribution::Normal(0.0, 1.0), &device).require_grad();
     let mut rows = vec![];
-    let mut distance = 0.0f64;
     for i in 0..2 * dim {
         let (q1, p1) = nhf.forward_flow(q.clone(), p.clone());
         let out = Tensor::cat(vec![q1, p1], 1);
@@ -154,14 +165,9 @@ fn flow_jacobian(
         let grads = component.backward();
         let mut row = values(q.grad(&grads).unwrap());
         row.extend(values(p.grad(&grads).unwrap()));
-        distance = distance.max(
-            row.iter()
-                .enumerate()
-                .map(|(j, v)| (v - if i == j { 1.0 } else { 0.0 }).abs())
-                .fold(0.0, f64::max),
-        );
         rows.push(row);
     }
+    let distance = distance_from_identity(&rows);
     (rows, distance)
 }
 
@@ -270,19 +276,13 @@ fn posterior_couplings_report_the_log_determinant_of_their_jacobian() {
         let p =
             Tensor::<2>::random([1, dim], Distribution::Normal(0.0, 1.0), &device).require_grad();
         let mut rows = vec![];
-        let mut distance = 0.0f64;
         for i in 0..dim {
             let (out, _) = couplings.forward(q.clone(), p.clone());
             let grads = out.slice([0..1, i..i + 1]).sum().backward();
             let row = values(p.grad(&grads).unwrap());
-            distance = distance.max(
-                row.iter()
-                    .enumerate()
-                    .map(|(j, v)| (v - if i == j { 1.0 } else { 0.0 }).abs())
-                    .fold(0.0, f64::max),
-            );
             rows.push(row);
         }
+        let distance = distance_from_identity(&rows);
         assert!(
             distance > 0.01,
             "dim {dim}: the couplings barely move ({distance})"

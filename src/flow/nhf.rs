@@ -26,9 +26,10 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 use super::mlp::{Activation, EnergyActivation, EnergyMlp, Mlp, MlpConfig};
+use super::realnvp::coupling_mask;
 use crate::model::LatentHamiltonian;
 use crate::model::integrator::leapfrog;
 
@@ -320,7 +321,8 @@ impl Nhf {
 }
 
 /// Affine couplings on the momentum conditioned on the position: coupling `c` keeps the momentum
-/// coordinates of mask `b_c` (alternating parity; none when `d = 1`) and maps the rest,
+/// coordinates of mask `b_c` (`realnvp`'s coupling mask: alternating parity; none when `d = 1`) and maps
+/// the rest,
 /// `p ↦ b⊙p + (1−b)⊙(p⊙exp(s) + t)` with `(s, t)` from an [`Mlp`] on `(q, b⊙p)` and
 /// `s = tanh(·)`; `log |det| = Σ (1−b)⊙s`.
 #[derive(Module, Debug)]
@@ -333,20 +335,6 @@ pub struct PosteriorCouplings {
 }
 
 impl PosteriorCouplings {
-    /// The kept-coordinate mask of coupling `c`, `[1, d]`.
-    fn mask(&self, c: usize, device: &Device) -> Tensor<2> {
-        let values: Vec<f32> = (0..self.dim)
-            .map(|j| {
-                if self.dim > 1 && j % 2 == c % 2 {
-                    1.0
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        Tensor::from_data(TensorData::new(values, [1, self.dim]), device)
-    }
-
     /// `p` through every coupling, and the summed `log |det ∂p_out/∂p_in|` of each sample.
     ///
     /// # Shapes
@@ -358,7 +346,7 @@ impl PosteriorCouplings {
         let mut p = p;
         let mut log_det = Tensor::<2>::zeros([batch, 1], &device);
         for (c, net) in self.nets.iter().enumerate() {
-            let mask = self.mask(c, &device);
+            let mask = coupling_mask(self.dim, c, &device);
             let free = mask.clone().neg().add_scalar(1.0);
             let kept = p.clone() * mask;
             let out = net.forward(

@@ -43,6 +43,16 @@ impl RealNvpConfig {
     }
 }
 
+/// The mask of coupling `i` over `d` coordinates (1: kept), `[1, d]`: the coordinates of `i`'s
+/// parity, alternating from coupling to coupling; none when `d = 1`, so that the one
+/// coordinate is transformed.
+pub(super) fn coupling_mask(d: usize, i: usize, device: &Device) -> Tensor<2> {
+    let values: Vec<f32> = (0..d)
+        .map(|j| if d > 1 && j % 2 == i % 2 { 1.0 } else { 0.0 })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [1, d]), device)
+}
+
 /// A RealNVP flow.
 #[derive(Module, Debug)]
 pub struct RealNvp {
@@ -54,14 +64,6 @@ pub struct RealNvp {
 }
 
 impl RealNvp {
-    /// The mask of coupling `i` (1: kept), `[1, d]`.
-    fn mask(&self, i: usize, device: &Device) -> Tensor<2> {
-        let values: Vec<f32> = (0..self.dim)
-            .map(|j| if j % 2 == i % 2 { 1.0 } else { 0.0 })
-            .collect();
-        Tensor::from_data(TensorData::new(values, [1, self.dim]), device)
-    }
-
     fn scale_shift(&self, i: usize, kept: Tensor<2>, mask: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let out = self.nets[i].forward(kept, Activation::Relu);
         let mut parts = out.split(self.dim, 1);
@@ -78,7 +80,7 @@ impl RealNvp {
         let mut y = x;
         let mut log_det = Tensor::<2>::zeros([batch, 1], &device);
         for i in 0..self.nets.len() {
-            let mask = self.mask(i, &device);
+            let mask = coupling_mask(self.dim, i, &device);
             let kept = y.clone() * mask.clone();
             let (s, t) = self.scale_shift(i, kept.clone(), &mask);
             let free = mask.neg().add_scalar(1.0);
@@ -111,7 +113,7 @@ impl RealNvp {
         let device = z.device();
         let mut x = z;
         for i in (0..self.nets.len()).rev() {
-            let mask = self.mask(i, &device);
+            let mask = coupling_mask(self.dim, i, &device);
             let kept = x.clone() * mask.clone();
             let (s, t) = self.scale_shift(i, kept.clone(), &mask);
             let free = mask.neg().add_scalar(1.0);
