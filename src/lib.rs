@@ -15,7 +15,7 @@
 //! - [`model`]: the HGN on burn tensors, with explicit Hamiltonian gradients, integrators and loss;
 //! - [`protocol`]: the window protocols (`forecast`, `reconstruct`) every consumer of frames
 //!   follows; [`run`]: run folders, crash-safe writes and checkpoints; [`rng`]: the named
-//!   random streams;
+//!   random streams; [`check`]: the one-line range checks every `validate` shares;
 //! - [`train`], [`bench`](mod@bench), [`export`]: `hgn train`, `hgn bench`, `hgn export`;
 //! - [`oracle`]: the physics oracle (the exact system fitted to the same frames);
 //! - [`metrics`], [`eval`], [`rollout`], [`plot`], [`table1`]: evaluation formulas, `hgn eval`,
@@ -27,6 +27,7 @@
 //!   only code that prints or draws.
 
 pub mod bench;
+pub mod check;
 pub mod data;
 pub mod device;
 pub mod eval;

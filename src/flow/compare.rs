@@ -20,6 +20,7 @@ use super::eval::{FlowEvalReport, evaluate_flow};
 use super::plot::flow_pictures;
 use super::targets::TARGETS;
 use super::train::{FlowMetricsLine, FlowTrainOptions, train_flow};
+use crate::check;
 use crate::device::DeviceChoice;
 use crate::viz::canvas::WHITE;
 use crate::viz::{Canvas, Chart, Series};
@@ -80,10 +81,12 @@ pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
             TARGETS.join(", ")
         );
     }
-    ensure!(opts.steps >= 1, "--steps must be at least 1");
-    ensure!(opts.patience >= 1, "--patience must be at least 1");
-    ensure!(opts.eval_every >= 1, "--eval-every must be at least 1");
-    ensure!(opts.iw_samples >= 1, "--iw-samples must be at least 1");
+    check::at_least_one(&[
+        ("--steps", opts.steps),
+        ("--patience", opts.patience),
+        ("--eval-every", opts.eval_every),
+        ("--iw-samples", opts.iw_samples),
+    ])?;
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let mut rows = vec![];

@@ -11,6 +11,7 @@ use super::nhf::NhfConfig;
 use super::points::{read_points, split_file};
 use super::realnvp::RealNvpConfig;
 use super::targets;
+use crate::check;
 use crate::rng::{Stream, stream_rng};
 
 /// Which flow.
@@ -247,29 +248,20 @@ pub fn recommended_nhf(dim: usize) -> NhfConfig {
 
 pub(crate) fn validate(config: &FlowRunConfig) -> Result<()> {
     let t = &config.train;
-    ensure!(t.steps >= 1, "train.steps must be at least 1");
-    ensure!(t.batch_size >= 1, "train.batch_size must be at least 1");
-    ensure!(
-        t.learning_rate.is_finite() && t.learning_rate > 0.0,
-        "train.learning_rate must be positive"
-    );
-    ensure!(
-        t.log_every >= 1 && t.eval_every >= 1,
-        "train.log_every and train.eval_every must be at least 1"
-    );
-    ensure!(t.test_size >= 1, "train.test_size must be at least 1");
-    ensure!(t.iw_samples >= 1, "train.iw_samples must be at least 1");
-    ensure!(
-        t.objective_samples >= 1,
-        "train.objective_samples must be at least 1"
-    );
+    check::at_least_one(&[
+        ("train.steps", t.steps),
+        ("train.batch_size", t.batch_size),
+        ("train.log_every", t.log_every),
+        ("train.eval_every", t.eval_every),
+        ("train.test_size", t.test_size),
+        ("train.iw_samples", t.iw_samples),
+        ("train.objective_samples", t.objective_samples),
+    ])?;
+    check::positive("train.learning_rate", t.learning_rate)?;
+    check::positive("train.clip_norm", t.clip_norm)?;
     ensure!(
         t.patience != Some(0),
         "train.patience must be at least 1 (or absent)"
-    );
-    ensure!(
-        t.clip_norm.is_finite() && t.clip_norm > 0.0,
-        "train.clip_norm must be positive"
     );
     let d = config.dim();
     ensure!(
@@ -280,18 +272,13 @@ pub(crate) fn validate(config: &FlowRunConfig) -> Result<()> {
         FlowKind::Nhf => {
             let n = &config.nhf;
             ensure!(n.dim == d, "nhf.dim must equal the data dimension {d}");
-            ensure!(
-                n.stages >= 1 && n.leapfrog_steps >= 1,
-                "nhf.stages and nhf.leapfrog_steps must be at least 1"
-            );
-            ensure!(
-                n.dt.is_finite() && n.dt > 0.0,
-                "nhf.dt must be a positive number"
-            );
-            ensure!(
-                n.hidden >= 1 && n.depth >= 1,
-                "nhf widths must be at least 1"
-            );
+            check::at_least_one(&[
+                ("nhf.stages", n.stages),
+                ("nhf.leapfrog_steps", n.leapfrog_steps),
+                ("nhf.hidden", n.hidden),
+                ("nhf.depth", n.depth),
+            ])?;
+            check::positive("nhf.dt", n.dt)?;
             ensure!(
                 n.posterior_couplings == 0 || n.posterior_coupling_hidden >= 1,
                 "nhf.posterior_coupling_hidden must be at least 1"
@@ -308,10 +295,11 @@ pub(crate) fn validate(config: &FlowRunConfig) -> Result<()> {
                 d >= 2,
                 "RealNVP needs at least 2 dimensions (the data has {d})"
             );
-            ensure!(
-                r.couplings >= 1 && r.hidden >= 1 && r.depth >= 1,
-                "realnvp sizes must be at least 1"
-            );
+            check::at_least_one(&[
+                ("realnvp.couplings", r.couplings),
+                ("realnvp.hidden", r.hidden),
+                ("realnvp.depth", r.depth),
+            ])?;
         }
     }
     Ok(())

@@ -54,6 +54,31 @@ pub struct ConvEnergyConfig {
     pub paddings: Vec<Padding>,
 }
 
+/// Strides and paddings of the five layers of an implementation's energy network.
+type FiveLayers = ([usize; 5], [Padding; 5]);
+/// DeepMind's `hgn_paper_config`.
+const PAPER_STACK: FiveLayers = (
+    [1, 2, 1, 2, 1],
+    [
+        Padding::Same,
+        Padding::Valid,
+        Padding::Same,
+        Padding::Valid,
+        Padding::Same,
+    ],
+);
+/// CampusAI's `HamiltonianNet`.
+const CAMPUSAI_STACK: FiveLayers = (
+    [1, 2, 1, 1, 1],
+    [
+        Padding::Same,
+        Padding::Valid,
+        Padding::Same,
+        Padding::Same,
+        Padding::Valid,
+    ],
+);
+
 impl ConvEnergyConfig {
     /// DeepMind `hgn_paper_config`'s kinetic / potential net: channels [32, 64, 64, 64, 1],
     /// kernels [3, 2, 2, 2, 2], strides [1, 2, 1, 2, 1], SAME/VALID alternating; 46,049
@@ -67,26 +92,12 @@ impl ConvEnergyConfig {
     /// 50,657 parameters on `concat(q, p)` of 32×4×4 with `width` 64. No softplus on the output
     /// (that one is CampusAI's own, §4.4).
     pub fn campusai_with_width(channels_in: usize, input_size: usize, width: usize) -> Self {
-        use Padding::{Same, Valid};
-        Self::five_layers(
-            channels_in,
-            input_size,
-            width,
-            [1, 2, 1, 1, 1],
-            [Same, Valid, Same, Same, Valid],
-        )
+        Self::five_layers(channels_in, input_size, width, CAMPUSAI_STACK)
     }
 
     /// The paper's layer stack with `width` channels instead of 64 (the first layer has half).
     pub fn paper_with_width(channels_in: usize, input_size: usize, width: usize) -> Self {
-        use Padding::{Same, Valid};
-        Self::five_layers(
-            channels_in,
-            input_size,
-            width,
-            [1, 2, 1, 2, 1],
-            [Same, Valid, Same, Valid, Same],
-        )
+        Self::five_layers(channels_in, input_size, width, PAPER_STACK)
     }
 
     /// The authors' five-layer stack, channels [w/2, w, w, w, 1], kernels [3, 2, 2, 2, 2], with
@@ -95,8 +106,7 @@ impl ConvEnergyConfig {
         channels_in: usize,
         input_size: usize,
         width: usize,
-        strides: [usize; 5],
-        paddings: [Padding; 5],
+        (strides, paddings): FiveLayers,
     ) -> Self {
         Self::new(
             channels_in,

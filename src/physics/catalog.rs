@@ -124,12 +124,76 @@ const BASE: SystemSpec = SystemSpec {
     origin: SUITE,
 };
 
-/// What the paper's four systems share: its time step, and where they come from.
-const PAPER_BASE: SystemSpec = SystemSpec {
-    default_dt: 0.125,
-    origin: PAPER,
-    ..BASE
+/// What every system of one dynamics shares: its Hamiltonian, equations of motion and (but for
+/// the colour variants of the double pendulum and the n-body systems) its radius range.
+const fn family(hamiltonian: &'static str, dynamics: Dynamics, radius: (f64, f64)) -> SystemSpec {
+    SystemSpec {
+        hamiltonian,
+        dynamics,
+        radius,
+        ..BASE
+    }
+}
+
+const MASS_SPRING: SystemSpec = family(MASS_SPRING_H, Dynamics::MassSpring, (0.1, 1.0));
+const PENDULUM: SystemSpec = family(PENDULUM_H, Dynamics::Pendulum, (1.3, 2.3));
+const DOUBLE_PENDULUM: SystemSpec = family(DOUBLE_PENDULUM_H, Dynamics::DoublePendulum, (1.3, 2.3));
+/// Two or three gravitating bodies on perturbed orbits.
+const N_BODY: SystemSpec = SystemSpec {
+    orbit_noise: 0.1,
+    ..family(N_BODY_H, Dynamics::TwoBody, (0.5, 1.5))
 };
+
+/// One of the paper's four systems: its time step and source on `family`, with observation
+/// noise σ.
+const fn paper(
+    name: &'static str,
+    summary: &'static str,
+    noise_std: f64,
+    family: SystemSpec,
+) -> SystemSpec {
+    SystemSpec {
+        name,
+        summary,
+        noise_std,
+        default_dt: 0.125,
+        origin: PAPER,
+        ..family
+    }
+}
+
+/// One of the suite's `*_COLORS` systems: random parameters, colours and canvas offset on
+/// `family`, the radius drawn uniformly in area.
+const fn colors(
+    name: &'static str,
+    summary: &'static str,
+    params: &'static [ParamRange],
+    family: SystemSpec,
+) -> SystemSpec {
+    SystemSpec {
+        name,
+        summary,
+        params,
+        uniform_annulus: true,
+        num_colors: 6,
+        random_canvas_offset: true,
+        ..family
+    }
+}
+
+/// `system` with the suite's friction γ = 0.05 (its `*_FRICTION` variants).
+const fn with_friction(
+    name: &'static str,
+    summary: &'static str,
+    system: SystemSpec,
+) -> SystemSpec {
+    SystemSpec {
+        name,
+        summary,
+        friction: 0.05,
+        ..system
+    }
+}
 
 const MASS_SPRING_COLORS_PARAMS: &[ParamRange] = &[range("m", 0.2, 1.0), fixed("k", 2.0)];
 const PENDULUM_COLORS_PARAMS: &[ParamRange] = &[
@@ -143,149 +207,97 @@ const DOUBLE_PENDULUM_COLORS_PARAMS: &[ParamRange] = &[
     range("g", 2.5, 4.0),
 ];
 
+const MASS_SPRING_COLORS: SystemSpec = colors(
+    "mass-spring-colors",
+    "mass-spring with random mass, colour and canvas offset (suite)",
+    MASS_SPRING_COLORS_PARAMS,
+    MASS_SPRING,
+);
+const PENDULUM_COLORS: SystemSpec = colors(
+    "pendulum-colors",
+    "pendulum with random m, g, l and colour (suite)",
+    PENDULUM_COLORS_PARAMS,
+    PENDULUM,
+);
+const DOUBLE_PENDULUM_COLORS: SystemSpec = colors(
+    "double-pendulum-colors",
+    "double pendulum with random parameters and colours (suite)",
+    DOUBLE_PENDULUM_COLORS_PARAMS,
+    SystemSpec {
+        radius: (1.0, 2.5),
+        ..DOUBLE_PENDULUM
+    },
+);
+
 /// Every system `hgn generate` knows, paper systems first.
 pub const SYSTEMS: &[SystemSpec] = &[
     SystemSpec {
-        name: "mass-spring",
-        summary: "mass on a spring, moving vertically (paper)",
-        hamiltonian: MASS_SPRING_H,
-        dynamics: Dynamics::MassSpring,
         params: &[fixed("m", 0.5), fixed("k", 2.0)],
-        radius: (0.1, 1.0),
-        noise_std: 0.1,
-        ..PAPER_BASE
+        ..paper(
+            "mass-spring",
+            "mass on a spring, moving vertically (paper)",
+            0.1,
+            MASS_SPRING,
+        )
     },
     SystemSpec {
-        name: "pendulum",
-        summary: "ideal pendulum (paper)",
-        hamiltonian: PENDULUM_H,
-        dynamics: Dynamics::Pendulum,
         params: &[fixed("m", 0.5), fixed("g", 3.0), fixed("l", 1.0)],
-        radius: (1.3, 2.3),
-        noise_std: 0.1,
-        ..PAPER_BASE
+        ..paper("pendulum", "ideal pendulum (paper)", 0.1, PENDULUM)
     },
     SystemSpec {
-        name: "two-body",
-        summary: "two gravitating bodies on near-circular orbits (paper)",
-        hamiltonian: N_BODY_H,
-        dynamics: Dynamics::TwoBody,
         params: &[fixed("m", 1.0), fixed("g", 1.0)],
-        radius: (0.5, 1.5),
-        noise_std: 0.05,
         canvas_half_size: Some(2.75),
-        orbit_noise: 0.1,
-        ..PAPER_BASE
+        ..paper(
+            "two-body",
+            "two gravitating bodies on near-circular orbits (paper)",
+            0.05,
+            N_BODY,
+        )
     },
     SystemSpec {
-        name: "three-body",
-        summary: "three gravitating bodies, perturbed equilateral orbit (paper)",
-        hamiltonian: N_BODY_H,
         dynamics: Dynamics::ThreeBody,
         params: &[fixed("m", 1.0), fixed("g", 1.0)],
         radius: (0.9, 1.2),
-        noise_std: 0.2,
         canvas_half_size: Some(3.0),
-        orbit_noise: 0.1,
-        ..PAPER_BASE
+        ..paper(
+            "three-body",
+            "three gravitating bodies, perturbed equilateral orbit (paper)",
+            0.2,
+            N_BODY,
+        )
     },
     SystemSpec {
         name: "double-pendulum",
         summary: "ideal double pendulum (suite DOUBLE_PENDULUM)",
-        hamiltonian: DOUBLE_PENDULUM_H,
-        dynamics: Dynamics::DoublePendulum,
         params: &[fixed("m", 0.5), fixed("l", 1.0), fixed("g", 3.0)],
-        radius: (1.3, 2.3),
-        ..BASE
+        ..DOUBLE_PENDULUM
     },
+    MASS_SPRING_COLORS,
+    with_friction(
+        "mass-spring-colors-friction",
+        "mass-spring-colors with friction 0.05 (suite)",
+        MASS_SPRING_COLORS,
+    ),
+    PENDULUM_COLORS,
+    with_friction(
+        "pendulum-colors-friction",
+        "pendulum-colors with friction 0.05 (suite)",
+        PENDULUM_COLORS,
+    ),
+    DOUBLE_PENDULUM_COLORS,
+    with_friction(
+        "double-pendulum-colors-friction",
+        "double-pendulum-colors with friction 0.05 (suite)",
+        DOUBLE_PENDULUM_COLORS,
+    ),
     SystemSpec {
-        name: "mass-spring-colors",
-        summary: "mass-spring with random mass, colour and canvas offset (suite)",
-        hamiltonian: MASS_SPRING_H,
-        dynamics: Dynamics::MassSpring,
-        params: MASS_SPRING_COLORS_PARAMS,
-        radius: (0.1, 1.0),
-        uniform_annulus: true,
-        num_colors: 6,
-        random_canvas_offset: true,
-        ..BASE
-    },
-    SystemSpec {
-        name: "mass-spring-colors-friction",
-        summary: "mass-spring-colors with friction 0.05 (suite)",
-        hamiltonian: MASS_SPRING_H,
-        dynamics: Dynamics::MassSpring,
-        params: MASS_SPRING_COLORS_PARAMS,
-        radius: (0.1, 1.0),
-        uniform_annulus: true,
-        friction: 0.05,
-        num_colors: 6,
-        random_canvas_offset: true,
-        ..BASE
-    },
-    SystemSpec {
-        name: "pendulum-colors",
-        summary: "pendulum with random m, g, l and colour (suite)",
-        hamiltonian: PENDULUM_H,
-        dynamics: Dynamics::Pendulum,
-        params: PENDULUM_COLORS_PARAMS,
-        radius: (1.3, 2.3),
-        uniform_annulus: true,
-        num_colors: 6,
-        random_canvas_offset: true,
-        ..BASE
-    },
-    SystemSpec {
-        name: "pendulum-colors-friction",
-        summary: "pendulum-colors with friction 0.05 (suite)",
-        hamiltonian: PENDULUM_H,
-        dynamics: Dynamics::Pendulum,
-        params: PENDULUM_COLORS_PARAMS,
-        radius: (1.3, 2.3),
-        uniform_annulus: true,
-        friction: 0.05,
-        num_colors: 6,
-        random_canvas_offset: true,
-        ..BASE
-    },
-    SystemSpec {
-        name: "double-pendulum-colors",
-        summary: "double pendulum with random parameters and colours (suite)",
-        hamiltonian: DOUBLE_PENDULUM_H,
-        dynamics: Dynamics::DoublePendulum,
-        params: DOUBLE_PENDULUM_COLORS_PARAMS,
-        radius: (1.0, 2.5),
-        uniform_annulus: true,
-        num_colors: 6,
-        random_canvas_offset: true,
-        ..BASE
-    },
-    SystemSpec {
-        name: "double-pendulum-colors-friction",
-        summary: "double-pendulum-colors with friction 0.05 (suite)",
-        hamiltonian: DOUBLE_PENDULUM_H,
-        dynamics: Dynamics::DoublePendulum,
-        params: DOUBLE_PENDULUM_COLORS_PARAMS,
-        radius: (1.0, 2.5),
-        uniform_annulus: true,
-        friction: 0.05,
-        num_colors: 6,
-        random_canvas_offset: true,
-        ..BASE
-    },
-    SystemSpec {
-        name: "two-body-colors",
-        summary: "two-body with random masses, g and colours (suite)",
-        hamiltonian: N_BODY_H,
-        dynamics: Dynamics::TwoBody,
-        params: &[range("m", 0.5, 1.5), range("g", 0.5, 1.5)],
-        radius: (0.5, 1.5),
-        uniform_annulus: true,
-        num_colors: 6,
-        random_canvas_offset: true,
         canvas_half_size: Some(5.0),
-        orbit_noise: 0.1,
-        ..BASE
+        ..colors(
+            "two-body-colors",
+            "two-body with random masses, g and colours (suite)",
+            &[range("m", 0.5, 1.5), range("g", 0.5, 1.5)],
+            N_BODY,
+        )
     },
 ];
 

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
+use crate::check;
 use crate::model::{HgnConfig, Objective};
 use crate::protocol::{Protocol, Window};
 /// Optimisation settings.
@@ -249,20 +250,15 @@ impl RunConfig {
             !(t.bidirectional && self.protocol == Protocol::Reconstruct),
             "train.bidirectional needs the forecast protocol (reconstruct always rolls backward)"
         );
-        ensure!(t.batch_size >= 1, "train.batch_size must be at least 1");
-        ensure!(t.steps >= 1, "train.steps must be at least 1");
-        ensure!(
-            t.learning_rate.is_finite() && t.learning_rate > 0.0,
-            "train.learning_rate must be positive"
-        );
-        ensure!(
-            t.log_every >= 1 && t.eval_every >= 1 && t.checkpoint_every >= 1,
-            "logging, evaluation and checkpoint intervals must be at least 1"
-        );
-        ensure!(
-            t.eval_sequences >= 1,
-            "train.eval_sequences must be at least 1"
-        );
+        check::at_least_one(&[
+            ("train.batch_size", t.batch_size),
+            ("train.steps", t.steps),
+            ("train.log_every", t.log_every),
+            ("train.eval_every", t.eval_every),
+            ("train.checkpoint_every", t.checkpoint_every),
+            ("train.eval_sequences", t.eval_sequences),
+        ])?;
+        check::positive("train.learning_rate", t.learning_rate)?;
         ensure!(
             t.decoded_frames != Some(0),
             "train.decoded_frames must be at least 1 (or null for all)"

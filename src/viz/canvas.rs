@@ -77,6 +77,12 @@ impl Canvas {
         }
     }
 
+    /// Fills cell `(col, row)` of a grid of `scale`×`scale` cells whose corner is `(x, y)`.
+    fn fill_cell(&mut self, x: i64, y: i64, col: usize, row: usize, scale: usize, color: Rgb) {
+        let (cx, cy) = (x + (col * scale) as i64, y + (row * scale) as i64);
+        self.fill_rect(cx, cy, scale, scale, color);
+    }
+
     /// A line from `(x0, y0)` to `(x1, y1)`, `thickness` pixels wide.
     pub fn line(&mut self, x0: f64, y0: f64, x1: f64, y1: f64, color: Rgb, thickness: usize) {
         if !(x0.is_finite() && y0.is_finite() && x1.is_finite() && y1.is_finite()) {
@@ -120,13 +126,7 @@ impl Canvas {
             for (row, bits) in glyph.iter().enumerate() {
                 for col in 0..8 {
                     if bits & (1 << col) != 0 {
-                        self.fill_rect(
-                            ox + (col * scale) as i64,
-                            y + (row * scale) as i64,
-                            scale,
-                            scale,
-                            color,
-                        );
+                        self.fill_cell(ox, y, col, row, scale, color);
                     }
                 }
             }
@@ -148,13 +148,7 @@ impl Canvas {
                 let i = row * size + col;
                 let px = |c: usize| (chw[c * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8;
                 let color = [px(0), px(1), px(2)];
-                self.fill_rect(
-                    x + (col * scale) as i64,
-                    y + (row * scale) as i64,
-                    scale,
-                    scale,
-                    color,
-                );
+                self.fill_cell(x, y, col, row, scale, color);
             }
         }
     }
