@@ -321,10 +321,9 @@ impl Nhf {
 }
 
 /// Affine couplings on the momentum conditioned on the position: coupling `c` keeps the momentum
-/// coordinates of mask `b_c` (`realnvp`'s coupling mask: alternating parity; none when `d = 1`) and maps
-/// the rest,
-/// `p ↦ b⊙p + (1−b)⊙(p⊙exp(s) + t)` with `(s, t)` from an [`Mlp`] on `(q, b⊙p)` and
-/// `s = tanh(·)`; `log |det| = Σ (1−b)⊙s`.
+/// coordinates of mask `b_c` (`realnvp`'s coupling mask: alternating parity; none when `d = 1`)
+/// and maps the rest, `p ↦ b⊙p + (1−b)⊙(p⊙exp(s) + t)` with `(s, t)` from an [`Mlp`] on
+/// `(q, b⊙p)` and `s = tanh(·)`; `log |det| = Σ (1−b)⊙s`.
 #[derive(Module, Debug)]
 pub struct PosteriorCouplings {
     /// One network per coupling, `(q, b⊙p) ↦ (s, t)`.

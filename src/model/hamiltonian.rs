@@ -18,6 +18,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
+use super::layers::Padding::{Same, Valid};
 use super::layers::{Padding, conv, conv_adjoint};
 use super::networks::Architecture;
 
@@ -57,27 +58,9 @@ pub struct ConvEnergyConfig {
 /// Strides and paddings of the five layers of an implementation's energy network.
 type FiveLayers = ([usize; 5], [Padding; 5]);
 /// DeepMind's `hgn_paper_config`.
-const PAPER_STACK: FiveLayers = (
-    [1, 2, 1, 2, 1],
-    [
-        Padding::Same,
-        Padding::Valid,
-        Padding::Same,
-        Padding::Valid,
-        Padding::Same,
-    ],
-);
+const PAPER_STACK: FiveLayers = ([1, 2, 1, 2, 1], [Same, Valid, Same, Valid, Same]);
 /// CampusAI's `HamiltonianNet`.
-const CAMPUSAI_STACK: FiveLayers = (
-    [1, 2, 1, 1, 1],
-    [
-        Padding::Same,
-        Padding::Valid,
-        Padding::Same,
-        Padding::Same,
-        Padding::Valid,
-    ],
-);
+const CAMPUSAI_STACK: FiveLayers = ([1, 2, 1, 1, 1], [Same, Valid, Same, Same, Valid]);
 
 impl ConvEnergyConfig {
     /// DeepMind `hgn_paper_config`'s kinetic / potential net: channels [32, 64, 64, 64, 1],
@@ -127,7 +110,7 @@ impl ConvEnergyConfig {
             vec![width, width, 1],
             vec![1; 3],
             vec![1; 3],
-            vec![Padding::Valid; 3],
+            vec![Valid; 3],
         )
     }
 
