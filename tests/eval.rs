@@ -672,6 +672,17 @@ fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
     // A second call reuses the data, runs and evaluations, and writes the same table.
     let again = ok(table1("leapfrog,deterministic"));
     assert_eq!(again, stdout);
+    // A call for one row keeps the folder's other rows, in the paper's order.
+    assert_eq!(ok(table1("deterministic")), stdout);
+    // An earlier table under another protocol is refused, not overwritten.
+    let json = out.join("table1.json");
+    let kept = std::fs::read_to_string(&json).unwrap();
+    std::fs::write(&json, kept.replace("\"reconstruct\"", "\"forecast\"")).unwrap();
+    assert_error(
+        &table1("deterministic"),
+        "holds a table at scale tiny under protocol forecast",
+    );
+    std::fs::write(&json, &kept).unwrap();
     // A kept run trained otherwise (here: with GECO, as before the CPU scales used β) is
     // refused, not reported under this table's settings.
     let mut geco = config.clone();

@@ -6,7 +6,9 @@
 //! Work is kept in `OUT/{data,runs}/` and reused: a dataset with the requested counts is not
 //! generated again, a finished run is not trained again (an interrupted one is resumed), and an
 //! evaluation of the final checkpoint is not repeated. So an interrupted `hgn table1` continues
-//! where it stopped.
+//! where it stopped. The table keeps the cells of earlier calls into the same folder that a call
+//! did not ask for, so calls for some systems or variants each (side by side, or one after
+//! another) build one table.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,9 @@ use crate::train::{LrSchedule, RunConfig, TrainOptions, train};
 mod markdown;
 
 pub use markdown::markdown;
+
+/// The file of [`Table1`] in the working folder.
+const TABLE_JSON: &str = "table1.json";
 
 /// The paper's four systems, in its column order.
 pub const SYSTEMS: [&str; 4] = ["mass-spring", "pendulum", "two-body", "three-body"];
@@ -250,7 +255,8 @@ pub fn variant_config(variant: &str, scale: Scale, protocol: Protocol) -> Result
     Ok(config)
 }
 
-/// Generates, trains, evaluates and writes `OUT/table1.md` and `OUT/table1.json`.
+/// Generates, trains, evaluates and writes `OUT/table1.md` and `OUT/table1.json`, keeping the
+/// cells of the folder's earlier table that this call did not compute.
 pub fn run_table1(opts: &Table1Options) -> Result<Table1> {
     ensure!(!opts.systems.is_empty(), "--systems names no system");
     ensure!(!opts.variants.is_empty(), "--variants names no variant");
@@ -302,6 +308,12 @@ pub fn run_table1(opts: &Table1Options) -> Result<Table1> {
             });
         }
     }
+    // Calls side by side into one folder merge their cells one at a time.
+    let lock_path = opts.out.join(".table1.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    let cells = with_earlier_cells(&opts.out, opts.scale, opts.protocol, cells)?;
     let markdown = markdown(opts.scale, opts.protocol, &cells);
     let table = Table1 {
         scale: opts.scale,
@@ -311,10 +323,57 @@ pub fn run_table1(opts: &Table1Options) -> Result<Table1> {
     };
     write_atomic(&opts.out.join("table1.md"), &table.markdown)?;
     write_atomic(
-        &opts.out.join("table1.json"),
+        &opts.out.join(TABLE_JSON),
         serde_json::to_string_pretty(&table)? + "\n",
     )?;
+    drop(lock);
     Ok(table)
+}
+
+/// This call's `cells` and the cells of the folder's earlier table (`OUT/table1.json`) for the
+/// systems and variants this call did not compute, in the paper's order ([`SYSTEMS`] within
+/// [`VARIANTS`]). An earlier table at another scale or under another protocol is an error, not
+/// overwritten.
+fn with_earlier_cells(
+    out: &Path,
+    scale: Scale,
+    protocol: Protocol,
+    mut cells: Vec<Cell>,
+) -> Result<Vec<Cell>> {
+    let path = out.join(TABLE_JSON);
+    if path.is_file() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let earlier: Table1 = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a table hgn can read; move it away or choose another --out",
+                path.display()
+            )
+        })?;
+        ensure!(
+            earlier.scale == scale && earlier.protocol == protocol,
+            "{} holds a table at scale {} under protocol {}, not {} under {protocol}; choose \
+             another --out",
+            path.display(),
+            earlier.scale.name(),
+            earlier.protocol,
+            scale.name()
+        );
+        for cell in earlier.cells {
+            if !cells
+                .iter()
+                .any(|c| c.system == cell.system && c.variant == cell.variant)
+            {
+                cells.push(cell);
+            }
+        }
+    }
+    let rank = |c: &Cell| {
+        let at = |names: &[&str], name: &str| names.iter().position(|n| *n == name);
+        (at(&VARIANTS, &c.variant), at(&SYSTEMS, &c.system))
+    };
+    cells.sort_by_key(rank);
+    Ok(cells)
 }
 
 /// Generates `system` into `dir` unless a dataset with the scale's counts is already there.
