@@ -1,7 +1,10 @@
 //! The patched dependency (`patches/burn-flex`, see `patches/README.md`): burn's f32 `tanh` on
 //! the CPU backend is `burn_flex::ops::unary::tanh_f32`, within a few ulp of the exact value
-//! everywhere. A separate test binary: it needs the default f32 device.
+//! everywhere, and the weight gradients of its 2-D convolutions and transposed convolutions
+//! equal their defining sums. A separate test binary: it needs the default f32 device.
 
+use burn::tensor::module::{conv_transpose2d, conv2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_flex::ops::unary::tanh_f32;
 
@@ -44,5 +47,212 @@ fn burns_f32_tanh_on_the_cpu_is_the_patched_one() {
     let got: Vec<f32> = t.tanh().into_data().try_to_vec::<f32>().unwrap();
     for (x, y) in xs.iter().zip(&got) {
         assert_eq!(y.to_bits(), tanh_f32(*x).to_bits(), "tanh({x})");
+    }
+}
+
+/// Deterministic values in [−1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn tensor(shape: [usize; 4], seed: u64, device: &Device) -> (Vec<f32>, Tensor<4>) {
+    let v = values(shape.iter().product(), seed);
+    let t = Tensor::<4>::from_data(TensorData::new(v.clone(), shape), device);
+    (v, t)
+}
+
+/// A convolution's geometry: `[batch, c, h, w]` read through a `[kh, kw]` kernel at `stride`,
+/// `dilation`, padding `(begin, end)` per axis, in `groups` groups, to `m` channels.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    x: [usize; 4],
+    m: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [(usize, usize); 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+impl Case {
+    fn out(&self, axis: usize) -> usize {
+        let (b, e) = self.padding[axis];
+        (self.x[2 + axis] + b + e - self.dilation[axis] * (self.kernel[axis] - 1) - 1)
+            / self.stride[axis]
+            + 1
+    }
+
+    /// `Σ_{b, oh, ow} g[b, m, oh, ow] · x[b, c, oh·s + i·d − p, ow·s + j·d − p]` over the group
+    /// of `m`, for every `[m, c / groups, i, j]` (f64).
+    fn defining_sum(&self, x: &[f32], g: &[f32]) -> Vec<f64> {
+        let [batch, c, h, w] = self.x;
+        let (oh, ow) = (self.out(0), self.out(1));
+        let (cg, mg) = (c / self.groups, self.m / self.groups);
+        let [kh, kw] = self.kernel;
+        let mut out = vec![0.0; self.m * cg * kh * kw];
+        for m in 0..self.m {
+            for cl in 0..cg {
+                let ch = (m / mg) * cg + cl;
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let mut sum = 0.0;
+                        for b in 0..batch {
+                            for r in 0..oh {
+                                let ih = (r * self.stride[0] + i * self.dilation[0]) as isize
+                                    - self.padding[0].0 as isize;
+                                if ih < 0 || ih >= h as isize {
+                                    continue;
+                                }
+                                for q in 0..ow {
+                                    let iw = (q * self.stride[1] + j * self.dilation[1]) as isize
+                                        - self.padding[1].0 as isize;
+                                    if iw < 0 || iw >= w as isize {
+                                        continue;
+                                    }
+                                    let gv = g[((b * self.m + m) * oh + r) * ow + q] as f64;
+                                    let xv = x[((b * c + ch) * h + ih as usize) * w + iw as usize];
+                                    sum += gv * xv as f64;
+                                }
+                            }
+                        }
+                        out[((m * cg + cl) * kh + i) * kw + j] = sum;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn assert_close(got: &[f32], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let scale = want.iter().fold(1.0f64, |a, v| a.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (*g as f64 - w).abs() <= 2e-5 * scale,
+            "{what}: element {i}: {g} against {w}"
+        );
+    }
+}
+
+fn gradient(t: Tensor<4>, grads: &burn::tensor::Gradients) -> Vec<f32> {
+    t.grad(grads)
+        .expect("a gradient")
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn conv_weight_gradients_equal_their_defining_sums() {
+    let device = Device::flex().autodiff();
+    let case = |x, m, kernel, stride, padding, dilation, groups| Case {
+        x,
+        m,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        groups,
+    };
+    let cases = [
+        // The HGN's shapes: a 3×3 "same" convolution, and a stride-2 one.
+        case([2, 3, 8, 8], 4, [3, 3], [1, 1], [(1, 1); 2], [1, 1], 1),
+        case([3, 4, 9, 7], 5, [4, 4], [2, 2], [(1, 2), (2, 1)], [1, 1], 1),
+        case(
+            [2, 3, 11, 10],
+            2,
+            [3, 2],
+            [1, 2],
+            [(0, 0), (1, 0)],
+            [2, 3],
+            1,
+        ),
+        case([2, 4, 6, 6], 6, [3, 3], [1, 1], [(1, 1); 2], [1, 1], 2),
+        // From 32 input channels the gradient is a GEMM over a column buffer (below, burn's
+        // default); here with batch items enough for the buffer to be filled twice.
+        case([16, 32, 32, 32], 4, [3, 3], [1, 1], [(1, 1); 2], [1, 1], 1),
+        case([3, 40, 9, 7], 5, [4, 4], [2, 2], [(1, 1); 2], [1, 1], 1),
+    ];
+    for (n, c) in cases.iter().enumerate() {
+        let (xv, x) = tensor(c.x, 3 * n as u64 + 1, &device);
+        let (_, w) = tensor(
+            [c.m, c.x[1] / c.groups, c.kernel[0], c.kernel[1]],
+            3 * n as u64 + 2,
+            &device,
+        );
+        let w = w.require_grad();
+        let (gv, g) = tensor([c.x[0], c.m, c.out(0), c.out(1)], 3 * n as u64 + 3, &device);
+        let options = ConvOptions {
+            stride: c.stride,
+            padding: c.padding,
+            dilation: c.dilation,
+            groups: c.groups,
+        };
+        let y = conv2d(x, w.clone(), None, options);
+        assert_eq!(y.dims(), g.dims(), "{c:?}");
+        let grads = (y * g).sum().backward();
+        assert_close(
+            &gradient(w, &grads),
+            &c.defining_sum(&xv, &gv),
+            &format!("conv2d {c:?}"),
+        );
+    }
+    // A transposed convolution's weight gradient is the convolution's sum with the roles of its
+    // input and its output's gradient swapped.
+    for (n, (c, padding_out)) in [
+        (
+            case([2, 3, 9, 9], 4, [4, 4], [2, 2], [(1, 1); 2], [1, 1], 1),
+            [1, 1],
+        ),
+        (
+            case([2, 32, 9, 9], 4, [4, 4], [2, 2], [(1, 1); 2], [1, 1], 1),
+            [1, 1],
+        ),
+        (
+            case([2, 4, 8, 8], 6, [3, 3], [2, 1], [(1, 1); 2], [1, 2], 2),
+            [1, 0],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (gv, g) = tensor(c.x, 3 * n as u64 + 50, &device);
+        let (xv, x) = tensor(
+            [c.x[0], c.m, c.out(0), c.out(1)],
+            3 * n as u64 + 51,
+            &device,
+        );
+        let (_, w) = tensor(
+            [c.m, c.x[1] / c.groups, c.kernel[0], c.kernel[1]],
+            3 * n as u64 + 52,
+            &device,
+        );
+        let w = w.require_grad();
+        let options = ConvTransposeOptions::new(
+            c.stride,
+            [c.padding[0].0, c.padding[1].0],
+            padding_out,
+            c.dilation,
+            c.groups,
+        );
+        let y = conv_transpose2d(x, w.clone(), None, options);
+        assert_eq!(y.dims(), g.dims(), "{c:?}");
+        let grads = (y * g).sum().backward();
+        // dW[m, c', i, j] = Σ x[b, m, ih, iw] · g[b, c, ih·s + i·d − p, iw·s + j·d − p]: the
+        // convolution's sum reading g through the kernel and contracting with x.
+        assert_close(
+            &gradient(w, &grads),
+            &c.defining_sum(&gv, &xv),
+            &format!("conv_transpose2d {c:?}"),
+        );
     }
 }

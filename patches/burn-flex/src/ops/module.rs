@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{conv, conv_transpose, deform_conv, interpolate, pool, weight_grad};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -259,6 +259,29 @@ impl ModuleOps<Flex> for Flex {
             DType::BF16 => conv::conv3d_bf16(x, weight, bias, &options),
             dtype => panic!("conv3d: unsupported dtype {:?}", dtype),
         }
+    }
+
+    fn conv2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        weight_grad::conv2d_weight_backward(x, weight.layout().shape(), output_grad, &options)
+    }
+
+    fn conv_transpose2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvTransposeOptions<2>,
+    ) -> FloatTensor<Flex> {
+        weight_grad::conv_transpose2d_weight_backward(
+            x,
+            weight.layout().shape(),
+            output_grad,
+            &options,
+        )
     }
 
     fn conv_transpose1d(

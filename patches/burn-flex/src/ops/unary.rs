@@ -433,7 +433,11 @@ mod tests {
         for x in grid.chain(geometric).map(|x| x as f32) {
             let exact = (x as f64).tanh() as f32;
             let got = super::tanh_f32(x);
-            assert_eq!(exact.is_sign_negative(), got.is_sign_negative(), "tanh({x})");
+            assert_eq!(
+                exact.is_sign_negative(),
+                got.is_sign_negative(),
+                "tanh({x})"
+            );
             assert!(got.abs() <= 1.0, "tanh({x}) = {got} lies outside [-1, 1]");
             worst = worst.max(exact.to_bits().abs_diff(got.to_bits()));
         }
