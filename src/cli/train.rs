@@ -75,8 +75,9 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub latent_dim: Option<usize>,
     /// How the encoder takes the inference frames: stacked (all frames into its first
-    /// convolution, DeepMind's encoder) or per-frame (each frame through the same convolutions,
-    /// combined by the last) [default: stacked].
+    /// convolution, DeepMind's encoder), per-frame (each frame through the same convolutions,
+    /// combined by the last) or per-frame-coords (as per-frame, each frame with two channels of
+    /// pixel coordinates) [default: stacked].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(hgn::model::EncoderInput::ALL.map(|e| e.name())))]
     pub encoder_input: Option<String>,
     /// Hidden channels of the encoder alone [default: the preset's width, as the other networks].

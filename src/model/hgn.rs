@@ -184,11 +184,13 @@ impl HgnConfig {
                 "model.latent_dim needs the paper layout and at least 1 dimension"
             );
         }
-        anyhow::ensure!(
-            self.encoder_input != Some(EncoderInput::PerFrame)
-                || self.architecture == Architecture::Paper,
-            "model.encoder_input per-frame needs the paper layout"
-        );
+        if let Some(input) = self.encoder_input.filter(|e| e.per_frame()) {
+            anyhow::ensure!(
+                self.architecture == Architecture::Paper,
+                "model.encoder_input {} needs the paper layout",
+                input.name()
+            );
+        }
         if let Some(m) = self.kinetic_mass {
             anyhow::ensure!(
                 self.separable && m.is_finite() && m > 0.0,
@@ -214,7 +216,8 @@ impl HgnConfig {
         )
         .with_architecture(self.architecture)
         .with_vector(vector)
-        .with_per_frame(self.encoder_input == Some(EncoderInput::PerFrame))
+        .with_per_frame(self.encoder_input.is_some_and(EncoderInput::per_frame))
+        .with_coordinates(self.encoder_input == Some(EncoderInput::PerFrameCoords))
         .init(device);
         let transform = self.latent_transform.then(|| {
             if campusai {

@@ -36,18 +36,31 @@ pub enum EncoderInput {
     /// Each frame through the same convolutions alone, the frames combined by the last one
     /// ([`EncoderConfig::per_frame`]).
     PerFrame,
+    /// As [`EncoderInput::PerFrame`], each frame with two more channels: its pixels' coordinates
+    /// ([`EncoderConfig::coordinates`]; CoordConv, Liu et al. 2018).
+    PerFrameCoords,
 }
 
 impl EncoderInput {
     /// Every choice, in the order `--help` lists them.
-    pub const ALL: [EncoderInput; 2] = [EncoderInput::Stacked, EncoderInput::PerFrame];
+    pub const ALL: [EncoderInput; 3] = [
+        EncoderInput::Stacked,
+        EncoderInput::PerFrame,
+        EncoderInput::PerFrameCoords,
+    ];
 
     /// The name in configs and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             EncoderInput::Stacked => "stacked",
             EncoderInput::PerFrame => "per-frame",
+            EncoderInput::PerFrameCoords => "per-frame-coords",
         }
+    }
+
+    /// Whether each frame goes through the shared convolutions alone.
+    pub fn per_frame(self) -> bool {
+        self != EncoderInput::Stacked
     }
 }
 
@@ -59,7 +72,11 @@ impl std::str::FromStr for EncoderInput {
             .into_iter()
             .find(|e| e.name().eq_ignore_ascii_case(name.trim()))
             .ok_or_else(|| {
-                anyhow::anyhow!("unknown encoder input '{name}' (known: stacked, per-frame)")
+                let known: Vec<&str> = EncoderInput::ALL.iter().map(|e| e.name()).collect();
+                anyhow::anyhow!(
+                    "unknown encoder input '{name}' (known: {})",
+                    known.join(", ")
+                )
             })
     }
 }
@@ -90,6 +107,11 @@ pub struct EncoderConfig {
     /// maps, stacked frame-major along channels (`paper` layout only).
     #[config(default = false)]
     pub per_frame: bool,
+    /// With `per_frame`: each frame enters the first convolution with two more channels, its
+    /// pixels' coordinates `(x, y) ∈ [−1, 1]²` (column, row), so that the convolutions can
+    /// read where the objects are, not only their shape (CoordConv, Liu et al. 2018).
+    #[config(default = false)]
+    pub coordinates: bool,
 }
 
 impl EncoderConfig {
@@ -116,12 +138,13 @@ impl EncoderConfig {
                 layers,
                 head: None,
                 per_frame: None,
+                coordinates: false,
             };
         }
         let last = if self.vector { h } else { 2 * self.z_channels };
         let frames = self.channels_in / 3;
         let (first_in, last_in) = if self.per_frame {
-            (3, frames * h)
+            (if self.coordinates { 5 } else { 3 }, frames * h)
         } else {
             (self.channels_in, h)
         };
@@ -144,6 +167,7 @@ impl EncoderConfig {
             layers,
             head,
             per_frame: self.per_frame.then_some(frames),
+            coordinates: self.per_frame && self.coordinates,
         }
     }
 }
@@ -169,6 +193,10 @@ pub struct Encoder {
     /// ([`EncoderConfig::per_frame`]).
     #[module(skip)]
     pub per_frame: Option<usize>,
+    /// Each frame gets two coordinate channels before the first layer
+    /// ([`EncoderConfig::coordinates`]; with `per_frame` only).
+    #[module(skip)]
+    pub coordinates: bool,
 }
 
 impl Encoder {
@@ -182,6 +210,14 @@ impl Encoder {
         if let Some(k) = self.per_frame {
             let [b, c, height, width] = h.dims();
             h = h.reshape([b * k, c / k, height, width]);
+            if self.coordinates {
+                // [1, s·s, 2] → [b·K, 2, s, s]: channel 0 the column's x, channel 1 the row's y.
+                let grid = pixel_grid(height, &h.device())
+                    .swap_dims(1, 2)
+                    .reshape([1, 2, height, width])
+                    .expand([b * k, 2, height, width]);
+                h = Tensor::cat(vec![h, grid], 1);
+            }
         }
         for (i, layer) in self.layers.iter().enumerate() {
             if i == last
@@ -598,12 +634,25 @@ mod tests {
     fn per_frame_encoder_shares_its_weights_over_frames_and_keeps_sequences_apart() {
         let device = Device::flex();
         let (k, s) = (3, 16);
-        for vector in [false, true] {
+        // Coordinate planes by their definition: channel 0 the column's x, channel 1 the row's y,
+        // pixel centres from −1 to 1.
+        let at = |i: usize| -1.0 + 2.0 * i as f32 / (s - 1) as f32;
+        let planes: Vec<f32> = (0..2)
+            .flat_map(|c| (0..s * s).map(move |p| if c == 0 { p % s } else { p / s }))
+            .map(at)
+            .collect();
+        let planes = Tensor::<4>::from_data(TensorData::new(planes, [1, 2, s, s]), &device);
+        for (vector, coordinates) in [(false, false), (true, false), (false, true), (true, true)] {
             let encoder = EncoderConfig::new(3 * k, s, 8, 6)
                 .with_vector(vector)
                 .with_per_frame(true)
+                .with_coordinates(coordinates)
                 .init(&device);
             assert_eq!(encoder.per_frame, Some(k));
+            assert_eq!(
+                encoder.layers[0].weight.dims()[1],
+                3 + 2 * coordinates as usize
+            );
             let n = 3 * k * s * s;
             let pixels = |seed: usize| -> Vec<f32> {
                 (0..n)
@@ -613,12 +662,15 @@ mod tests {
             let x =
                 |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, 3 * k, s, s]), &device);
             let (one, other) = (pixels(1), pixels(2));
-            // By hand: the shared layers on each frame alone, the maps stacked frame-major, the
-            // last layer (and the vector head) on the stack.
+            // By hand: the shared layers on each frame alone (its coordinate planes beside it),
+            // the maps stacked frame-major, the last layer (and the vector head) on the stack.
             let last = encoder.layers.len() - 1;
             let maps: Vec<Tensor<4>> = (0..k)
                 .map(|f| {
-                    let frame = x(one.clone()).narrow(1, 3 * f, 3);
+                    let mut frame = x(one.clone()).narrow(1, 3 * f, 3);
+                    if coordinates {
+                        frame = Tensor::cat(vec![frame, planes.clone()], 1);
+                    }
                     encoder.layers[..last]
                         .iter()
                         .fold(frame, |h, layer| relu(layer.forward(h)))
@@ -636,7 +688,10 @@ mod tests {
             let ours = [to_vec(mean.clone()), to_vec(log_scale.clone())].concat();
             assert_eq!(ours.len(), by_hand.len());
             for (a, b) in ours.iter().zip(&by_hand) {
-                assert!((a - b).abs() <= 1e-5, "vector {vector}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-5,
+                    "vector {vector}, coordinates {coordinates}: {a} vs {b}"
+                );
             }
             // Two sequences in one batch come out as each alone.
             let both = Tensor::cat(vec![x(one.clone()), x(other.clone())], 0);

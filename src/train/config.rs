@@ -370,11 +370,51 @@ mod tests {
                 .per_frame
                 .is_some()
         );
+        // Every choice by its name, in configs and on the command line; the coordinates variant
+        // is a per-frame encoder with two more input channels per frame.
+        for input in crate::model::EncoderInput::ALL {
+            let json = serde_json::to_string(&input).unwrap();
+            assert_eq!(json, format!("\"{}\"", input.name()));
+            assert_eq!(
+                input
+                    .name()
+                    .to_uppercase()
+                    .parse::<crate::model::EncoderInput>()
+                    .unwrap(),
+                input
+            );
+            let mut with = config.clone();
+            with.model.encoder_input = Some(input);
+            let encoder = with.model.init(&Device::flex()).encoder;
+            assert_eq!(encoder.per_frame.is_some(), input.per_frame(), "{json}");
+            let coords = input == crate::model::EncoderInput::PerFrameCoords;
+            assert_eq!(encoder.coordinates, coords, "{json}");
+            let channels_in = match input {
+                crate::model::EncoderInput::Stacked => 3 * with.model.num_inference_frames,
+                crate::model::EncoderInput::PerFrame => 3,
+                crate::model::EncoderInput::PerFrameCoords => 5,
+            };
+            assert_eq!(encoder.layers[0].weight.dims()[1], channels_in, "{json}");
+        }
+        let err = "per-frame-xy"
+            .parse::<crate::model::EncoderInput>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("known: stacked, per-frame, per-frame-coords"),
+            "{err}"
+        );
         // CampusAI's stride-1 encoder has no per-frame form.
         let mut campusai = RunConfig::preset("campusai").unwrap().model;
         campusai.encoder_input = Some(crate::model::EncoderInput::PerFrame);
         let err = campusai.validate().unwrap_err().to_string();
         assert!(err.contains("per-frame needs the paper layout"), "{err}");
+        campusai.encoder_input = Some(crate::model::EncoderInput::PerFrameCoords);
+        let err = campusai.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("per-frame-coords needs the paper layout"),
+            "{err}"
+        );
         campusai.encoder_hidden = Some(1);
         campusai.encoder_input = None;
         assert!(campusai.validate().is_err(), "an encoder 1 channel wide");
