@@ -137,25 +137,13 @@ pub(crate) fn conv2d_weight_grad(
     output_grad: FlexTensor,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    let [batch, c, h, w] = dims4(&x);
-    let [m, oh, ow] = {
-        let [_, m, oh, ow] = dims4(&output_grad);
-        [m, oh, ow]
-    };
-    let geometry = Geometry {
-        batch,
-        c,
-        h,
-        w,
-        m,
-        oh,
-        ow,
-        kernel: [weight_shape[2], weight_shape[3]],
-        stride: options.stride,
-        padding: options.padding_begin(),
-        dilation: options.dilation,
-        groups: options.groups,
-    };
+    let geometry = Geometry::new(
+        &x,
+        &output_grad,
+        weight_shape,
+        [options.stride, options.padding_begin(), options.dilation],
+        options.groups,
+    );
     compute(x, output_grad, geometry)
 }
 
@@ -167,26 +155,44 @@ pub(crate) fn conv_transpose2d_weight_grad(
     output_grad: FlexTensor,
     options: &ConvTransposeOptions<2>,
 ) -> FlexTensor {
-    let [batch, c, h, w] = dims4(&output_grad);
-    let [m, oh, ow] = {
-        let [_, m, oh, ow] = dims4(&x);
-        [m, oh, ow]
-    };
-    let geometry = Geometry {
-        batch,
-        c,
-        h,
-        w,
-        m,
-        oh,
-        ow,
-        kernel: [weight_shape[2], weight_shape[3]],
-        stride: options.stride,
-        padding: options.padding,
-        dilation: options.dilation,
-        groups: options.groups,
-    };
+    let geometry = Geometry::new(
+        &output_grad,
+        &x,
+        weight_shape,
+        [options.stride, options.padding, options.dilation],
+        options.groups,
+    );
     compute(output_grad, x, geometry)
+}
+
+impl Geometry {
+    /// The geometry of `read` (`[batch, c, h, w]`) contracted with `contracted` (`[batch, m, oh,
+    /// ow]`) through a kernel of `weight_shape`'s last two sizes, at `[stride, padding,
+    /// dilation]`.
+    fn new(
+        read: &FlexTensor,
+        contracted: &FlexTensor,
+        weight_shape: &Shape,
+        [stride, padding, dilation]: [[usize; 2]; 3],
+        groups: usize,
+    ) -> Self {
+        let [batch, c, h, w] = dims4(read);
+        let [_, m, oh, ow] = dims4(contracted);
+        Geometry {
+            batch,
+            c,
+            h,
+            w,
+            m,
+            oh,
+            ow,
+            kernel: [weight_shape[2], weight_shape[3]],
+            stride,
+            padding,
+            dilation,
+            groups,
+        }
+    }
 }
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
@@ -203,25 +209,23 @@ fn compute(x: FlexTensor, g: FlexTensor, geo: Geometry) -> FlexTensor {
     let bytes = match dtype {
         DType::F32 => Bytes::from_elems(weight_grad::<f32>(x.storage(), g.storage(), geo)),
         DType::F64 => Bytes::from_elems(weight_grad::<f64>(x.storage(), g.storage(), geo)),
-        DType::F16 => {
-            let grad = compute(
-                cast_to_f32(x, f16::to_f32),
-                cast_to_f32(g, f16::to_f32),
-                geo,
-            );
-            return cast_from_f32(grad, f16::from_f32);
-        }
-        DType::BF16 => {
-            let grad = compute(
-                cast_to_f32(x, bf16::to_f32),
-                cast_to_f32(g, bf16::to_f32),
-                geo,
-            );
-            return cast_from_f32(grad, bf16::from_f32);
-        }
+        DType::F16 => return through_f32(x, g, geo, f16::to_f32, f16::from_f32),
+        DType::BF16 => return through_f32(x, g, geo, bf16::to_f32, bf16::from_f32),
         dtype => panic!("conv weight gradient: unsupported dtype {dtype:?}"),
     };
     FlexTensor::new(bytes, Layout::contiguous(shape), dtype)
+}
+
+/// [`compute`] of a half-precision pair in f32, the result cast back.
+fn through_f32<H: burn_backend::Element + bytemuck::Pod + Copy>(
+    x: FlexTensor,
+    g: FlexTensor,
+    geo: Geometry,
+    to: fn(H) -> f32,
+    from: fn(f32) -> H,
+) -> FlexTensor {
+    let grad = compute(cast_to_f32(x, to), cast_to_f32(g, to), geo);
+    cast_from_f32(grad, from)
 }
 
 /// `dW` (`[m, c / groups, kh, kw]`, row-major) of the module's equation, on contiguous slices.
