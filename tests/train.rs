@@ -717,6 +717,12 @@ fn bench_times_the_model_of_a_config_file() {
         "{stdout}"
     );
     assert!(stdout.contains("ms/step"), "{stdout}");
+    // The step's operations and its rate beside the device's matrix-product rate.
+    assert!(stdout.contains("GFLOP/step (forward: decoder"), "{stdout}");
+    assert!(
+        stdout.contains("of this device's f32 matrix-product rate"),
+        "{stdout}"
+    );
     let missing = tmp.path().join("missing.json");
     assert_error(
         &hgn(&["bench", "--config", missing.to_str().unwrap()]),

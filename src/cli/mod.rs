@@ -338,11 +338,9 @@ fn run_bench(
         "--batch-size and --steps must be at least 1"
     );
     let report = hgn::bench::bench(&config, device, 2, steps)?;
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = rayon::current_num_threads();
     println!(
-        "hgn bench: preset {}, batch {}, {} rollout steps, device {device}, {threads} threads",
+        "hgn bench: preset {}, batch {}, {} rollout steps, device {device}, {threads} CPU threads",
         report.preset, report.batch_size, report.rollout_steps
     );
     println!(
@@ -353,6 +351,30 @@ fn run_bench(
             .peak_mib
             .map(|m| format!("{m:.0} MiB"))
             .unwrap_or_else(|| "unknown".into())
+    );
+    let f = &report.flops;
+    let total = f.total();
+    println!(
+        "{:.2} GFLOP/step (forward: decoder {:.1} %, encoder {:.1} %, dynamics {:.1} %, f_psi {:.1} %; \
+         backward counted as twice the forward)",
+        f.training_step() / 1e9,
+        100.0 * f.decoder / total,
+        100.0 * f.encoder / total,
+        100.0 * f.dynamics / total,
+        100.0 * f.transform / total,
+    );
+    let rate = report.step_gflops();
+    let peak = match report.fma_peak_gflops {
+        Some(peak) => format!(
+            "; {:.1} % of the CPU's f32 FMA peak on these threads ({peak:.1} GFLOP/s)",
+            100.0 * rate / peak
+        ),
+        None => String::new(),
+    };
+    println!(
+        "{rate:.1} GFLOP/s = {:.1} % of this device's f32 matrix-product rate ({:.1} GFLOP/s){peak}",
+        100.0 * rate / report.matmul_gflops,
+        report.matmul_gflops,
     );
     Ok(())
 }

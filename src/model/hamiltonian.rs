@@ -19,7 +19,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::Padding::{Same, Valid};
-use super::layers::{Padding, conv, conv_adjoint};
+use super::layers::{Padding, conv, conv_adjoint, conv_flops};
 use super::networks::Architecture;
 
 /// `softplus(x) = max(x, 0) + log(1 + exp(−|x|))`: finite for every input, and its derivative
@@ -229,6 +229,19 @@ impl ConvEnergy {
     pub fn grad(&self, x: Tensor<4>) -> Tensor<4> {
         self.energy_and_grad(x).1
     }
+
+    /// Floating-point operations of [`Self::grad`] on `batch` inputs: every layer forward and
+    /// its adjoint, which costs the same ([`conv_flops`]; on a 1×1 input a 1×1 layer is the
+    /// matrix product of the same count).
+    pub fn grad_flops(&self, batch: usize) -> f64 {
+        let forward: f64 = self
+            .layers
+            .iter()
+            .zip(&self.sizes)
+            .map(|(layer, &size)| conv_flops(layer, [size, size]).0)
+            .sum();
+        2.0 * batch as f64 * forward
+    }
 }
 
 /// A stack of `layers` maps with softplus between them (none after the last), run forward on
@@ -353,6 +366,20 @@ pub struct HamiltonianNet {
 }
 
 impl HamiltonianNet {
+    /// Floating-point operations of one [`LatentHamiltonian::dh_dq`] and of one
+    /// [`LatentHamiltonian::dh_dp`] on `batch` states ([`ConvEnergy::grad_flops`]; a fixed
+    /// mass makes `∂H/∂p` a scaling, not counted).
+    pub fn gradient_flops(&self, batch: usize) -> (f64, f64) {
+        let of = |net: &Option<ConvEnergy>| net.as_ref().map_or(0.0, |n| n.grad_flops(batch));
+        match &self.joint {
+            Some(joint) => {
+                let both = joint.grad_flops(batch);
+                (both, both)
+            }
+            None => (of(&self.potential), of(&self.kinetic)),
+        }
+    }
+
     fn joint_grad(&self, q: Tensor<4>, p: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let channels = q.dims()[1];
         let grad = self

@@ -8,8 +8,8 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-use super::hamiltonian::{HamiltonianNet, HamiltonianNetConfig, softplus};
-use super::integrator::{IntegratorKind, Rollout, rollout};
+use super::hamiltonian::{HamiltonianNet, HamiltonianNetConfig, LatentHamiltonian, softplus};
+use super::integrator::{IntegratorKind, Rollout, gradient_evaluations, rollout};
 use super::networks::{
     Architecture, BroadcastDecoder, BroadcastDecoderConfig, Decoder, DecoderConfig, Encoder,
     EncoderConfig, EncoderInput, ResidualDecoder, Transform, TransformConfig,
@@ -286,6 +286,32 @@ pub struct Hgn {
     pub variational: bool,
 }
 
+/// Floating-point operations of one forward pass ([`Hgn::forward_flops`]), by network.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForwardFlops {
+    /// The encoder q_φ.
+    pub encoder: f64,
+    /// f_ψ.
+    pub transform: f64,
+    /// Every `∂H/∂q` and `∂H/∂p` of the rollout.
+    pub dynamics: f64,
+    /// The decoder on the decoded states.
+    pub decoder: f64,
+}
+
+impl ForwardFlops {
+    /// All of them.
+    pub fn total(&self) -> f64 {
+        self.encoder + self.transform + self.dynamics + self.decoder
+    }
+
+    /// A training step's: the forward pass and a backward pass counted at twice the forward
+    /// (a convolution's or matrix product's input and weight gradients each cost as much as it).
+    pub fn training_step(&self) -> f64 {
+        3.0 * self.total()
+    }
+}
+
 /// What [`Hgn::forward`] produces.
 #[derive(Debug, Clone)]
 pub struct HgnOutput {
@@ -391,6 +417,45 @@ impl Hgn {
             mean,
             log_scale,
             rollout: trajectory,
+        }
+    }
+
+    /// Floating-point operations of [`Self::forward_decoding`] on `batch` windows of
+    /// `image_size`² frames rolled out `steps` steps with `decoded` states decoded, network by
+    /// network: convolutions and matrix products at 2 per multiply–add (each network's `flops`),
+    /// the Hamiltonian's gradients as often as the integrator evaluates them
+    /// ([`gradient_evaluations`]); element-wise operations are not counted.
+    pub fn forward_flops(
+        &self,
+        batch: usize,
+        image_size: usize,
+        steps: usize,
+        decoded: usize,
+    ) -> ForwardFlops {
+        let (encoder, size) = self.encoder.flops(batch, image_size);
+        let (transform, size) = match &self.transform {
+            Some(t) => t.flops(batch, size),
+            None => (0.0, size),
+        };
+        let (dq_calls, dp_calls) =
+            gradient_evaluations(self.integrator, self.hamiltonian.is_separable(), steps);
+        let (dq, dp) = self.hamiltonian.gradient_flops(batch);
+        let images = batch * decoded;
+        let decoder = match (
+            &self.decoder,
+            &self.residual_decoder,
+            &self.broadcast_decoder,
+        ) {
+            (Some(plain), _, _) => plain.flops(images, size),
+            (_, Some(residual), _) => residual.flops(images, size),
+            (_, _, Some(broadcast)) => broadcast.flops(images),
+            _ => unreachable!("an HGN has a decoder"),
+        };
+        ForwardFlops {
+            encoder,
+            transform,
+            dynamics: dq_calls as f64 * dq + dp_calls as f64 * dp,
+            decoder,
         }
     }
 

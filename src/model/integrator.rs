@@ -14,7 +14,9 @@
 //!
 //! A negative `dt` runs backward in time; any `dt` works at rollout time (speed-up/slow-down).
 
-use burn::tensor::Tensor;
+use std::cell::Cell;
+
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::hamiltonian::LatentHamiltonian;
@@ -113,6 +115,41 @@ pub fn rollout<const D: usize>(
         ps.push(p.clone());
     }
     Rollout { q: qs, p: ps }
+}
+
+/// How many times `steps` steps of `kind` evaluate `∂H/∂q` and `∂H/∂p` (in that order) for a
+/// separable or a joint `H`: [`rollout`] itself, run on a Hamiltonian that only counts, so the
+/// count follows the integrators as written (the leapfrog's carried force included).
+pub fn gradient_evaluations(kind: IntegratorKind, separable: bool, steps: usize) -> (usize, usize) {
+    struct Counter {
+        separable: bool,
+        dq: Cell<usize>,
+        dp: Cell<usize>,
+    }
+    impl LatentHamiltonian<2> for Counter {
+        fn energy(&self, q: Tensor<2>, _p: Tensor<2>) -> Tensor<1> {
+            q.sum()
+        }
+        fn dh_dq(&self, q: Tensor<2>, _p: Tensor<2>) -> Tensor<2> {
+            self.dq.set(self.dq.get() + 1);
+            q
+        }
+        fn dh_dp(&self, _q: Tensor<2>, p: Tensor<2>) -> Tensor<2> {
+            self.dp.set(self.dp.get() + 1);
+            p
+        }
+        fn is_separable(&self) -> bool {
+            self.separable
+        }
+    }
+    let counter = Counter {
+        separable,
+        dq: Cell::new(0),
+        dp: Cell::new(0),
+    };
+    let zero = Tensor::<2>::zeros([1, 1], &Device::flex());
+    rollout(&counter, kind, zero.clone(), zero, 0.1, steps);
+    (counter.dq.get(), counter.dp.get())
 }
 
 /// One kick-drift-kick step. For a separable `H`, `force` carries `∂H/∂q(q)` from the end of the

@@ -1,7 +1,7 @@
 //! Convolution helpers shared by the networks: TF/Haiku padding rules and the conv adjoint.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Initializer, PaddingConfig2d};
+use burn::nn::{Initializer, Linear, PaddingConfig2d};
 use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::{ConvTransposeOptions, PadMode};
 use burn::tensor::{Device, Tensor};
@@ -75,6 +75,30 @@ fn explicit_pads(layer: &Conv2d) -> ((usize, usize), (usize, usize)) {
             panic!("conv_adjoint needs explicit padding; build layers with `conv`")
         }
     }
+}
+
+/// Floating-point operations of one image through `layer` (2 per multiply–add:
+/// `2 · C_out · C_in/groups · k_h · k_w · H_out · W_out`; the bias is not counted), and the
+/// output's spatial size, for an input of spatial size `input_hw`. The adjoint
+/// ([`conv_adjoint`]) and each of the two gradients of a training step cost the same.
+pub fn conv_flops(layer: &Conv2d, input_hw: [usize; 2]) -> (f64, [usize; 2]) {
+    let [out, inp, kh, kw] = layer.weight.dims();
+    let pads = explicit_pads(layer);
+    let side = |n: usize, (before, after): (usize, usize), k: usize, axis: usize| {
+        (n + before + after - layer.dilation[axis] * (k - 1) - 1) / layer.stride[axis] + 1
+    };
+    let hw = [
+        side(input_hw[0], pads.0, kh, 0),
+        side(input_hw[1], pads.1, kw, 1),
+    ];
+    let flops = 2.0 * (out * inp * kh * kw) as f64 * (hw[0] * hw[1]) as f64;
+    (flops, hw)
+}
+
+/// Floating-point operations of `rows` input rows through `layer` (`2 · d_in · d_out` each).
+pub fn linear_flops(layer: &Linear, rows: usize) -> f64 {
+    let [d_in, d_out] = layer.weight.dims();
+    2.0 * (d_in * d_out * rows) as f64
 }
 
 /// The adjoint (vector–Jacobian product) of `layer` with respect to its input: given

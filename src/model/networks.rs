@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::hamiltonian::sigmoid;
-use super::layers::{Padding, conv};
+use super::layers::{Padding, conv, conv_flops, linear_flops};
 
 /// Which published network layout to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -244,6 +244,25 @@ impl Encoder {
         let mean = halves.pop().expect("two halves");
         (mean, log_scale)
     }
+
+    /// Floating-point operations of [`Self::forward`] on `batch` sequences of `image_size`²
+    /// frames ([`conv_flops`]), and the spatial size of `z`.
+    pub fn flops(&self, batch: usize, image_size: usize) -> (f64, usize) {
+        let last = self.layers.len() - 1;
+        let frames = self.per_frame.unwrap_or(1);
+        let mut hw = [image_size, image_size];
+        let mut total = 0.0;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let images = if i == last { batch } else { batch * frames };
+            let (flops, out) = conv_flops(layer, hw);
+            total += images as f64 * flops;
+            hw = out;
+        }
+        match &self.head {
+            Some(head) => (total + linear_flops(head, batch), 1),
+            None => (total, hw[0]),
+        }
+    }
 }
 
 /// The latent transform f_ψ: `depth` convs `k3 s1 SAME`, ReLU between, none at the end (`k1`,
@@ -343,6 +362,19 @@ impl Transform {
         }
         h
     }
+
+    /// Floating-point operations of [`Self::forward`] on `batch` maps of `size`² ([`conv_flops`]),
+    /// and the spatial size of its output.
+    pub fn flops(&self, batch: usize, size: usize) -> (f64, usize) {
+        let mut hw = [size, size];
+        let mut total = 0.0;
+        for layer in &self.layers {
+            let (flops, out) = conv_flops(layer, hw);
+            total += batch as f64 * flops;
+            hw = out;
+        }
+        (total, hw[0])
+    }
 }
 
 /// Decoder layout: a learned constant concatenated to `q`, then three blocks of nearest ×2
@@ -436,6 +468,22 @@ impl Decoder {
         }
         sigmoid(h)
     }
+
+    /// Floating-point operations of [`Self::forward`] on `images` states of `size`²
+    /// ([`conv_flops`]).
+    pub fn flops(&self, images: usize, size: usize) -> f64 {
+        let mut hw = [size, size];
+        let mut total = 0.0;
+        for block in &self.blocks {
+            hw = [2 * hw[0], 2 * hw[1]];
+            for layer in block {
+                let (flops, out) = conv_flops(layer, hw);
+                total += images as f64 * flops;
+                hw = out;
+            }
+        }
+        total
+    }
 }
 
 /// Spatial broadcast decoder (Watters et al. 2019) for a vector latent: every pixel sees the
@@ -508,6 +556,18 @@ impl BroadcastDecoder {
             }
         }
         sigmoid(h.swap_dims(1, 2).reshape([b, 3, s, s]))
+    }
+
+    /// Floating-point operations of [`Self::forward`] on `images` states ([`linear_flops`]; the
+    /// coordinates' layer runs once, shared by the batch).
+    pub fn flops(&self, images: usize) -> f64 {
+        let pixels = self.image_size * self.image_size;
+        let hidden: f64 = self
+            .layers
+            .iter()
+            .map(|layer| linear_flops(layer, images * pixels))
+            .sum();
+        linear_flops(&self.position, images) + linear_flops(&self.coordinates, pixels) + hidden
     }
 }
 
@@ -587,6 +647,26 @@ impl ResidualDecoder {
             h = sigmoid(x + residual);
         }
         sigmoid(self.output.forward(h))
+    }
+
+    /// Floating-point operations of [`Self::forward`] on `images` states of `size`²
+    /// ([`conv_flops`]).
+    pub fn flops(&self, images: usize, size: usize) -> f64 {
+        let mut hw = [size, size];
+        let mut total = 0.0;
+        for (block, skip) in self.blocks.iter().zip(&self.skips) {
+            let up = [2 * hw[0], 2 * hw[1]];
+            hw = up;
+            for layer in block {
+                let (flops, out) = conv_flops(layer, hw);
+                total += images as f64 * flops;
+                hw = out;
+            }
+            if let Some(projection) = skip {
+                total += images as f64 * conv_flops(projection, up).0;
+            }
+        }
+        total + images as f64 * conv_flops(&self.output, hw).0
     }
 }
 
