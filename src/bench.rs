@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
+use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
 
@@ -25,6 +26,8 @@ pub struct BenchReport {
     pub batch_size: usize,
     /// Integration steps per sequence.
     pub rollout_steps: usize,
+    /// Trainable parameters of the model.
+    pub parameters: usize,
     /// Milliseconds of each timed step.
     pub step_ms: Vec<f64>,
     /// Median milliseconds per step.
@@ -119,6 +122,7 @@ pub fn bench(
         preset: config.preset.clone(),
         batch_size: b,
         rollout_steps: m.rollout_steps,
+        parameters: model.num_params(),
         step_ms,
         median_ms,
         peak_mib: peak_memory_mib(),

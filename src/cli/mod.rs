@@ -340,8 +340,8 @@ fn run_bench(
     let report = hgn::bench::bench(&config, device, 2, steps)?;
     let threads = rayon::current_num_threads();
     println!(
-        "hgn bench: preset {}, batch {}, {} rollout steps, device {device}, {threads} CPU threads",
-        report.preset, report.batch_size, report.rollout_steps
+        "hgn bench: preset {}, {} parameters, batch {}, {} rollout steps, device {device}, {threads} CPU threads",
+        report.preset, report.parameters, report.batch_size, report.rollout_steps
     );
     println!(
         "median {:.1} ms/step, {:.2} sequences/s, peak memory {}",
