@@ -40,6 +40,8 @@ pub struct BenchReport {
     /// The device's f32 matrix-product rate, GFLOP/s ([`matmul_gflops`]), measured after the
     /// steps in the same process: the rate a step's is set against.
     pub matmul_gflops: f64,
+    /// Rows (and columns) of the matrices of [`Self::matmul_gflops`].
+    pub matmul_size: usize,
     /// On the CPU: its f32 FMA rate on the step's threads, GFLOP/s ([`fma_peak_gflops`]), the
     /// machine's peak.
     pub fma_peak_gflops: Option<f64>,
@@ -108,13 +110,16 @@ pub fn bench(
     sorted.sort_by(f64::total_cmp);
     let median_ms = sorted[sorted.len() / 2];
     let flops = model.forward_flops(b, s, m.rollout_steps, decoded.len());
+    // Large enough for the CPU's kernel to reach its rate; on a GPU, twice as large in each
+    // dimension (a rate from a larger product would be higher still).
     let matmul_size = if device == DeviceChoice::Cpu {
         1024
     } else {
-        4096
+        2048
     };
     Ok(BenchReport {
         flops,
+        matmul_size,
         matmul_gflops: matmul_gflops(&base, matmul_size, 10),
         fma_peak_gflops: (device == DeviceChoice::Cpu)
             .then(|| fma_peak_gflops(rayon::current_num_threads(), 0.5))

@@ -713,7 +713,8 @@ fn bench_times_the_model_of_a_config_file() {
         "2",
     ]));
     assert!(
-        stdout.contains("preset vector, ") && stdout.contains(" parameters, batch 2, 3 rollout steps"),
+        stdout.contains("preset vector, ")
+            && stdout.contains(" parameters, batch 2, 3 rollout steps"),
         "{stdout}"
     );
     assert!(stdout.contains("ms/step"), "{stdout}");

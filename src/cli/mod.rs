@@ -372,9 +372,11 @@ fn run_bench(
         None => String::new(),
     };
     println!(
-        "{rate:.1} GFLOP/s = {:.1} % of this device's f32 matrix-product rate ({:.1} GFLOP/s){peak}",
+        "{rate:.1} GFLOP/s = {:.1} % of this device's f32 matrix-product rate ({:.1} GFLOP/s at \
+         {n}×{n}){peak}",
         100.0 * rate / report.matmul_gflops,
         report.matmul_gflops,
+        n = report.matmul_size,
     );
     Ok(())
 }
