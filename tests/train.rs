@@ -700,6 +700,7 @@ fn bench_times_the_model_of_a_config_file() {
     config.model.hidden = 4;
     config.model.hamiltonian_width = 4;
     config.model.rollout_steps = 3;
+    config.train.batch_size = 3;
     let path = tmp.path().join("config.json");
     std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
     let path = path.to_str().unwrap();
@@ -724,6 +725,9 @@ fn bench_times_the_model_of_a_config_file() {
         stdout.contains("of this device's f32 matrix-product rate"),
         "{stdout}"
     );
+    // Without --batch-size the config's own batch is timed.
+    let stdout = ok(hgn(&["bench", "--config", path, "--steps", "1"]));
+    assert!(stdout.contains(" parameters, batch 3, "), "{stdout}");
     let missing = tmp.path().join("missing.json");
     assert_error(
         &hgn(&["bench", "--config", missing.to_str().unwrap()]),

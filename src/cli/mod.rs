@@ -77,9 +77,9 @@ pub enum Command {
         /// A run config file (JSON, as written to RUN/config.json) instead of a preset.
         #[arg(long, conflicts_with = "preset")]
         config: Option<PathBuf>,
-        /// Sequences per step.
-        #[arg(long, default_value = "16", value_parser = parse_count)]
-        batch_size: usize,
+        /// Sequences per step [default: the preset's or the config file's].
+        #[arg(long, value_parser = parse_count)]
+        batch_size: Option<usize>,
         /// Timed steps (after 2 untimed warm-up steps).
         #[arg(long, default_value = "5", value_parser = parse_count)]
         steps: usize,
@@ -324,7 +324,7 @@ fn run_plot(
 fn run_bench(
     preset: &str,
     config: Option<PathBuf>,
-    batch_size: usize,
+    batch_size: Option<usize>,
     steps: usize,
     device: hgn::device::DeviceChoice,
 ) -> Result<()> {
@@ -332,9 +332,11 @@ fn run_bench(
         Some(path) => hgn::train::RunConfig::load(&path)?,
         None => hgn::train::RunConfig::preset(preset)?,
     };
-    config.train.batch_size = batch_size;
+    if let Some(b) = batch_size {
+        config.train.batch_size = b;
+    }
     anyhow::ensure!(
-        batch_size >= 1 && steps >= 1,
+        config.train.batch_size >= 1 && steps >= 1,
         "--batch-size and --steps must be at least 1"
     );
     let report = hgn::bench::bench(&config, device, 2, steps)?;
