@@ -234,7 +234,8 @@ def main():
     forward_steps = {"paper": 29, "tiny": 9, "vector": 29}[args.preset]
     k, steps, dt = (31, 30, -0.125) if reconstruct else (5, forward_steps, 0.125)
     states = steps + 1
-    decoded = list(range(states)) if args.preset == "paper" else [i * (states - 1) // 3 for i in range(4)]
+    n = 4  # hgn's decoded_frames for tiny and vector
+    decoded = list(range(states)) if args.preset == "paper" else [i * (states - 1) // (n - 1) for i in range(n)]
     model = Hgn(frames=k, **preset).to(device)
     optim = torch.optim.Adam(model.parameters(), lr=1.5e-4, eps=1e-8)
     b = args.batch_size

@@ -286,6 +286,13 @@ pub struct Hgn {
     pub variational: bool,
 }
 
+/// p_θ(x | q) of an [`Hgn`], whichever layout it has.
+enum DecoderLayout<'a> {
+    Plain(&'a Decoder),
+    Residual(&'a ResidualDecoder),
+    Broadcast(&'a BroadcastDecoder),
+}
+
 /// Floating-point operations of one forward pass ([`Hgn::forward_flops`]), by network.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ForwardFlops {
@@ -364,6 +371,20 @@ impl Hgn {
         (q, p)
     }
 
+    /// The one decoder this HGN has (built by [`HgnConfig::init`] from its layout).
+    fn decoder_layout(&self) -> DecoderLayout<'_> {
+        match (
+            &self.decoder,
+            &self.residual_decoder,
+            &self.broadcast_decoder,
+        ) {
+            (Some(plain), _, _) => DecoderLayout::Plain(plain),
+            (_, Some(residual), _) => DecoderLayout::Residual(residual),
+            (_, _, Some(broadcast)) => DecoderLayout::Broadcast(broadcast),
+            _ => unreachable!("an HGN has a decoder"),
+        }
+    }
+
     /// Decodes every state of a rollout in one batch.
     ///
     /// # Shapes
@@ -372,15 +393,10 @@ impl Hgn {
         let t = qs.len();
         let [b, _, _, _] = qs[0].dims();
         let stacked = Tensor::cat(qs.to_vec(), 0);
-        let frames = match (
-            &self.decoder,
-            &self.residual_decoder,
-            &self.broadcast_decoder,
-        ) {
-            (Some(plain), _, _) => plain.forward(stacked),
-            (_, Some(residual), _) => residual.forward(stacked),
-            (_, _, Some(broadcast)) => broadcast.forward(stacked),
-            _ => unreachable!("an HGN has a decoder"),
+        let frames = match self.decoder_layout() {
+            DecoderLayout::Plain(plain) => plain.forward(stacked),
+            DecoderLayout::Residual(residual) => residual.forward(stacked),
+            DecoderLayout::Broadcast(broadcast) => broadcast.forward(stacked),
         };
         let [_, c, h, w] = frames.dims();
         frames.reshape([t, b, c, h, w]).swap_dims(0, 1)
@@ -441,15 +457,10 @@ impl Hgn {
             gradient_evaluations(self.integrator, self.hamiltonian.is_separable(), steps);
         let (dq, dp) = self.hamiltonian.gradient_flops(batch);
         let images = batch * decoded;
-        let decoder = match (
-            &self.decoder,
-            &self.residual_decoder,
-            &self.broadcast_decoder,
-        ) {
-            (Some(plain), _, _) => plain.flops(images, size),
-            (_, Some(residual), _) => residual.flops(images, size),
-            (_, _, Some(broadcast)) => broadcast.flops(images),
-            _ => unreachable!("an HGN has a decoder"),
+        let decoder = match self.decoder_layout() {
+            DecoderLayout::Plain(plain) => plain.flops(images, size),
+            DecoderLayout::Residual(residual) => residual.flops(images, size),
+            DecoderLayout::Broadcast(broadcast) => broadcast.flops(images),
         };
         ForwardFlops {
             encoder,
