@@ -256,3 +256,105 @@ fn conv_weight_gradients_equal_their_defining_sums() {
         );
     }
 }
+
+impl Case {
+    /// `y[b, m, r, q] = Σ_{c, i, j} w[m, c, i, j] · x[b, c, r·s + i·d − p, q·s + j·d − p]` and,
+    /// given `g` for `y`, `dx[b, c, ih, iw] = Σ_{m, r, q, i, j} g[b, m, r, q] · w[m, c, i, j]`
+    /// over the `(r, q, i, j)` that read `(ih, iw)` (one group, f64).
+    fn defining_conv_and_input_grad(&self, x: &[f32], w: &[f32], g: &[f32]) -> [Vec<f64>; 2] {
+        let [batch, c, h, wd] = self.x;
+        let (oh, ow) = (self.out(0), self.out(1));
+        let [kh, kw] = self.kernel;
+        let mut y = vec![0.0; batch * self.m * oh * ow];
+        let mut dx = vec![0.0; x.len()];
+        for b in 0..batch {
+            for m in 0..self.m {
+                for r in 0..oh {
+                    for q in 0..ow {
+                        let at = ((b * self.m + m) * oh + r) * ow + q;
+                        for ch in 0..c {
+                            for i in 0..kh {
+                                let ih = (r * self.stride[0] + i * self.dilation[0]) as isize
+                                    - self.padding[0].0 as isize;
+                                if ih < 0 || ih >= h as isize {
+                                    continue;
+                                }
+                                for j in 0..kw {
+                                    let iw = (q * self.stride[1] + j * self.dilation[1]) as isize
+                                        - self.padding[1].0 as isize;
+                                    if iw < 0 || iw >= wd as isize {
+                                        continue;
+                                    }
+                                    let xi = ((b * c + ch) * h + ih as usize) * wd + iw as usize;
+                                    let wv = w[((m * c + ch) * kh + i) * kw + j] as f64;
+                                    y[at] += wv * x[xi] as f64;
+                                    dx[xi] += wv * g[at] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        [y, dx]
+    }
+}
+
+#[test]
+fn stride_one_convolutions_and_their_input_gradients_equal_their_defining_sums() {
+    // Stride-1 convolutions (forward, input gradient through the transposed convolution, and
+    // weight gradient) run as shifted matrix products over a padded buffer: the HGN decoder's and
+    // Hamiltonian's 3×3 "same" layers, the encoder's 4×4 "same" one (asymmetric padding), a
+    // dilated one, and enough images for several chunks.
+    let device = Device::flex().autodiff();
+    let case = |x, m, kernel, padding, dilation| Case {
+        x,
+        m,
+        kernel,
+        stride: [1, 1],
+        padding,
+        dilation,
+        groups: 1,
+    };
+    let cases = [
+        case([2, 3, 8, 8], 4, [3, 3], [(1, 1); 2], [1, 1]),
+        case([2, 5, 16, 14], 3, [4, 4], [(1, 2), (1, 2)], [1, 1]),
+        case([1, 3, 20, 20], 4, [3, 3], [(2, 2); 2], [2, 2]),
+        case([12, 16, 32, 32], 16, [3, 3], [(1, 1); 2], [1, 1]),
+    ];
+    for (n, c) in cases.iter().enumerate() {
+        let (xv, x) = tensor(c.x, 5 * n as u64 + 100, &device);
+        let (wv, w) = tensor(
+            [c.m, c.x[1], c.kernel[0], c.kernel[1]],
+            5 * n as u64 + 101,
+            &device,
+        );
+        let (x, w) = (x.require_grad(), w.require_grad());
+        let (gv, g) = tensor(
+            [c.x[0], c.m, c.out(0), c.out(1)],
+            5 * n as u64 + 102,
+            &device,
+        );
+        let options = ConvOptions {
+            stride: c.stride,
+            padding: c.padding,
+            dilation: c.dilation,
+            groups: 1,
+        };
+        let y = conv2d(x.clone(), w.clone(), None, options);
+        let [want_y, want_dx] = c.defining_conv_and_input_grad(&xv, &wv, &gv);
+        let got_y = y.clone().into_data().try_to_vec::<f32>().unwrap();
+        assert_close(&got_y, &want_y, &format!("conv2d {c:?}"));
+        let grads = (y * g).sum().backward();
+        assert_close(
+            &gradient(x, &grads),
+            &want_dx,
+            &format!("input gradient {c:?}"),
+        );
+        assert_close(
+            &gradient(w, &grads),
+            &c.defining_sum(&xv, &gv),
+            &format!("weight gradient {c:?}"),
+        );
+    }
+}

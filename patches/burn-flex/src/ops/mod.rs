@@ -116,6 +116,7 @@ pub mod pool;
 mod qtensor;
 pub mod reduce;
 pub mod repeat_dim;
+mod shifted;
 pub mod slice;
 pub mod sort;
 mod transaction;

@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_transpose, deform_conv, interpolate, pool, weight_grad};
+use crate::ops::{conv, conv_transpose, deform_conv, interpolate, pool, shifted, weight_grad};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -65,6 +65,9 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
+        if let Some(out) = shifted::try_conv2d(&x, &weight, bias.as_ref(), &options) {
+            return out;
+        }
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
@@ -267,6 +270,11 @@ impl ModuleOps<Flex> for Flex {
         output_grad: FloatTensor<Flex>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
+        if let Some(grad) =
+            shifted::try_conv2d_weight_grad(&x, weight.layout().shape(), &output_grad, &options)
+        {
+            return grad;
+        }
         weight_grad::conv2d_weight_backward(x, weight.layout().shape(), output_grad, &options)
     }
 
@@ -305,6 +313,9 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Flex> {
+        if let Some(out) = shifted::try_conv_transpose2d(&x, &weight, bias.as_ref(), &options) {
+            return out;
+        }
         match x.dtype() {
             DType::F32 => conv_transpose::conv_transpose2d_f32(x, weight, bias, &options),
             DType::F64 => conv_transpose::conv_transpose2d_f64(x, weight, bias, &options),

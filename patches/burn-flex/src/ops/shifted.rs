@@ -1,0 +1,751 @@
+//! Stride-1 2-D convolutions, their transposes and their weight gradients as sums of shifted
+//! matrix products, without an im2col buffer.
+//!
+//! With the input zero-padded into a buffer laid out `[c, images, hp, wp]` (channel-major, each
+//! image's padded rows one after the other), the input pixel that kernel position `(i, j)`
+//! reads for the output at padded-grid position `p = (image, y, x)` sits at `p + i·dh·wp +
+//! j·dw` in every channel's row. So, over a whole chunk of images at once,
+//!
+//! `out[m, p] = Σ_{i, j} W_ij[m, c] · xp[c, p + i·dh·wp + j·dw]`
+//!
+//! is `kh · kw` products of the `[m, c]` weight slice by a `[c, n]` matrix read straight from the
+//! padded buffer at a shifted offset, accumulated into one `[m, n]` result; the outputs at the
+//! padded grid's last `dh·(kh − 1)` rows and `dw·(kw − 1)` columns of each image are computed
+//! and dropped (`hp·wp / (oh·ow)` times the work of the valid outputs, see [`MAX_WASTE`]). The
+//! weight gradient is the same sum read the other way,
+//!
+//! `dW_ij[m, c] = Σ_p g[m, p] · xp[c, p + i·dh·wp + j·dw]`,
+//!
+//! with `g` placed on the padded grid (zero at the dropped positions), and a stride-1 transposed
+//! convolution is the convolution by the flipped kernel with its two channel axes swapped, at
+//! padding `d·(k − 1) − p`. The buffers hold a chunk of images of about [`CHUNK_ELEMENTS`]
+//! elements; chunks run in parallel.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use burn_backend::DType;
+use burn_backend::ops::{ConvOptions, ConvTransposeOptions};
+use burn_std::{Bytes, Shape};
+
+use crate::{FlexTensor, Layout};
+
+use super::conv_common::add_bias;
+
+/// Padded-buffer elements per chunk of images (at least one image per chunk).
+const CHUNK_ELEMENTS: usize = 1 << 17;
+
+/// The padded grid may hold at most this many times the valid outputs; beyond (small images with
+/// wide kernels), the work spent on dropped positions outweighs the copies saved, and the
+/// backend's other paths are used.
+const MAX_WASTE: f64 = 1.6;
+
+/// The element types computed here (those `gemm` multiplies natively).
+pub(crate) trait Scalar:
+    burn_backend::Element + burn_backend::ElementAdd + bytemuck::Pod + Copy + Send + Sync + 'static
+{
+    const ZERO: Self;
+    const ONE: Self;
+}
+
+impl Scalar for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+impl Scalar for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+/// A stride-1, ungrouped 2-D convolution of `[batch, c, h, w]` by `[m, c, kh, kw]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub batch: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub m: usize,
+    pub kernel: [usize; 2],
+    /// Zeros before the first row and column.
+    pub pad_begin: [usize; 2],
+    /// Zeros after the last row and column.
+    pub pad_end: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Geometry {
+    /// Height and width of the padded image.
+    fn padded(&self) -> [usize; 2] {
+        [
+            self.h + self.pad_begin[0] + self.pad_end[0],
+            self.w + self.pad_begin[1] + self.pad_end[1],
+        ]
+    }
+
+    /// Output height and width; `None` where the kernel spans more than the padded image.
+    pub fn out(&self) -> Option<[usize; 2]> {
+        let [hp, wp] = self.padded();
+        let span_h = self.dilation[0] * (self.kernel[0] - 1);
+        let span_w = self.dilation[1] * (self.kernel[1] - 1);
+        (span_h < hp && span_w < wp).then(|| [hp - span_h, wp - span_w])
+    }
+
+    /// Whether this module computes the convolution: a kernel larger than 1 × 1, non-empty
+    /// sizes, and a padded grid at most [`MAX_WASTE`] times the output.
+    pub fn applies(&self) -> bool {
+        let [kh, kw] = self.kernel;
+        if kh * kw <= 1 || self.batch == 0 || self.c == 0 || self.m == 0 {
+            return false;
+        }
+        if self.dilation.contains(&0) {
+            return false;
+        }
+        let Some([oh, ow]) = self.out() else {
+            return false;
+        };
+        let [hp, wp] = self.padded();
+        (hp * wp) as f64 <= MAX_WASTE * (oh * ow) as f64
+    }
+
+    /// Offset in the padded buffer of kernel position `(i, j)`.
+    fn offset(&self, i: usize, j: usize) -> usize {
+        i * self.dilation[0] * self.padded()[1] + j * self.dilation[1]
+    }
+
+    /// Elements past a chunk's last image that the largest offset reads (kept zero).
+    fn guard(&self) -> usize {
+        self.offset(self.kernel[0] - 1, self.kernel[1] - 1)
+    }
+
+    /// Images per chunk.
+    fn chunk_images(&self) -> usize {
+        let [hp, wp] = self.padded();
+        (CHUNK_ELEMENTS / (self.c.max(self.m) * hp * wp)).clamp(1, self.batch)
+    }
+}
+
+/// The images `first..first + items` of `x` (`[batch, c, h, w]`), zero-padded, into `xp`
+/// (`[c, ld]`: each channel's row holds the padded images one after the other, then zeros).
+fn fill_padded<T: Scalar>(x: &[T], geo: &Geometry, first: usize, items: usize, xp: &mut [T]) {
+    let [hp, wp] = geo.padded();
+    let [top, left] = geo.pad_begin;
+    let ld = xp.len() / geo.c;
+    xp.fill(T::ZERO);
+    for (ch, row) in xp.chunks_mut(ld).enumerate() {
+        for item in 0..items {
+            let src = &x[((first + item) * geo.c + ch) * geo.h * geo.w..][..geo.h * geo.w];
+            let dst = &mut row[item * hp * wp..][..hp * wp];
+            for (y, line) in src.chunks(geo.w).enumerate() {
+                dst[(y + top) * wp + left..][..geo.w].copy_from_slice(line);
+            }
+        }
+    }
+}
+
+/// Runs `task(first image, chunk of out)` over `out` cut into chunks of `per_image · images`
+/// elements, in parallel where the crate has threads.
+fn for_each_chunk<T: Scalar>(
+    out: &mut [T],
+    per_image: usize,
+    images: usize,
+    task: impl Fn(usize, &mut [T]) + Send + Sync,
+) {
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(per_image * images)
+            .enumerate()
+            .for_each(|(index, chunk)| task(index * images, chunk));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (index, chunk) in out.chunks_mut(per_image * images).enumerate() {
+        task(index * images, chunk);
+    }
+}
+
+/// `dst[rows, n] (+)= lhs[rows, k] · rhs[k, n]`, all row-major with the given leading
+/// dimensions, on this thread.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product<T: Scalar>(
+    [rows, n, k]: [usize; 3],
+    dst: *mut T,
+    ld_dst: usize,
+    accumulate: bool,
+    lhs: *const T,
+    ld_lhs: usize,
+    rhs: *const T,
+    ld_rhs: usize,
+) {
+    unsafe {
+        gemm::gemm(
+            rows,
+            n,
+            k,
+            dst,
+            1,
+            ld_dst as isize,
+            accumulate,
+            lhs,
+            1,
+            ld_lhs as isize,
+            rhs,
+            1,
+            ld_rhs as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// The convolution (`[batch, m, oh, ow]`, row-major) of `x` by `weight` (`[m, c, kh, kw]`).
+pub(crate) fn conv2d<T: Scalar>(x: &[T], weight: &[T], geo: &Geometry) -> Vec<T> {
+    let [oh, ow] = geo
+        .out()
+        .expect("shifted conv2d: kernel larger than the padded input");
+    let [hp, wp] = geo.padded();
+    let [kh, kw] = geo.kernel;
+    let (c, m) = (geo.c, geo.m);
+    // W_ij as [kh·kw][m, c].
+    let mut per_position = vec![T::ZERO; kh * kw * m * c];
+    for (index, &value) in weight.iter().enumerate() {
+        let (row, ij) = (index / (kh * kw), index % (kh * kw));
+        per_position[ij * m * c + row] = value;
+    }
+    let mut out = vec![T::ZERO; geo.batch * m * oh * ow];
+    let images = geo.chunk_images();
+    for_each_chunk(&mut out, m * oh * ow, images, |first, chunk| {
+        let items = chunk.len() / (m * oh * ow);
+        let n = items * hp * wp;
+        let ld = n + geo.guard();
+        let mut xp = vec![T::ZERO; c * ld];
+        fill_padded(x, geo, first, items, &mut xp);
+        let mut grid = vec![T::ZERO; m * n];
+        for i in 0..kh {
+            for j in 0..kw {
+                let ij = i * kw + j;
+                // grid[m, n] (+)= W_ij[m, c] · xp[c, offset .. offset + n]
+                unsafe {
+                    product(
+                        [m, n, c],
+                        grid.as_mut_ptr(),
+                        n,
+                        ij > 0,
+                        per_position[ij * m * c..].as_ptr(),
+                        c,
+                        xp[geo.offset(i, j)..].as_ptr(),
+                        ld,
+                    );
+                }
+            }
+        }
+        for (index, dst) in chunk.chunks_mut(ow).enumerate() {
+            let (plane, y) = (index / oh, index % oh);
+            let (item, channel) = (plane / m, plane % m);
+            dst.copy_from_slice(&grid[channel * n + item * hp * wp + y * wp..][..ow]);
+        }
+    });
+    out
+}
+
+/// The gradient (`[m, c, kh, kw]`, row-major) of [`conv2d`] with respect to the weight, given
+/// `g`, the gradient of its output.
+pub(crate) fn conv2d_weight_grad<T: Scalar>(x: &[T], g: &[T], geo: &Geometry) -> Vec<T> {
+    let [oh, ow] = geo
+        .out()
+        .expect("shifted conv2d: kernel larger than the padded input");
+    let [hp, wp] = geo.padded();
+    let [kh, kw] = geo.kernel;
+    let (c, m) = (geo.c, geo.m);
+    let images = geo.chunk_images();
+    let chunks = geo.batch.div_ceil(images);
+    // One partial dW_ij, [kh·kw][m, c], per chunk, summed in chunk order.
+    let partial = |index: usize| -> Vec<T> {
+        let first = index * images;
+        let items = images.min(geo.batch - first);
+        let n = items * hp * wp;
+        let ld = n + geo.guard();
+        let mut xp = vec![T::ZERO; c * ld];
+        fill_padded(x, geo, first, items, &mut xp);
+        // g on the padded grid, zero where no output is.
+        let mut grid = vec![T::ZERO; m * n];
+        for item in 0..items {
+            for channel in 0..m {
+                let src = &g[((first + item) * m + channel) * oh * ow..][..oh * ow];
+                let dst = &mut grid[channel * n + item * hp * wp..][..hp * wp];
+                for (y, line) in src.chunks(ow).enumerate() {
+                    dst[y * wp..][..ow].copy_from_slice(line);
+                }
+            }
+        }
+        let mut dw = vec![T::ZERO; kh * kw * m * c];
+        for i in 0..kh {
+            for j in 0..kw {
+                let ij = i * kw + j;
+                // dW_ij[m, c] = grid[m, n] · xp[c, offset .. offset + n]ᵀ
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        c,
+                        n,
+                        dw[ij * m * c..].as_mut_ptr(),
+                        1,
+                        c as isize,
+                        false,
+                        grid.as_ptr(),
+                        1,
+                        n as isize,
+                        xp[geo.offset(i, j)..].as_ptr(),
+                        ld as isize,
+                        1,
+                        T::ONE,
+                        T::ONE,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        }
+        dw
+    };
+    let sum = |mut a: Vec<T>, b: Vec<T>| {
+        for (a, b) in a.iter_mut().zip(b) {
+            *a = a.add(b);
+        }
+        a
+    };
+    #[cfg(feature = "rayon")]
+    let total = {
+        use rayon::prelude::*;
+        let parts: Vec<Vec<T>> = (0..chunks).into_par_iter().map(partial).collect();
+        parts.into_iter().reduce(sum)
+    };
+    #[cfg(not(feature = "rayon"))]
+    let total = (0..chunks).map(partial).reduce(sum);
+    let total = total.expect("at least one chunk");
+    // [kh·kw][m, c] → [m, c, kh, kw].
+    let mut grad = vec![T::ZERO; m * c * kh * kw];
+    for (ij, block) in total.chunks(m * c).enumerate() {
+        for (row, &value) in block.iter().enumerate() {
+            grad[row * kh * kw + ij] = value;
+        }
+    }
+    grad
+}
+
+/// The convolution weight of a stride-1 transposed convolution: `weight` (`[c, m, kh, kw]`)
+/// flipped in both spatial axes, its channel axes swapped (`[m, c, kh, kw]`).
+fn transposed_kernel<T: Scalar>(weight: &[T], [c, m, kh, kw]: [usize; 4]) -> Vec<T> {
+    let mut out = vec![T::ZERO; weight.len()];
+    for ci in 0..c {
+        for mi in 0..m {
+            for i in 0..kh {
+                for j in 0..kw {
+                    out[((mi * c + ci) * kh + kh - 1 - i) * kw + kw - 1 - j] =
+                        weight[((ci * m + mi) * kh + i) * kw + j];
+                }
+            }
+        }
+    }
+    out
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let s = t.layout().shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+fn computed(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::F64)
+}
+
+/// The geometry of `conv2d(x, weight, options)` if this module computes it (f32 or f64,
+/// stride 1, one group).
+fn conv_geometry(
+    x: &FlexTensor,
+    weight_shape: &Shape,
+    options: &ConvOptions<2>,
+) -> Option<Geometry> {
+    if !computed(x.dtype()) || options.stride != [1, 1] || options.groups != 1 {
+        return None;
+    }
+    let [batch, c, h, w] = dims4(x);
+    let geo = Geometry {
+        batch,
+        c,
+        h,
+        w,
+        m: weight_shape[0],
+        kernel: [weight_shape[2], weight_shape[3]],
+        pad_begin: options.padding_begin(),
+        pad_end: options.padding_end(),
+        dilation: options.dilation,
+    };
+    (weight_shape[1] == c && geo.applies()).then_some(geo)
+}
+
+fn tensor<T: Scalar>(data: Vec<T>, shape: [usize; 4], dtype: DType) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(Shape::new(shape)),
+        dtype,
+    )
+}
+
+/// `conv2d` of the backend through this module, or `None` where it does not apply.
+pub(crate) fn try_conv2d(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    let geo = conv_geometry(x, weight.layout().shape(), options)?;
+    if weight.dtype() != x.dtype() {
+        return None;
+    }
+    let [oh, ow] = geo.out()?;
+    let (x, weight) = (x.clone().to_contiguous(), weight.clone().to_contiguous());
+    let shape = [geo.batch, geo.m, oh, ow];
+    Some(match x.dtype() {
+        DType::F32 => tensor(
+            with_bias(
+                conv2d::<f32>(x.storage(), weight.storage(), &geo),
+                bias,
+                shape,
+            ),
+            shape,
+            DType::F32,
+        ),
+        _ => tensor(
+            with_bias(
+                conv2d::<f64>(x.storage(), weight.storage(), &geo),
+                bias,
+                shape,
+            ),
+            shape,
+            DType::F64,
+        ),
+    })
+}
+
+fn with_bias<T: Scalar>(mut out: Vec<T>, bias: Option<&FlexTensor>, shape: [usize; 4]) -> Vec<T> {
+    if let Some(bias) = bias {
+        let bias = bias.clone().to_contiguous();
+        add_bias(
+            &mut out,
+            bias.storage::<T>(),
+            shape[0],
+            shape[1],
+            shape[2] * shape[3],
+        );
+    }
+    out
+}
+
+/// `conv2d_weight_backward` of the backend through this module, or `None` where it does not
+/// apply.
+pub(crate) fn try_conv2d_weight_grad(
+    x: &FlexTensor,
+    weight_shape: &Shape,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    let geo = conv_geometry(x, weight_shape, options)?;
+    if output_grad.dtype() != x.dtype() || dims4(output_grad)[1] != geo.m {
+        return None;
+    }
+    let (x, g) = (
+        x.clone().to_contiguous(),
+        output_grad.clone().to_contiguous(),
+    );
+    let shape = [geo.m, geo.c, geo.kernel[0], geo.kernel[1]];
+    Some(match x.dtype() {
+        DType::F32 => tensor(
+            conv2d_weight_grad::<f32>(x.storage(), g.storage(), &geo),
+            shape,
+            DType::F32,
+        ),
+        _ => tensor(
+            conv2d_weight_grad::<f64>(x.storage(), g.storage(), &geo),
+            shape,
+            DType::F64,
+        ),
+    })
+}
+
+/// `conv_transpose2d` of the backend through this module (stride 1, one group, no output
+/// padding, `d·(k − 1) ≥ p`), or `None` where it does not apply.
+pub(crate) fn try_conv_transpose2d(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    options: &ConvTransposeOptions<2>,
+) -> Option<FlexTensor> {
+    if !computed(x.dtype())
+        || weight.dtype() != x.dtype()
+        || options.stride != [1, 1]
+        || options.groups != 1
+        || options.padding_out != [0, 0]
+    {
+        return None;
+    }
+    let [c, m, kh, kw] = dims4(weight);
+    let [batch, xc, h, w] = dims4(x);
+    let span = [
+        options.dilation[0] * (kh - 1),
+        options.dilation[1] * (kw - 1),
+    ];
+    if xc != c || span[0] < options.padding[0] || span[1] < options.padding[1] {
+        return None;
+    }
+    let pad = [span[0] - options.padding[0], span[1] - options.padding[1]];
+    let geo = Geometry {
+        batch,
+        c,
+        h,
+        w,
+        m,
+        kernel: [kh, kw],
+        pad_begin: pad,
+        pad_end: pad,
+        dilation: options.dilation,
+    };
+    if !geo.applies() {
+        return None;
+    }
+    let [oh, ow] = geo.out()?;
+    let (x, weight) = (x.clone().to_contiguous(), weight.clone().to_contiguous());
+    let shape = [batch, m, oh, ow];
+    Some(match x.dtype() {
+        DType::F32 => {
+            let kernel = transposed_kernel::<f32>(weight.storage(), [c, m, kh, kw]);
+            tensor(
+                with_bias(conv2d::<f32>(x.storage(), &kernel, &geo), bias, shape),
+                shape,
+                DType::F32,
+            )
+        }
+        _ => {
+            let kernel = transposed_kernel::<f64>(weight.storage(), [c, m, kh, kw]);
+            tensor(
+                with_bias(conv2d::<f64>(x.storage(), &kernel, &geo), bias, shape),
+                shape,
+                DType::F64,
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [−1, 1).
+    fn values(n: usize, seed: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| (((i + 1) * 7919 + seed * 104_729) % 2001) as f64 / 1000.5 - 1.0)
+            .collect()
+    }
+
+    /// The convolution by its definition (padding reads 0).
+    fn direct(x: &[f64], weight: &[f64], geo: &Geometry) -> Vec<f64> {
+        let [oh, ow] = geo.out().unwrap();
+        let [kh, kw] = geo.kernel;
+        let mut out = vec![0.0; geo.batch * geo.m * oh * ow];
+        for b in 0..geo.batch {
+            for mi in 0..geo.m {
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let mut s = 0.0;
+                        for ci in 0..geo.c {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let iy = (y + i * geo.dilation[0]) as isize
+                                        - geo.pad_begin[0] as isize;
+                                    let ix = (xx + j * geo.dilation[1]) as isize
+                                        - geo.pad_begin[1] as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= geo.h as isize
+                                        || ix >= geo.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    s += weight[((mi * geo.c + ci) * kh + i) * kw + j]
+                                        * x[((b * geo.c + ci) * geo.h + iy as usize) * geo.w
+                                            + ix as usize];
+                                }
+                            }
+                        }
+                        out[((b * geo.m + mi) * oh + y) * ow + xx] = s;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn geometries() -> Vec<Geometry> {
+        let g = |batch, c, h, w, m, kernel, pad_begin, pad_end, dilation| Geometry {
+            batch,
+            c,
+            h,
+            w,
+            m,
+            kernel,
+            pad_begin,
+            pad_end,
+            dilation,
+        };
+        vec![
+            g(3, 4, 8, 8, 5, [3, 3], [1, 1], [1, 1], [1, 1]),
+            g(2, 3, 16, 14, 2, [4, 4], [1, 1], [2, 2], [1, 1]),
+            g(2, 2, 10, 12, 3, [3, 2], [0, 1], [0, 0], [1, 1]),
+            g(1, 3, 20, 20, 4, [3, 3], [2, 2], [2, 2], [2, 2]),
+            // Many chunks: 40 images of 17 channels of 34 × 34 padded is 6 chunks.
+            g(40, 17, 32, 32, 6, [3, 3], [1, 1], [1, 1], [1, 1]),
+        ]
+    }
+
+    #[test]
+    fn conv2d_matches_the_definition() {
+        for geo in geometries() {
+            assert!(geo.applies(), "{geo:?}");
+            let x = values(geo.batch * geo.c * geo.h * geo.w, 1);
+            let weight = values(geo.m * geo.c * geo.kernel[0] * geo.kernel[1], 2);
+            let want = direct(&x, &weight, &geo);
+            let got = conv2d(&x, &weight, &geo);
+            assert_eq!(got.len(), want.len());
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                    "{geo:?}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    /// The weight gradient by its definition:
+    /// `dW[m, c, i, j] = Σ_{b, y, x} g[b, m, y, x] · x[b, c, y + i·dh − top, x + j·dw − left]`.
+    fn direct_weight_grad(x: &[f64], g: &[f64], geo: &Geometry) -> Vec<f64> {
+        let [oh, ow] = geo.out().unwrap();
+        let [kh, kw] = geo.kernel;
+        let mut dw = vec![0.0; geo.m * geo.c * kh * kw];
+        for b in 0..geo.batch {
+            for mi in 0..geo.m {
+                for ci in 0..geo.c {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let mut s = 0.0;
+                            for y in 0..oh {
+                                for xx in 0..ow {
+                                    let iy = (y + i * geo.dilation[0]) as isize
+                                        - geo.pad_begin[0] as isize;
+                                    let ix = (xx + j * geo.dilation[1]) as isize
+                                        - geo.pad_begin[1] as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= geo.h as isize
+                                        || ix >= geo.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    s += g[((b * geo.m + mi) * oh + y) * ow + xx]
+                                        * x[((b * geo.c + ci) * geo.h + iy as usize) * geo.w
+                                            + ix as usize];
+                                }
+                            }
+                            dw[((mi * geo.c + ci) * kh + i) * kw + j] += s;
+                        }
+                    }
+                }
+            }
+        }
+        dw
+    }
+
+    #[test]
+    fn weight_grad_matches_the_definition() {
+        for geo in geometries() {
+            let [oh, ow] = geo.out().unwrap();
+            let x = values(geo.batch * geo.c * geo.h * geo.w, 3);
+            let g = values(geo.batch * geo.m * oh * ow, 4);
+            let want = direct_weight_grad(&x, &g, &geo);
+            let got = conv2d_weight_grad(&x, &g, &geo);
+            assert_eq!(got.len(), want.len());
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-10 * (1.0 + b.abs()),
+                    "{geo:?}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_kernel_gives_the_adjoint() {
+        // conv_transpose(g, W) is the adjoint of conv(·, W): <conv(x, W), g> = <x, convT(g, W)>.
+        let geo = Geometry {
+            batch: 2,
+            c: 3,
+            h: 7,
+            w: 6,
+            m: 4,
+            kernel: [3, 3],
+            pad_begin: [1, 1],
+            pad_end: [1, 1],
+            dilation: [1, 1],
+        };
+        let [oh, ow] = geo.out().unwrap();
+        let x = values(geo.batch * geo.c * geo.h * geo.w, 5);
+        let weight = values(geo.m * geo.c * 9, 6);
+        let g = values(geo.batch * geo.m * oh * ow, 7);
+        let lhs: f64 = direct(&x, &weight, &geo)
+            .iter()
+            .zip(&g)
+            .map(|(a, b)| a * b)
+            .sum();
+        let transposed = Geometry {
+            c: geo.m,
+            m: geo.c,
+            h: oh,
+            w: ow,
+            ..geo
+        };
+        let kernel = transposed_kernel(&weight, [geo.m, geo.c, 3, 3]);
+        let back = conv2d(&g, &kernel, &transposed);
+        let rhs: f64 = back.iter().zip(&x).map(|(a, b)| a * b).sum();
+        assert!(
+            (lhs - rhs).abs() <= 1e-10 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
+    }
+
+    #[test]
+    fn small_images_and_1x1_kernels_are_left_to_the_other_paths() {
+        let geo = |h, kernel: [usize; 2], pad| Geometry {
+            batch: 1,
+            c: 2,
+            h,
+            w: h,
+            m: 2,
+            kernel,
+            pad_begin: [pad; 2],
+            pad_end: [pad; 2],
+            dilation: [1, 1],
+        };
+        assert!(
+            !geo(4, [3, 3], 1).applies(),
+            "36 padded positions for 16 outputs"
+        );
+        assert!(geo(16, [3, 3], 1).applies());
+        assert!(!geo(16, [1, 1], 0).applies());
+        assert!(!geo(2, [5, 5], 0).applies(), "kernel larger than the image");
+    }
+}
