@@ -31,6 +31,8 @@ use burn_std::{Bytes, Shape};
 use crate::{FlexTensor, Layout};
 
 use super::conv_common::add_bias;
+// The element types computed here: f32 and f64, those `gemm` multiplies natively.
+use super::weight_grad::WeightGradScalar as Scalar;
 
 /// Padded-buffer elements per chunk of images (at least one image per chunk).
 const CHUNK_ELEMENTS: usize = 1 << 17;
@@ -39,24 +41,6 @@ const CHUNK_ELEMENTS: usize = 1 << 17;
 /// wide kernels), the work spent on dropped positions outweighs the copies saved, and the
 /// backend's other paths are used.
 const MAX_WASTE: f64 = 1.6;
-
-/// The element types computed here (those `gemm` multiplies natively).
-pub(crate) trait Scalar:
-    burn_backend::Element + burn_backend::ElementAdd + bytemuck::Pod + Copy + Send + Sync + 'static
-{
-    const ZERO: Self;
-    const ONE: Self;
-}
-
-impl Scalar for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-}
-
-impl Scalar for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-}
 
 /// A stride-1, ungrouped 2-D convolution of `[batch, c, h, w]` by `[m, c, kh, kw]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -553,6 +537,23 @@ mod tests {
             .collect()
     }
 
+    /// The value of `x` (`[batch, c, h, w]`) that kernel position `[i, j]` reads for output
+    /// `[y, x]` of image `b`, channel `c`: 0 in the padding.
+    fn read(
+        x: &[f64],
+        geo: &Geometry,
+        [b, c]: [usize; 2],
+        [y, xx]: [usize; 2],
+        [i, j]: [usize; 2],
+    ) -> f64 {
+        let iy = (y + i * geo.dilation[0]) as isize - geo.pad_begin[0] as isize;
+        let ix = (xx + j * geo.dilation[1]) as isize - geo.pad_begin[1] as isize;
+        if iy < 0 || ix < 0 || iy >= geo.h as isize || ix >= geo.w as isize {
+            return 0.0;
+        }
+        x[((b * geo.c + c) * geo.h + iy as usize) * geo.w + ix as usize]
+    }
+
     /// The convolution by its definition (padding reads 0).
     fn direct(x: &[f64], weight: &[f64], geo: &Geometry) -> Vec<f64> {
         let [oh, ow] = geo.out().unwrap();
@@ -566,20 +567,8 @@ mod tests {
                         for ci in 0..geo.c {
                             for i in 0..kh {
                                 for j in 0..kw {
-                                    let iy = (y + i * geo.dilation[0]) as isize
-                                        - geo.pad_begin[0] as isize;
-                                    let ix = (xx + j * geo.dilation[1]) as isize
-                                        - geo.pad_begin[1] as isize;
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= geo.h as isize
-                                        || ix >= geo.w as isize
-                                    {
-                                        continue;
-                                    }
                                     s += weight[((mi * geo.c + ci) * kh + i) * kw + j]
-                                        * x[((b * geo.c + ci) * geo.h + iy as usize) * geo.w
-                                            + ix as usize];
+                                        * read(x, geo, [b, ci], [y, xx], [i, j]);
                                 }
                             }
                         }
@@ -645,20 +634,8 @@ mod tests {
                             let mut s = 0.0;
                             for y in 0..oh {
                                 for xx in 0..ow {
-                                    let iy = (y + i * geo.dilation[0]) as isize
-                                        - geo.pad_begin[0] as isize;
-                                    let ix = (xx + j * geo.dilation[1]) as isize
-                                        - geo.pad_begin[1] as isize;
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= geo.h as isize
-                                        || ix >= geo.w as isize
-                                    {
-                                        continue;
-                                    }
                                     s += g[((b * geo.m + mi) * oh + y) * ow + xx]
-                                        * x[((b * geo.c + ci) * geo.h + iy as usize) * geo.w
-                                            + ix as usize];
+                                        * read(x, geo, [b, ci], [y, xx], [i, j]);
                                 }
                             }
                             dw[((mi * geo.c + ci) * kh + i) * kw + j] += s;

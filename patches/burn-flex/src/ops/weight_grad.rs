@@ -37,9 +37,9 @@ const CHUNK_ELEMENTS: usize = 1 << 22;
 #[cfg(feature = "rayon")]
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
 
-/// The element types this module computes in.
+/// The element types this module (and `shifted`) computes in.
 pub(crate) trait WeightGradScalar:
-    burn_backend::Element + bytemuck::Pod + Copy + Send + Sync + 'static
+    burn_backend::Element + burn_backend::ElementAdd + bytemuck::Pod + Copy + Send + Sync + 'static
 {
     const ZERO: Self;
     const ONE: Self;
