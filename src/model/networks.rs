@@ -7,6 +7,8 @@ use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::relu;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -438,12 +440,18 @@ pub struct Decoder {
     pub blocks: Vec<Vec<Conv2d>>,
 }
 
-/// Nearest-neighbour ×2 upsampling. `[b, c, h, w]` → `[b, c, 2h, 2w]`.
+/// Nearest-neighbour ×2 upsampling: `out[b, c, y, x] = x[b, c, ⌊y/2⌋, ⌊x/2⌋]`.
+/// `[b, c, h, w]` → `[b, c, 2h, 2w]`.
+///
+/// Through the backend's nearest interpolation (one gather forward, one 2 × 2 block sum
+/// backward) rather than a broadcast view and a reshape, which the CPU backend copies through a
+/// generic strided iterator.
 pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .expand([b, c, h, 2, w, 2])
-        .reshape([b, c, 2 * h, 2 * w])
+    let [_, _, h, w] = x.dims();
+    interpolate(
+        x,
+        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]),
+    )
 }
 
 impl Decoder {
@@ -676,6 +684,45 @@ mod tests {
 
     fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn upsample2_repeats_each_pixel_in_a_2x2_block_and_sums_its_gradient_back() {
+        let device = Device::flex().autodiff();
+        let [b, c, h, w] = [2, 3, 3, 5];
+        let values: Vec<f32> = (0..b * c * h * w).map(|i| i as f32 * 0.5 - 7.0).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [b, c, h, w]), &device)
+            .require_grad();
+        let up = upsample2(x.clone());
+        assert_eq!(up.dims(), [b, c, 2 * h, 2 * w]);
+        // A weight per output pixel, so that the gradient tells the four pixels of a block apart.
+        let weights: Vec<f32> = (0..b * c * 4 * h * w)
+            .map(|i| (i % 7) as f32 - 3.0)
+            .collect();
+        let weight = Tensor::<4>::from_data(
+            TensorData::new(weights.clone(), [b, c, 2 * h, 2 * w]),
+            &device,
+        );
+        let grads = (up.clone() * weight).sum().backward();
+        let out = to_vec(up);
+        let grad = to_vec(x.grad(&grads).unwrap());
+        for plane in 0..b * c {
+            for y in 0..2 * h {
+                for xx in 0..2 * w {
+                    let o = (plane * 2 * h + y) * 2 * w + xx;
+                    assert_eq!(out[o], values[(plane * h + y / 2) * w + xx / 2]);
+                }
+            }
+            for y in 0..h {
+                for xx in 0..w {
+                    let block: f32 = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                        .iter()
+                        .map(|(dy, dx)| weights[(plane * 2 * h + 2 * y + dy) * 2 * w + 2 * xx + dx])
+                        .sum();
+                    assert_eq!(grad[(plane * h + y) * w + xx], block);
+                }
+            }
+        }
     }
 
     #[test]

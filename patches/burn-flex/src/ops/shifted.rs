@@ -4,14 +4,17 @@
 //! With the input zero-padded into a buffer laid out `[c, images, hp, wp]` (channel-major, each
 //! image's padded rows one after the other), the input pixel that kernel position `(i, j)`
 //! reads for the output at padded-grid position `p = (image, y, x)` sits at `p + i·dh·wp +
-//! j·dw` in every channel's row. So, over a whole chunk of images at once,
+//! j·dw` in every channel's row. The zero rows and columns between two images or two rows
+//! serve as the bottom (right) padding of the one and the top (left) padding of the next, so
+//! a `3 × 3` "same" convolution of `32 × 32` images has `hp = wp = 33`, not 34. So, over a
+//! whole chunk of images at once,
 //!
 //! `out[m, p] = Σ_{i, j} W_ij[m, c] · xp[c, p + i·dh·wp + j·dw]`
 //!
 //! is `kh · kw` products of the `[m, c]` weight slice by a `[c, n]` matrix read straight from the
 //! padded buffer at a shifted offset, accumulated into one `[m, n]` result; the outputs at the
-//! padded grid's last `dh·(kh − 1)` rows and `dw·(kw − 1)` columns of each image are computed
-//! and dropped (`hp·wp / (oh·ow)` times the work of the valid outputs, see [`MAX_WASTE`]). The
+//! grid's rows past `oh` and columns past `ow` of each image are computed and dropped (`hp·wp /
+//! (oh·ow)` times the work of the valid outputs, see [`MAX_WASTE`]). The
 //! weight gradient is the same sum read the other way,
 //!
 //! `dW_ij[m, c] = Σ_p g[m, p] · xp[c, p + i·dh·wp + j·dw]`,
@@ -35,7 +38,18 @@ use super::conv_common::add_bias;
 use super::weight_grad::WeightGradScalar as Scalar;
 
 /// Padded-buffer elements per chunk of images (at least one image per chunk).
-const CHUNK_ELEMENTS: usize = 1 << 17;
+const CHUNK_ELEMENTS: usize = 1 << 19;
+
+/// Rows of the padded buffers and of the output grid are a multiple of this many elements
+/// long: 64 bytes of f32, so that the matrix kernel can read them in place, aligned.
+const ALIGN: usize = 16;
+
+/// Output channels per matrix product: `gemm` reads the padded buffer in place, without
+/// copying it into its packed layout, when the product has at most 48 of them.
+const ROW_BLOCK: usize = 48;
+
+/// Weight gradients with at least this many output channels read the input channels last.
+const MIN_ROWS_CHANNELS_LAST: usize = 16;
 
 /// The padded grid may hold at most this many times the valid outputs; beyond (small images with
 /// wide kernels), the work spent on dropped positions outweighs the copies saved, and the
@@ -59,20 +73,26 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
-    /// Height and width of the padded image.
+    /// Height and width of an image's slot in the padded buffer: its rows and columns, then
+    /// zero rows and columns that serve as this image's bottom and right padding and as the
+    /// next row's or image's top and left padding, so at least `max(begin, end)` of them, and
+    /// enough for the output to fit in the slot.
     fn padded(&self) -> [usize; 2] {
-        [
-            self.h + self.pad_begin[0] + self.pad_end[0],
-            self.w + self.pad_begin[1] + self.pad_end[1],
-        ]
+        let zeros = |axis: usize| {
+            let (begin, end) = (self.pad_begin[axis], self.pad_end[axis]);
+            let span = self.dilation[axis] * (self.kernel[axis] - 1);
+            begin.max(end).max((begin + end).saturating_sub(span))
+        };
+        [self.h + zeros(0), self.w + zeros(1)]
     }
 
     /// Output height and width; `None` where the kernel spans more than the padded image.
     pub fn out(&self) -> Option<[usize; 2]> {
-        let [hp, wp] = self.padded();
-        let span_h = self.dilation[0] * (self.kernel[0] - 1);
-        let span_w = self.dilation[1] * (self.kernel[1] - 1);
-        (span_h < hp && span_w < wp).then(|| [hp - span_h, wp - span_w])
+        let out = |axis: usize, size: usize| {
+            let span = self.dilation[axis] * (self.kernel[axis] - 1);
+            (size + self.pad_begin[axis] + self.pad_end[axis]).checked_sub(span)
+        };
+        Some([out(0, self.h)?, out(1, self.w)?]).filter(|o| o[0] > 0 && o[1] > 0)
     }
 
     /// Whether this module computes the convolution: a kernel larger than 1 × 1, non-empty
@@ -103,9 +123,18 @@ impl Geometry {
     }
 
     /// Images per chunk.
+    /// Images per chunk: about [`CHUNK_ELEMENTS`] padded elements, and at least four chunks per
+    /// thread where the batch allows.
     fn chunk_images(&self) -> usize {
         let [hp, wp] = self.padded();
-        (CHUNK_ELEMENTS / (self.c.max(self.m) * hp * wp)).clamp(1, self.batch)
+        let by_size = CHUNK_ELEMENTS / (self.c.max(self.m) * hp * wp);
+        #[cfg(feature = "rayon")]
+        let threads = rayon::current_num_threads();
+        #[cfg(not(feature = "rayon"))]
+        let threads = 1;
+        by_size
+            .min(self.batch.div_ceil(4 * threads))
+            .clamp(1, self.batch)
     }
 }
 
@@ -122,6 +151,32 @@ fn fill_padded<T: Scalar>(x: &[T], geo: &Geometry, first: usize, items: usize, x
             let dst = &mut row[item * hp * wp..][..hp * wp];
             for (y, line) in src.chunks(geo.w).enumerate() {
                 dst[(y + top) * wp + left..][..geo.w].copy_from_slice(line);
+            }
+        }
+    }
+}
+
+/// As [`fill_padded`], channels last: `xp` is `[positions, c]`, position `p` of the padded
+/// grid holding its `c` channels side by side.
+fn fill_padded_channels_last<T: Scalar>(
+    x: &[T],
+    geo: &Geometry,
+    first: usize,
+    items: usize,
+    xp: &mut [T],
+) {
+    let [hp, wp] = geo.padded();
+    let [top, left] = geo.pad_begin;
+    let c = geo.c;
+    xp.fill(T::ZERO);
+    for item in 0..items {
+        let image = &x[(first + item) * c * geo.h * geo.w..][..c * geo.h * geo.w];
+        for y in 0..geo.h {
+            let row = &mut xp[((item * hp + y + top) * wp + left) * c..][..geo.w * c];
+            for (ch, plane) in image.chunks(geo.h * geo.w).enumerate() {
+                for (xx, &value) in plane[y * geo.w..][..geo.w].iter().enumerate() {
+                    row[xx * c + ch] = value;
+                }
             }
         }
     }
@@ -204,26 +259,29 @@ pub(crate) fn conv2d<T: Scalar>(x: &[T], weight: &[T], geo: &Geometry) -> Vec<T>
     let images = geo.chunk_images();
     for_each_chunk(&mut out, m * oh * ow, images, |first, chunk| {
         let items = chunk.len() / (m * oh * ow);
-        let n = items * hp * wp;
-        let ld = n + geo.guard();
+        let n = (items * hp * wp).next_multiple_of(ALIGN);
+        let ld = (n + geo.guard()).next_multiple_of(ALIGN);
         let mut xp = vec![T::ZERO; c * ld];
         fill_padded(x, geo, first, items, &mut xp);
         let mut grid = vec![T::ZERO; m * n];
-        for i in 0..kh {
-            for j in 0..kw {
-                let ij = i * kw + j;
-                // grid[m, n] (+)= W_ij[m, c] · xp[c, offset .. offset + n]
-                unsafe {
-                    product(
-                        [m, n, c],
-                        grid.as_mut_ptr(),
-                        n,
-                        ij > 0,
-                        per_position[ij * m * c..].as_ptr(),
-                        c,
-                        xp[geo.offset(i, j)..].as_ptr(),
-                        ld,
-                    );
+        for first_row in (0..m).step_by(ROW_BLOCK) {
+            let rows = ROW_BLOCK.min(m - first_row);
+            for i in 0..kh {
+                for j in 0..kw {
+                    let ij = i * kw + j;
+                    // grid[rows, n] (+)= W_ij[rows, c] · xp[c, offset .. offset + n]
+                    unsafe {
+                        product(
+                            [rows, n, c],
+                            grid[first_row * n..].as_mut_ptr(),
+                            n,
+                            ij > 0,
+                            per_position[ij * m * c + first_row * c..].as_ptr(),
+                            c,
+                            xp[geo.offset(i, j)..].as_ptr(),
+                            ld,
+                        );
+                    }
                 }
             }
         }
@@ -248,13 +306,20 @@ pub(crate) fn conv2d_weight_grad<T: Scalar>(x: &[T], g: &[T], geo: &Geometry) ->
     let images = geo.chunk_images();
     let chunks = geo.batch.div_ceil(images);
     // One partial dW_ij, [kh·kw][m, c], per chunk, summed in chunk order.
+    // Channels last lets `gemm` read the input in place, which pays where the gradient has
+    // enough rows to fill its kernel; with a few (an RGB output layer) the copy does not.
+    let channels_last = m >= MIN_ROWS_CHANNELS_LAST;
     let partial = |index: usize| -> Vec<T> {
         let first = index * images;
         let items = images.min(geo.batch - first);
-        let n = items * hp * wp;
-        let ld = n + geo.guard();
+        let n = (items * hp * wp).next_multiple_of(ALIGN);
+        let ld = (n + geo.guard()).next_multiple_of(ALIGN);
         let mut xp = vec![T::ZERO; c * ld];
-        fill_padded(x, geo, first, items, &mut xp);
+        if channels_last {
+            fill_padded_channels_last(x, geo, first, items, &mut xp);
+        } else {
+            fill_padded(x, geo, first, items, &mut xp);
+        }
         // g on the padded grid, zero where no output is.
         let mut grid = vec![T::ZERO; m * n];
         for item in 0..items {
@@ -267,32 +332,44 @@ pub(crate) fn conv2d_weight_grad<T: Scalar>(x: &[T], g: &[T], geo: &Geometry) ->
             }
         }
         let mut dw = vec![T::ZERO; kh * kw * m * c];
-        for i in 0..kh {
-            for j in 0..kw {
-                let ij = i * kw + j;
-                // dW_ij[m, c] = grid[m, n] · xp[c, offset .. offset + n]ᵀ
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        c,
-                        n,
-                        dw[ij * m * c..].as_mut_ptr(),
-                        1,
-                        c as isize,
-                        false,
-                        grid.as_ptr(),
-                        1,
-                        n as isize,
-                        xp[geo.offset(i, j)..].as_ptr(),
-                        ld as isize,
-                        1,
-                        T::ONE,
-                        T::ONE,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+        for first_row in (0..m).step_by(ROW_BLOCK) {
+            let rows = ROW_BLOCK.min(m - first_row);
+            for i in 0..kh {
+                for j in 0..kw {
+                    let ij = i * kw + j;
+                    let dst = dw[ij * m * c + first_row * c..].as_mut_ptr();
+                    let grad = grid[first_row * n..].as_ptr();
+                    // dW_ij[rows, c] = grid[rows, n] · xp[c, offset .. offset + n]ᵀ, with xp
+                    // channels last read in place as a column-major [c, n] matrix, or
+                    // channel-major as a row-major one.
+                    let (xs, x_position, x_channel) = if channels_last {
+                        (xp[geo.offset(i, j) * c..].as_ptr(), c as isize, 1)
+                    } else {
+                        (xp[geo.offset(i, j)..].as_ptr(), 1, ld as isize)
+                    };
+                    unsafe {
+                        gemm::gemm(
+                            c,
+                            rows,
+                            n,
+                            dst,
+                            c as isize,
+                            1,
+                            false,
+                            xs,
+                            x_position,
+                            x_channel,
+                            grad,
+                            n as isize,
+                            1,
+                            T::ONE,
+                            T::ONE,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
                 }
             }
         }
@@ -597,8 +674,16 @@ mod tests {
             g(2, 3, 16, 14, 2, [4, 4], [1, 1], [2, 2], [1, 1]),
             g(2, 2, 10, 12, 3, [3, 2], [0, 1], [0, 0], [1, 1]),
             g(1, 3, 20, 20, 4, [3, 3], [2, 2], [2, 2], [2, 2]),
-            // Many chunks: 40 images of 17 channels of 34 × 34 padded is 6 chunks.
+            // Many chunks: at least four per thread.
             g(40, 17, 32, 32, 6, [3, 3], [1, 1], [1, 1], [1, 1]),
+            // Enough output channels for the weight gradient's channels-last input, and more
+            // than one block of rows.
+            g(3, 5, 9, 7, 50, [3, 3], [1, 1], [1, 1], [1, 1]),
+            g(2, 16, 10, 10, 16, [3, 3], [2, 2], [2, 2], [2, 2]),
+            // Padding wider than the kernel's span: the output is larger than the image.
+            g(2, 3, 6, 7, 2, [2, 2], [2, 2], [2, 2], [1, 1]),
+            // Padding at one end only, on a wide image.
+            g(3, 2, 8, 9, 3, [3, 3], [2, 0], [0, 2], [1, 1]),
         ]
     }
 
@@ -718,9 +803,10 @@ mod tests {
             dilation: [1, 1],
         };
         assert!(
-            !geo(4, [3, 3], 1).applies(),
-            "36 padded positions for 16 outputs"
+            !geo(3, [3, 3], 1).applies(),
+            "16 padded positions for 9 outputs"
         );
+        assert!(geo(4, [3, 3], 1).applies(), "25 for 16");
         assert!(geo(16, [3, 3], 1).applies());
         assert!(!geo(16, [1, 1], 0).applies());
         assert!(!geo(2, [5, 5], 0).applies(), "kernel larger than the image");
