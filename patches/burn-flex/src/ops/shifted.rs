@@ -203,34 +203,49 @@ fn for_each_chunk<T: Scalar>(
     }
 }
 
-/// `dst[rows, n] (+)= lhs[rows, k] · rhs[k, n]`, all row-major with the given leading
-/// dimensions, on this thread.
-#[allow(clippy::too_many_arguments)]
+/// A matrix operand: its first element and the distance between neighbours along its rows
+/// (from one column to the next) and along its columns (from one row to the next).
+#[derive(Clone, Copy)]
+struct Operand<T> {
+    at: *const T,
+    column_step: isize,
+    row_step: isize,
+}
+
+impl<T> Operand<T> {
+    /// Row-major with rows `ld` elements apart.
+    fn rows(at: *const T, ld: usize) -> Self {
+        Operand {
+            at,
+            column_step: 1,
+            row_step: ld as isize,
+        }
+    }
+}
+
+/// `dst[rows, n] (+)= lhs[rows, k] · rhs[k, n]` on this thread.
 unsafe fn product<T: Scalar>(
     [rows, n, k]: [usize; 3],
-    dst: *mut T,
-    ld_dst: usize,
+    dst: Operand<T>,
     accumulate: bool,
-    lhs: *const T,
-    ld_lhs: usize,
-    rhs: *const T,
-    ld_rhs: usize,
+    lhs: Operand<T>,
+    rhs: Operand<T>,
 ) {
     unsafe {
         gemm::gemm(
             rows,
             n,
             k,
-            dst,
-            1,
-            ld_dst as isize,
+            dst.at as *mut T,
+            dst.column_step,
+            dst.row_step,
             accumulate,
-            lhs,
-            1,
-            ld_lhs as isize,
-            rhs,
-            1,
-            ld_rhs as isize,
+            lhs.at,
+            lhs.column_step,
+            lhs.row_step,
+            rhs.at,
+            rhs.column_step,
+            rhs.row_step,
             T::ONE,
             T::ONE,
             false,
@@ -273,13 +288,10 @@ pub(crate) fn conv2d<T: Scalar>(x: &[T], weight: &[T], geo: &Geometry) -> Vec<T>
                     unsafe {
                         product(
                             [rows, n, c],
-                            grid[first_row * n..].as_mut_ptr(),
-                            n,
+                            Operand::rows(grid[first_row * n..].as_mut_ptr(), n),
                             ij > 0,
-                            per_position[ij * m * c + first_row * c..].as_ptr(),
-                            c,
-                            xp[geo.offset(i, j)..].as_ptr(),
-                            ld,
+                            Operand::rows(per_position[ij * m * c + first_row * c..].as_ptr(), c),
+                            Operand::rows(xp[geo.offset(i, j)..].as_ptr(), ld),
                         );
                     }
                 }
@@ -337,39 +349,29 @@ pub(crate) fn conv2d_weight_grad<T: Scalar>(x: &[T], g: &[T], geo: &Geometry) ->
             for i in 0..kh {
                 for j in 0..kw {
                     let ij = i * kw + j;
-                    let dst = dw[ij * m * c + first_row * c..].as_mut_ptr();
-                    let grad = grid[first_row * n..].as_ptr();
                     // dW_ij[rows, c] = grid[rows, n] · xp[c, offset .. offset + n]ᵀ, with xp
                     // channels last read in place as a column-major [c, n] matrix, or
-                    // channel-major as a row-major one.
-                    let (xs, x_position, x_channel) = if channels_last {
-                        (xp[geo.offset(i, j) * c..].as_ptr(), c as isize, 1)
+                    // channel-major as a row-major one; computed as its transpose, dW_ijᵀ.
+                    let xs = if channels_last {
+                        Operand {
+                            at: xp[geo.offset(i, j) * c..].as_ptr(),
+                            column_step: c as isize,
+                            row_step: 1,
+                        }
                     } else {
-                        (xp[geo.offset(i, j)..].as_ptr(), 1, ld as isize)
+                        Operand::rows(xp[geo.offset(i, j)..].as_ptr(), ld)
                     };
-                    unsafe {
-                        gemm::gemm(
-                            c,
-                            rows,
-                            n,
-                            dst,
-                            c as isize,
-                            1,
-                            false,
-                            xs,
-                            x_position,
-                            x_channel,
-                            grad,
-                            n as isize,
-                            1,
-                            T::ONE,
-                            T::ONE,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
+                    let grad = Operand {
+                        at: grid[first_row * n..].as_ptr(),
+                        column_step: n as isize,
+                        row_step: 1,
+                    };
+                    let dst = Operand {
+                        at: dw[ij * m * c + first_row * c..].as_mut_ptr(),
+                        column_step: c as isize,
+                        row_step: 1,
+                    };
+                    unsafe { product([c, rows, n], dst, false, xs, grad) };
                 }
             }
         }
