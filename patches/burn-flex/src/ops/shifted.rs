@@ -41,7 +41,8 @@ use super::weight_grad::WeightGradScalar as Scalar;
 const CHUNK_ELEMENTS: usize = 1 << 19;
 
 /// Rows of the padded buffers and of the output grid are a multiple of this many elements
-/// long: 64 bytes of f32, so that the matrix kernel can read them in place, aligned.
+/// long (64 bytes of f32): `gemm` reads an operand in place, without packing it, only when its
+/// vector dimension is a multiple of its vector width.
 const ALIGN: usize = 16;
 
 /// Output channels per matrix product: `gemm` reads the padded buffer in place, without
@@ -122,7 +123,6 @@ impl Geometry {
         self.offset(self.kernel[0] - 1, self.kernel[1] - 1)
     }
 
-    /// Images per chunk.
     /// Images per chunk: about [`CHUNK_ELEMENTS`] padded elements, and at least four chunks per
     /// thread where the batch allows.
     fn chunk_images(&self) -> usize {
@@ -221,9 +221,19 @@ impl<T> Operand<T> {
             row_step: ld as isize,
         }
     }
+
+    /// Column-major with columns `ld` elements apart.
+    fn columns(at: *const T, ld: usize) -> Self {
+        Operand {
+            at,
+            column_step: ld as isize,
+            row_step: 1,
+        }
+    }
 }
 
-/// `dst[rows, n] (+)= lhs[rows, k] · rhs[k, n]` on this thread.
+/// `dst[rows, n] (+)= lhs[rows, k] · rhs[k, n]` on this thread; `dst.at` comes from a mutable
+/// pointer.
 unsafe fn product<T: Scalar>(
     [rows, n, k]: [usize; 3],
     dst: Operand<T>,
@@ -317,10 +327,10 @@ pub(crate) fn conv2d_weight_grad<T: Scalar>(x: &[T], g: &[T], geo: &Geometry) ->
     let (c, m) = (geo.c, geo.m);
     let images = geo.chunk_images();
     let chunks = geo.batch.div_ceil(images);
-    // One partial dW_ij, [kh·kw][m, c], per chunk, summed in chunk order.
     // Channels last lets `gemm` read the input in place, which pays where the gradient has
     // enough rows to fill its kernel; with a few (an RGB output layer) the copy does not.
     let channels_last = m >= MIN_ROWS_CHANNELS_LAST;
+    // One partial dW_ij, [kh·kw][m, c], per chunk, summed in chunk order.
     let partial = |index: usize| -> Vec<T> {
         let first = index * images;
         let items = images.min(geo.batch - first);
@@ -353,24 +363,12 @@ pub(crate) fn conv2d_weight_grad<T: Scalar>(x: &[T], g: &[T], geo: &Geometry) ->
                     // channels last read in place as a column-major [c, n] matrix, or
                     // channel-major as a row-major one; computed as its transpose, dW_ijᵀ.
                     let xs = if channels_last {
-                        Operand {
-                            at: xp[geo.offset(i, j) * c..].as_ptr(),
-                            column_step: c as isize,
-                            row_step: 1,
-                        }
+                        Operand::columns(xp[geo.offset(i, j) * c..].as_ptr(), c)
                     } else {
                         Operand::rows(xp[geo.offset(i, j)..].as_ptr(), ld)
                     };
-                    let grad = Operand {
-                        at: grid[first_row * n..].as_ptr(),
-                        column_step: n as isize,
-                        row_step: 1,
-                    };
-                    let dst = Operand {
-                        at: dw[ij * m * c + first_row * c..].as_mut_ptr(),
-                        column_step: c as isize,
-                        row_step: 1,
-                    };
+                    let grad = Operand::columns(grid[first_row * n..].as_ptr(), n);
+                    let dst = Operand::columns(dw[ij * m * c + first_row * c..].as_mut_ptr(), c);
                     unsafe { product([c, rows, n], dst, false, xs, grad) };
                 }
             }
@@ -676,7 +674,7 @@ mod tests {
             g(2, 3, 16, 14, 2, [4, 4], [1, 1], [2, 2], [1, 1]),
             g(2, 2, 10, 12, 3, [3, 2], [0, 1], [0, 0], [1, 1]),
             g(1, 3, 20, 20, 4, [3, 3], [2, 2], [2, 2], [2, 2]),
-            // Many chunks: at least four per thread.
+            // Several chunks (at least four per thread where the batch allows).
             g(40, 17, 32, 32, 6, [3, 3], [1, 1], [1, 1], [1, 1]),
             // Enough output channels for the weight gradient's channels-last input, and more
             // than one block of rows.
