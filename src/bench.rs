@@ -204,38 +204,50 @@ pub fn fma_peak_gflops(threads: usize, seconds: f64) -> Option<f64> {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// `passes` rounds of 12 independent 16-lane FMA chains; returns their sum.
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn fma_chains_avx512(passes: usize) -> f32 {
-        let (a, b) = (_mm512_set1_ps(0.999), _mm512_set1_ps(1e-3));
-        let mut acc = [_mm512_setzero_ps(); 12];
-        for _ in 0..passes {
-            for x in acc.iter_mut() {
-                *x = _mm512_fmadd_ps(*x, a, b);
+    /// Defines `$name(passes) -> f32`: `passes` rounds of 12 independent `$lanes`-lane FMA chains
+    /// with the given intrinsics; returns the sum of every lane.
+    macro_rules! fma_chains {
+        ($name:ident, $features:literal, $lanes:literal, $set1:ident, $zero:ident, $fmadd:ident, $store:ident) => {
+            #[doc = concat!("`passes` rounds of 12 independent ", stringify!($lanes), "-lane FMA chains; returns their sum.")]
+            #[target_feature(enable = $features)]
+            pub(super) fn $name(passes: usize) -> f32 {
+                let (a, b) = ($set1(0.999), $set1(1e-3));
+                let mut acc = [$zero(); 12];
+                for _ in 0..passes {
+                    for x in acc.iter_mut() {
+                        *x = $fmadd(*x, a, b);
+                    }
+                }
+                let mut lanes = [0f32; $lanes];
+                acc.iter()
+                    .map(|&x| {
+                        // SAFETY: `lanes` holds `$lanes` f32, the width of the store.
+                        unsafe { $store(lanes.as_mut_ptr(), x) };
+                        lanes.iter().sum::<f32>()
+                    })
+                    .sum()
             }
-        }
-        acc.iter().map(|&x| _mm512_reduce_add_ps(x)).sum()
+        };
     }
 
-    /// `passes` rounds of 12 independent 8-lane FMA chains; returns their sum.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn fma_chains_avx2(passes: usize) -> f32 {
-        let (a, b) = (_mm256_set1_ps(0.999), _mm256_set1_ps(1e-3));
-        let mut acc = [_mm256_setzero_ps(); 12];
-        for _ in 0..passes {
-            for x in acc.iter_mut() {
-                *x = _mm256_fmadd_ps(*x, a, b);
-            }
-        }
-        let mut lanes = [0f32; 8];
-        acc.iter()
-            .map(|&x| {
-                // SAFETY: `lanes` holds 8 f32, the width of the store.
-                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), x) };
-                lanes.iter().sum::<f32>()
-            })
-            .sum()
-    }
+    fma_chains!(
+        fma_chains_avx512,
+        "avx512f",
+        16,
+        _mm512_set1_ps,
+        _mm512_setzero_ps,
+        _mm512_fmadd_ps,
+        _mm512_storeu_ps
+    );
+    fma_chains!(
+        fma_chains_avx2,
+        "avx2,fma",
+        8,
+        _mm256_set1_ps,
+        _mm256_setzero_ps,
+        _mm256_fmadd_ps,
+        _mm256_storeu_ps
+    );
 }
 
 /// Peak resident set size of this process in MiB, from `/proc/self/status`.

@@ -21,6 +21,20 @@ pub fn positive(name: &str, value: f64) -> Result<()> {
     Ok(())
 }
 
+/// `names` (given by `flag`) is not empty and every name is one of `known`, else "`flag` names no
+/// `what`" or "unknown `what` '`name`' (known: …)" for the first that is not.
+pub fn known_names(flag: &str, what: &str, names: &[String], known: &[&str]) -> Result<()> {
+    ensure!(!names.is_empty(), "{flag} names no {what}");
+    for name in names {
+        ensure!(
+            known.contains(&name.as_str()),
+            "unknown {what} '{name}' (known: {})",
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +52,11 @@ mod tests {
                 "{err}"
             );
         }
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(known_names("--x", "thing", &names(&["a", "b"]), &["b", "a"]).is_ok());
+        let err = known_names("--x", "thing", &names(&[]), &["a"]).unwrap_err();
+        assert_eq!(err.to_string(), "--x names no thing");
+        let err = known_names("--x", "thing", &names(&["a", "c"]), &["a", "b"]).unwrap_err();
+        assert_eq!(err.to_string(), "unknown thing 'c' (known: a, b)");
     }
 }

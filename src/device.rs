@@ -70,6 +70,14 @@ impl DeviceChoice {
     }
 }
 
+/// A tensor's values copied back to the host as `E`, in row-major order.
+pub fn host_values<E: burn::tensor::Element, const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<E> {
+    t.into_data()
+        .convert::<E>()
+        .try_to_vec::<E>()
+        .expect("converted tensor data has the requested element type")
+}
+
 #[cfg(feature = "gpu")]
 fn kind(index: Option<usize>) -> burn::tensor::DeviceKind {
     match index {

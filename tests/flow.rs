@@ -447,12 +447,37 @@ fn flow_cli_trains_evaluates_samples_and_plots_user_data_and_targets() {
     ])))
     .unwrap();
     assert_eq!(all["points"], 400);
-    // Resuming continues to the new step count.
+    // Resuming refuses a real change of the saved settings, naming it, and writes nothing.
+    let before = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_error(
+        &hgn(&[
+            "flow",
+            "train",
+            "--run",
+            &s(&run),
+            "--resume",
+            "--hidden",
+            "9",
+            "--model",
+            "nhf",
+        ]),
+        "the flags change kind: \"realnvp\" → \"nhf\", nhf.hidden: 56 → 9, realnvp.hidden: 64 → 9",
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap(),
+        before
+    );
+    // The first command again with --resume (flags that repeat the saved settings) continues
+    // to the new step count.
     ok(hgn(&[
         "flow",
         "train",
+        "--data",
+        &s(&file),
         "--run",
         &s(&run),
+        "--model",
+        "realnvp",
         "--resume",
         "--steps",
         "40",

@@ -97,9 +97,28 @@ pub struct FlowTrainArgs {
     /// Run folder.
     #[arg(long)]
     pub run: PathBuf,
-    /// nhf or realnvp.
-    #[arg(long, value_enum, default_value = "nhf")]
-    pub model: FlowKindArg,
+    /// nhf or realnvp [default: nhf].
+    #[arg(long, value_enum)]
+    pub model: Option<FlowKindArg>,
+    #[command(flatten)]
+    pub training: FlowTrainingFlags,
+    #[command(flatten)]
+    pub nhf: NhfFlags,
+    #[command(flatten)]
+    pub networks: FlowNetworkFlags,
+    /// Continue the run in --run (with --steps: up to that many steps); the other flags may
+    /// only repeat its saved settings.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `hgn flow train`'s optimisation flags.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Training")]
+pub struct FlowTrainingFlags {
     /// Optimisation steps [default: 3000].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub steps: Option<usize>,
@@ -110,61 +129,67 @@ pub struct FlowTrainArgs {
     #[arg(long)]
     pub lr: Option<f64>,
     /// Seed of weights, data and noise [default: 0].
-    #[arg(long, default_value = "0")]
-    pub seed: u64,
-    /// NHF: Hamiltonian stages [default: 4].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Steps between held-out evaluations and checkpoints [default: 500].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub eval_every: Option<usize>,
+    /// Stop once N evaluations in a row have not improved the NLL of validation points set
+    /// aside for it (--steps stays the cap) [default: train all steps].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub patience: Option<usize>,
+    /// With --patience: plateaus answered by halving the learning rate before the next one
+    /// stops training [default: 0].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    pub plateau_halvings: Option<usize>,
+}
+
+/// `hgn flow train`'s flags of the Neural Hamiltonian Flow.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "NHF")]
+pub struct NhfFlags {
+    /// Hamiltonian stages [default: 4].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub stages: Option<usize>,
-    /// NHF: leapfrog steps per stage [default: 2].
+    /// Leapfrog steps per stage [default: 2].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub leapfrog_steps: Option<usize>,
-    /// NHF: leapfrog step size (with --step-size learned: its starting value) [default: 0.3].
+    /// Leapfrog step size (with --step-size learned: its starting value) [default: 0.3].
     #[arg(long, allow_negative_numbers = true)]
     pub dt: Option<f64>,
-    /// NHF: each stage's step size fixed at --dt, or learned from it [default: learned].
+    /// Each stage's step size fixed at --dt, or learned from it [default: learned].
     #[arg(long, value_enum)]
     pub step_size: Option<StepSizeArg>,
-    /// NHF: kinetic energy of every stage: ½|p|² plus a network (both), the network alone
+    /// Kinetic energy of every stage: ½|p|² plus a network (both), the network alone
     /// (learned), or ½|p|² alone (fixed; only the potentials are learned) [default: both].
     #[arg(long, value_enum)]
     pub kinetic: Option<KineticArg>,
-    /// NHF: activation of the energy networks, softplus or tanh [default: tanh].
+    /// Activation of the energy networks, softplus or tanh [default: tanh].
     #[arg(long)]
     pub activation: Option<hgn::flow::mlp::EnergyActivation>,
-    /// NHF: affine couplings conditioned on the position after the momentum posterior's
-    /// Gaussian draw (0: a diagonal Gaussian posterior) [default: 2].
+    /// Affine couplings conditioned on the position after the momentum posterior's Gaussian
+    /// draw (0: a diagonal Gaussian posterior) [default: 2].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub posterior_couplings: Option<usize>,
-    /// RealNVP: coupling layers [default: 8].
+    /// Posterior draws per point of the training objective; more than 1 trains on the
+    /// importance-weighted bound instead of the ELBO [default: 1].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
-    pub couplings: Option<usize>,
+    pub objective_samples: Option<usize>,
+}
+
+/// `hgn flow train`'s network sizes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Networks")]
+pub struct FlowNetworkFlags {
     /// Width of every hidden layer [default: NHF 56, RealNVP 64].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub hidden: Option<usize>,
     /// Hidden layers of every network [default: 2].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
     pub depth: Option<usize>,
-    /// Stop once N evaluations in a row have not improved the NLL of validation points set
-    /// aside for it (--steps stays the cap) [default: train all steps].
+    /// RealNVP: coupling layers [default: 8].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
-    pub patience: Option<usize>,
-    /// NHF: posterior draws per point of the training objective; more than 1 trains on the
-    /// importance-weighted bound instead of the ELBO [default: 1].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
-    pub objective_samples: Option<usize>,
-    /// With --patience: plateaus answered by halving the learning rate before the next one
-    /// stops training [default: 0].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
-    pub plateau_halvings: Option<usize>,
-    /// Steps between held-out evaluations and checkpoints [default: 500].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
-    pub eval_every: Option<usize>,
-    /// Continue the run in --run (with --steps: up to that many steps).
-    #[arg(long)]
-    pub resume: bool,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
+    pub couplings: Option<usize>,
 }
 
 /// `hgn flow train --step-size`.
@@ -262,77 +287,100 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
     }
 }
 
-/// A new flow run's config: the model's defaults with every flag given applied.
-fn config_from_flags(args: &FlowTrainArgs) -> Result<hgn::flow::config::FlowRunConfig> {
+/// The data the flags name, if any.
+fn data_from_flags(args: &FlowTrainArgs) -> Option<hgn::flow::config::FlowData> {
     use hgn::flow::config::FlowData;
-    let data = match (&args.target, &args.data) {
-        (Some(t), None) => FlowData::Target(t.clone()),
-        (None, Some(d)) => FlowData::File(d.clone()),
-        _ => anyhow::bail!("name the data: --target NAME or --data FILE.npy"),
-    };
-    let mut c = hgn::flow::config::new_config(args.model.into(), data, args.seed)?;
-    set(&mut c.train.steps, args.steps);
-    set(&mut c.train.batch_size, args.batch_size);
-    set(&mut c.train.learning_rate, args.lr);
-    set(&mut c.nhf.stages, args.stages);
-    set(&mut c.nhf.leapfrog_steps, args.leapfrog_steps);
-    set(&mut c.nhf.dt, args.dt);
-    set(&mut c.realnvp.couplings, args.couplings);
-    set(&mut c.nhf.posterior_couplings, args.posterior_couplings);
-    if let Some(v) = args.step_size {
+    match (&args.target, &args.data) {
+        (Some(t), _) => Some(FlowData::Target(t.clone())),
+        (None, Some(d)) => Some(FlowData::File(d.clone())),
+        (None, None) => None,
+    }
+}
+
+/// Applies every model and training flag given to `c` (not the data, model kind or seed).
+fn apply_flags(c: &mut hgn::flow::config::FlowRunConfig, args: &FlowTrainArgs) {
+    let (t, n, w) = (&args.training, &args.nhf, &args.networks);
+    set(&mut c.train.steps, t.steps);
+    set(&mut c.train.batch_size, t.batch_size);
+    set(&mut c.train.learning_rate, t.lr);
+    set(&mut c.train.eval_every, t.eval_every);
+    if t.patience.is_some() {
+        c.train.patience = t.patience;
+    }
+    set(&mut c.train.plateau_halvings, t.plateau_halvings);
+    set(&mut c.nhf.stages, n.stages);
+    set(&mut c.nhf.leapfrog_steps, n.leapfrog_steps);
+    set(&mut c.nhf.dt, n.dt);
+    if let Some(v) = n.step_size {
         c.nhf.learned_step = v == StepSizeArg::Learned;
     }
-    if let Some(v) = args.kinetic {
+    if let Some(v) = n.kinetic {
         (c.nhf.quadratic_kinetic, c.nhf.learned_kinetic) = match v {
             KineticArg::Both => (true, true),
             KineticArg::Learned => (false, true),
             KineticArg::Fixed => (true, false),
         };
     }
-    set(&mut c.nhf.activation, args.activation);
-    if let Some(v) = args.hidden {
+    set(&mut c.nhf.activation, n.activation);
+    set(&mut c.nhf.posterior_couplings, n.posterior_couplings);
+    set(&mut c.train.objective_samples, n.objective_samples);
+    set(&mut c.realnvp.couplings, w.couplings);
+    if let Some(v) = w.hidden {
         c.nhf.hidden = v;
         c.realnvp.hidden = v;
     }
-    if let Some(v) = args.depth {
+    if let Some(v) = w.depth {
         c.nhf.depth = v;
         c.realnvp.depth = v;
     }
-    if args.patience.is_some() {
-        c.train.patience = args.patience;
-    }
-    set(&mut c.train.objective_samples, args.objective_samples);
-    set(&mut c.train.plateau_halvings, args.plateau_halvings);
-    set(&mut c.train.eval_every, args.eval_every);
+}
+
+/// A new flow run's config: the model's defaults with every flag given applied.
+fn config_from_flags(args: &FlowTrainArgs) -> Result<hgn::flow::config::FlowRunConfig> {
+    let data = data_from_flags(args)
+        .ok_or_else(|| anyhow::anyhow!("name the data: --target NAME or --data FILE.npy"))?;
+    let kind = args.model.unwrap_or(FlowKindArg::Nhf).into();
+    let mut c = hgn::flow::config::new_config(kind, data, args.training.seed.unwrap_or(0))?;
+    apply_flags(&mut c, args);
     Ok(c)
+}
+
+/// `--resume`: the run's saved config, after checking that the flags only repeat its settings
+/// (a real change, of the data, model or seed included, is refused, named).
+fn resumed_config(args: &FlowTrainArgs) -> Result<hgn::flow::config::FlowRunConfig> {
+    let saved = hgn::flow::config::FlowRunConfig::load(&args.run)?;
+    let mut wanted = saved.clone();
+    if let Some(data) = data_from_flags(args) {
+        wanted.data = data;
+    }
+    if let Some(model) = args.model {
+        wanted.kind = model.into();
+    }
+    set(&mut wanted.train.seed, args.training.seed);
+    apply_flags(&mut wanted, args);
+    wanted.train.steps = saved.train.steps;
+    let mut changes = vec![];
+    config_changes(
+        "",
+        &serde_json::to_value(&saved)?,
+        &serde_json::to_value(&wanted)?,
+        &mut changes,
+    );
+    anyhow::ensure!(
+        changes.is_empty(),
+        "--resume continues {} with its saved config.json (only --steps may change); the \
+         flags change {}",
+        args.run.display(),
+        changes.join(", ")
+    );
+    Ok(saved)
 }
 
 /// `hgn flow train`: a new run from the flags, or the saved one with `--resume`.
 fn flow_train(args: FlowTrainArgs) -> Result<()> {
     use hgn::flow::config::FlowKind;
     let config = if args.resume {
-        anyhow::ensure!(
-            args.target.is_none()
-                && args.data.is_none()
-                && args.batch_size.is_none()
-                && args.lr.is_none()
-                && args.stages.is_none()
-                && args.leapfrog_steps.is_none()
-                && args.dt.is_none()
-                && args.step_size.is_none()
-                && args.kinetic.is_none()
-                && args.activation.is_none()
-                && args.couplings.is_none()
-                && args.posterior_couplings.is_none()
-                && args.hidden.is_none()
-                && args.depth.is_none()
-                && args.patience.is_none()
-                && args.objective_samples.is_none()
-                && args.plateau_halvings.is_none()
-                && args.eval_every.is_none(),
-            "--resume continues a run with its saved config.json; only --steps may change"
-        );
-        hgn::flow::config::FlowRunConfig::load(&args.run)?
+        resumed_config(&args)?
     } else {
         config_from_flags(&args)?
     };
@@ -341,7 +389,11 @@ fn flow_train(args: FlowTrainArgs) -> Result<()> {
         run: args.run.clone(),
         config,
         resume: args.resume,
-        steps_override: if args.resume { args.steps } else { None },
+        steps_override: if args.resume {
+            args.training.steps
+        } else {
+            None
+        },
         device: hgn::device::DeviceChoice::Cpu,
         reporter: stderr_reporter(args.quiet),
     })?;

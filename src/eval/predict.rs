@@ -77,8 +77,5 @@ pub fn predict_from_state(
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .expect("f32 tensor data")
+    crate::device::host_values(t)
 }

@@ -73,14 +73,7 @@ pub type Curve = Vec<(usize, f64, f64)>;
 
 /// Trains (or reuses) both flows on every target, evaluates, and writes the table and pictures.
 pub fn run_compare(opts: &CompareOptions) -> Result<(Vec<CompareRow>, String)> {
-    ensure!(!opts.targets.is_empty(), "--targets names no target");
-    for t in &opts.targets {
-        ensure!(
-            TARGETS.contains(&t.as_str()),
-            "unknown target '{t}' (known: {})",
-            TARGETS.join(", ")
-        );
-    }
+    check::known_names("--targets", "target", &opts.targets, &TARGETS)?;
     check::at_least_one(&[
         ("--steps", opts.steps),
         ("--patience", opts.patience),

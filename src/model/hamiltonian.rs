@@ -438,11 +438,8 @@ impl LatentHamiltonian for HamiltonianNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::host_values;
     use burn::tensor::{Distribution, TensorData};
-
-    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-        t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
-    }
 
     #[test]
     fn vector_mlp_matrix_products_match_the_convolution_path() {
@@ -459,12 +456,15 @@ mod tests {
         let x = Tensor::<4>::random([5, 3, 1, 1], Distribution::Normal(0.0, 1.0), &device);
         let (energy, grad) = net.energy_and_grad(x.clone());
         let (map_energy, map_grad) = on_maps.energy_and_grad(x.clone().expand([5, 3, 2, 2]));
-        let (energy, map_energy) = (to_vec(energy), to_vec(map_energy));
-        assert_eq!(to_vec(net.energy(x)), energy);
+        let (energy, map_energy) = (
+            host_values::<f64, _>(energy),
+            host_values::<f64, _>(map_energy),
+        );
+        assert_eq!(host_values::<f64, _>(net.energy(x)), energy);
         for (e, m) in energy.iter().zip(&map_energy) {
             assert!((4.0 * e - m).abs() <= 1e-5 * m.abs().max(1.0), "{e} vs {m}");
         }
-        let (grad, map_grad) = (to_vec(grad), to_vec(map_grad));
+        let (grad, map_grad) = (host_values::<f64, _>(grad), host_values::<f64, _>(map_grad));
         assert_eq!(map_grad.len(), 4 * grad.len());
         for (i, g) in grad.iter().enumerate() {
             for position in 0..4 {

@@ -681,10 +681,7 @@ impl ResidualDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-    }
+    use crate::device::host_values;
 
     #[test]
     fn upsample2_repeats_each_pixel_in_a_2x2_block_and_sums_its_gradient_back() {
@@ -704,8 +701,8 @@ mod tests {
             &device,
         );
         let grads = (up.clone() * weight).sum().backward();
-        let out = to_vec(up);
-        let grad = to_vec(x.grad(&grads).unwrap());
+        let out = host_values::<f32, _>(up);
+        let grad = host_values::<f32, _>(x.grad(&grads).unwrap());
         for plane in 0..b * c {
             for y in 0..2 * h {
                 for xx in 0..2 * w {
@@ -735,13 +732,16 @@ mod tests {
                 .require_grad();
             let ours = leaky(x.clone(), slope);
             let grads = ours.clone().sum().backward();
-            let our_grad = to_vec(x.grad(&grads).unwrap());
+            let our_grad = host_values::<f32, _>(x.grad(&grads).unwrap());
             let x2 = Tensor::<1>::from_data(TensorData::new(values.clone(), [n]), &device)
                 .require_grad();
             let theirs = burn::tensor::activation::leaky_relu(x2.clone(), slope);
             let grads = theirs.clone().sum().backward();
-            let their_grad = to_vec(x2.grad(&grads).unwrap());
-            for (a, b) in to_vec(ours).iter().zip(to_vec(theirs)) {
+            let their_grad = host_values::<f32, _>(x2.grad(&grads).unwrap());
+            for (a, b) in host_values::<f32, _>(ours)
+                .iter()
+                .zip(host_values::<f32, _>(theirs))
+            {
                 assert!((a - b).abs() <= 1e-7, "slope {slope}: {a} vs {b}");
             }
             // Away from the kink at 0, where the two may pick different one-sided slopes.
@@ -811,8 +811,12 @@ mod tests {
                 h = out.reshape([b, d, 1, 1]);
             }
             let (mean, log_scale) = encoder.forward(x(one.clone()));
-            let by_hand = to_vec(h);
-            let ours = [to_vec(mean.clone()), to_vec(log_scale.clone())].concat();
+            let by_hand = host_values::<f32, _>(h);
+            let ours = [
+                host_values::<f32, _>(mean.clone()),
+                host_values::<f32, _>(log_scale.clone()),
+            ]
+            .concat();
             assert_eq!(ours.len(), by_hand.len());
             for (a, b) in ours.iter().zip(&by_hand) {
                 assert!(
@@ -824,13 +828,16 @@ mod tests {
             let both = Tensor::cat(vec![x(one.clone()), x(other.clone())], 0);
             let (mean_both, _) = encoder.forward(both);
             let (mean_other, _) = encoder.forward(x(other));
-            let half = to_vec(mean.clone()).len();
-            let together = to_vec(mean_both);
+            let half = host_values::<f32, _>(mean.clone()).len();
+            let together = host_values::<f32, _>(mean_both);
             assert_eq!(together.len(), 2 * half);
-            for (a, b) in together[..half].iter().zip(to_vec(mean)) {
+            for (a, b) in together[..half].iter().zip(host_values::<f32, _>(mean)) {
                 assert!((a - b).abs() <= 1e-6);
             }
-            for (a, b) in together[half..].iter().zip(to_vec(mean_other)) {
+            for (a, b) in together[half..]
+                .iter()
+                .zip(host_values::<f32, _>(mean_other))
+            {
                 assert!((a - b).abs() <= 1e-6);
             }
         }
@@ -838,7 +845,7 @@ mod tests {
 
     #[test]
     fn pixel_grid_runs_x_along_columns_and_y_along_rows() {
-        let grid = to_vec(pixel_grid(3, &Device::flex()));
+        let grid = host_values::<f32, _>(pixel_grid(3, &Device::flex()));
         let xs: Vec<f32> = grid.iter().step_by(2).copied().collect();
         let ys: Vec<f32> = grid.iter().skip(1).step_by(2).copied().collect();
         assert_eq!(xs, [-1., 0., 1., -1., 0., 1., -1., 0., 1.]);
@@ -851,8 +858,12 @@ mod tests {
         let decoder = BroadcastDecoderConfig::new(2, 32, 8).init(&device);
         let a = Tensor::<4>::from_data(TensorData::new(vec![0.5f32, -1.0], [1, 2, 1, 1]), &device);
         let b = Tensor::<4>::from_data(TensorData::new(vec![-2.0f32, 3.0], [1, 2, 1, 1]), &device);
-        let both = to_vec(decoder.forward(Tensor::cat(vec![a.clone(), b.clone()], 0)));
-        let (alone_a, alone_b) = (to_vec(decoder.forward(a)), to_vec(decoder.forward(b)));
+        let both =
+            host_values::<f32, _>(decoder.forward(Tensor::cat(vec![a.clone(), b.clone()], 0)));
+        let (alone_a, alone_b) = (
+            host_values::<f32, _>(decoder.forward(a)),
+            host_values::<f32, _>(decoder.forward(b)),
+        );
         assert_eq!(both.len(), 2 * 3 * 32 * 32);
         assert_eq!(&both[..alone_a.len()], &alone_a[..]);
         assert_eq!(&both[alone_a.len()..], &alone_b[..]);

@@ -42,57 +42,61 @@ pub fn trajectory(
     states.iter().all(|v| v.is_finite()).then_some(states)
 }
 
-/// The standardised residuals of state `x` at frame 0 against the observed positions of
-/// `frames` (`observed` holds whole states `[T × 2·dof]`; only the positions are used).
-fn residuals(
-    spec: &SystemSpec,
-    system: &dyn HamiltonianSystem,
-    x: &[f64],
-    observed: &[f64],
-    frames: &[usize],
+/// One least-squares problem: the observed positions of `frames` (`observed` holds whole states
+/// `[T × 2·dof]`; only the positions are used) with noise `sigma`, under the exact flow of
+/// `system`.
+#[derive(Clone, Copy)]
+struct Problem<'a> {
+    spec: &'a SystemSpec,
+    system: &'a dyn HamiltonianSystem,
+    observed: &'a [f64],
+    frames: &'a [usize],
     sigma: f64,
-    settings: &RenderSettings,
-) -> Option<Vec<f64>> {
-    let dim = x.len();
-    let dof = dim / 2;
-    let last = frames.iter().copied().max().unwrap_or(0);
-    let states = trajectory(spec, system, x, last + 1, settings)?;
-    let mut r = Vec::with_capacity(frames.len() * dof);
-    for &t in frames {
-        for j in 0..dof {
-            r.push((states[t * dim + j] - observed[t * dim + j]) / sigma);
-        }
-    }
-    Some(r)
+    settings: &'a RenderSettings,
 }
 
-/// `J = ∂r/∂x` by central differences, row-major `[m × n]`.
-#[allow(clippy::too_many_arguments)]
-fn jacobian(
-    spec: &SystemSpec,
-    system: &dyn HamiltonianSystem,
-    x: &[f64],
-    m: usize,
-    observed: &[f64],
-    frames: &[usize],
-    sigma: f64,
-    settings: &RenderSettings,
-) -> Option<Vec<f64>> {
-    let n = x.len();
-    let mut jac = vec![0.0; m * n];
-    for i in 0..n {
-        let h = 1e-6 * x[i].abs().max(1.0);
-        let mut plus = x.to_vec();
-        let mut minus = x.to_vec();
-        plus[i] += h;
-        minus[i] -= h;
-        let rp = residuals(spec, system, &plus, observed, frames, sigma, settings)?;
-        let rm = residuals(spec, system, &minus, observed, frames, sigma, settings)?;
-        for k in 0..m {
-            jac[k * n + i] = (rp[k] - rm[k]) / (2.0 * h);
+impl<'a> Problem<'a> {
+    /// The same problem on the first `len` of its frames.
+    fn prefix(self, len: usize) -> Self {
+        Self {
+            frames: &self.frames[..len],
+            ..self
         }
     }
-    Some(jac)
+
+    /// The standardised residuals `r(x)` of state `x` at frame 0.
+    fn residuals(&self, x: &[f64]) -> Option<Vec<f64>> {
+        let dim = x.len();
+        let dof = dim / 2;
+        let last = self.frames.iter().copied().max().unwrap_or(0);
+        let states = trajectory(self.spec, self.system, x, last + 1, self.settings)?;
+        let mut r = Vec::with_capacity(self.frames.len() * dof);
+        for &t in self.frames {
+            for j in 0..dof {
+                r.push((states[t * dim + j] - self.observed[t * dim + j]) / self.sigma);
+            }
+        }
+        Some(r)
+    }
+
+    /// `J = ∂r/∂x` by central differences, row-major `[m × n]`.
+    fn jacobian(&self, x: &[f64], m: usize) -> Option<Vec<f64>> {
+        let n = x.len();
+        let mut jac = vec![0.0; m * n];
+        for i in 0..n {
+            let h = 1e-6 * x[i].abs().max(1.0);
+            let mut plus = x.to_vec();
+            let mut minus = x.to_vec();
+            plus[i] += h;
+            minus[i] -= h;
+            let rp = self.residuals(&plus)?;
+            let rm = self.residuals(&minus)?;
+            for k in 0..m {
+                jac[k * n + i] = (rp[k] - rm[k]) / (2.0 * h);
+            }
+        }
+        Some(jac)
+    }
 }
 
 /// `JᵀJ` (`n × n`) and `Jᵀr` (`n`).
@@ -166,23 +170,14 @@ fn spd_inverse(a: &[f64], n: usize) -> Option<Vec<f64>> {
 
 /// Levenberg–Marquardt from `start`; the local minimum's state and cost, or `None` when the start
 /// cannot even be integrated.
-#[allow(clippy::too_many_arguments)]
-fn levenberg_marquardt(
-    spec: &SystemSpec,
-    system: &dyn HamiltonianSystem,
-    start: &[f64],
-    observed: &[f64],
-    frames: &[usize],
-    sigma: f64,
-    settings: &RenderSettings,
-) -> Option<(Vec<f64>, f64)> {
+fn levenberg_marquardt(problem: &Problem, start: &[f64]) -> Option<(Vec<f64>, f64)> {
     let n = start.len();
     let mut x = start.to_vec();
-    let mut r = residuals(spec, system, &x, observed, frames, sigma, settings)?;
+    let mut r = problem.residuals(&x)?;
     let mut cost: f64 = r.iter().map(|v| v * v).sum();
     let mut lambda = 1e-3;
     for _ in 0..200 {
-        let jac = jacobian(spec, system, &x, r.len(), observed, frames, sigma, settings)?;
+        let jac = problem.jacobian(&x, r.len())?;
         let (jtj, jtr) = normal_equations(&jac, &r, n);
         let mut improved = false;
         while lambda < 1e12 {
@@ -197,7 +192,7 @@ fn levenberg_marquardt(
             let neg: Vec<f64> = jtr.iter().map(|v| -v).collect();
             let delta = cholesky_solve(&l, &neg, n);
             let candidate: Vec<f64> = x.iter().zip(&delta).map(|(a, d)| a + d).collect();
-            let trial = residuals(spec, system, &candidate, observed, frames, sigma, settings);
+            let trial = problem.residuals(&candidate);
             let trial_cost = trial
                 .as_ref()
                 .map_or(f64::INFINITY, |t| t.iter().map(|v| v * v).sum());
@@ -308,38 +303,27 @@ pub fn fit_state(
     // is good), then the best fit is refined on twice as many frames at a time up to all of them.
     // Over a long window (reconstruct's 31 frames of an orbit) a start from the line through all
     // frames is far off, and LM from it costs hundreds of integrations.
-    let mut len = frames.len().min(CONTINUATION_FRAMES);
-    let starts = starting_states(system, observed, &frames[..len], settings.dt);
-    let (mut state, mut cost) = starts
-        .iter()
-        .filter_map(|s| {
-            levenberg_marquardt(spec, system, s, observed, &frames[..len], sigma, settings)
-        })
-        .min_by(|a, b| a.1.total_cmp(&b.1))?;
-    while len < frames.len() {
-        len = (2 * len).min(frames.len());
-        (state, cost) = levenberg_marquardt(
-            spec,
-            system,
-            &state,
-            observed,
-            &frames[..len],
-            sigma,
-            settings,
-        )?;
-    }
-    let n = state.len();
-    let r = residuals(spec, system, &state, observed, frames, sigma, settings)?;
-    let jac = jacobian(
+    let problem = Problem {
         spec,
         system,
-        &state,
-        r.len(),
         observed,
         frames,
         sigma,
         settings,
-    )?;
+    };
+    let mut len = frames.len().min(CONTINUATION_FRAMES);
+    let starts = starting_states(system, observed, &frames[..len], settings.dt);
+    let (mut state, mut cost) = starts
+        .iter()
+        .filter_map(|s| levenberg_marquardt(&problem.prefix(len), s))
+        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    while len < frames.len() {
+        len = (2 * len).min(frames.len());
+        (state, cost) = levenberg_marquardt(&problem.prefix(len), &state)?;
+    }
+    let n = state.len();
+    let r = problem.residuals(&state)?;
+    let jac = problem.jacobian(&state, r.len())?;
     let (jtj, _) = normal_equations(&jac, &r, n);
     let covariance = spd_inverse(&jtj, n)?;
     Some(StateFit {
@@ -425,16 +409,15 @@ mod tests {
                 let fit =
                     fit_state(spec, system.as_ref(), &observed, &s, sigma, &settings(31)).unwrap();
                 let dim = 2 * system.dof();
-                let truth = residuals(
+                let problem = Problem {
                     spec,
-                    system.as_ref(),
-                    &states[..dim],
-                    &observed,
-                    &s,
+                    system: system.as_ref(),
+                    observed: &observed,
+                    frames: &s,
                     sigma,
-                    &settings(31),
-                )
-                .unwrap();
+                    settings: &settings(31),
+                };
+                let truth = problem.residuals(&states[..dim]).unwrap();
                 let truth_cost: f64 = truth.iter().map(|v| v * v).sum();
                 assert!(
                     fit.cost <= truth_cost * (1.0 + 1e-9),

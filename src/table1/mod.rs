@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
+use crate::check;
 use crate::data::format::{DatasetMeta, Split};
 use crate::data::{GenerateOptions, generate};
 use crate::device::DeviceChoice;
@@ -258,15 +259,8 @@ pub fn variant_config(variant: &str, scale: Scale, protocol: Protocol) -> Result
 /// Generates, trains, evaluates and writes `OUT/table1.md` and `OUT/table1.json`, keeping the
 /// cells of the folder's earlier table that this call did not compute.
 pub fn run_table1(opts: &Table1Options) -> Result<Table1> {
-    ensure!(!opts.systems.is_empty(), "--systems names no system");
+    check::known_names("--systems", "system", &opts.systems, &SYSTEMS)?;
     ensure!(!opts.variants.is_empty(), "--variants names no variant");
-    for s in &opts.systems {
-        ensure!(
-            SYSTEMS.contains(&s.as_str()),
-            "unknown system '{s}' for Table 1 (known: {})",
-            SYSTEMS.join(", ")
-        );
-    }
     for v in &opts.variants {
         variant_config(v, opts.scale, opts.protocol)?;
     }
