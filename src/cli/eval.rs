@@ -160,17 +160,19 @@ pub fn run_oracle(args: OracleArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        let f = &report.frames;
+        // Frame indices as the half-open range they cover.
+        let span = |frames: &[usize]| match (frames.first(), frames.last()) {
+            (Some(a), Some(b)) => format!("{a}..{}", b + 1),
+            _ => "none".into(),
+        };
         println!(
-            "hgn oracle: {} {} split, {} sequences, {} protocol (fit frames {}..{}, score frames {}..{}), {} draws",
+            "hgn oracle: {} {} split, {} sequences, {} protocol (fit frames {}, score frames {}), {} draws",
             report.data.display(),
             report.split,
             report.sequences,
             report.protocol,
-            f.fitted[0],
-            f.fitted[f.fitted.len() - 1] + 1,
-            f.scored[0],
-            f.scored[f.scored.len() - 1] + 1,
+            span(&report.frames.fitted),
+            span(&report.frames.scored),
             report.draws
         );
         println!("{:<40}{:>10}", "per-pixel MSE ×1e4", "");

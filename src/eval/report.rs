@@ -173,9 +173,80 @@ pub struct EvalReport {
     pub splits: Vec<SplitReport>,
 }
 
+/// A row of [`EvalReport::table`]: its label and the cell of one split.
+type Row<'a> = (String, Box<dyn Fn(&SplitReport) -> String + 'a>);
+
+/// A row whose cell is `cell` of the split, or "-" where the split has no such figure.
+fn row<'a>(
+    label: impl Into<String>,
+    cell: impl Fn(&SplitReport) -> Option<String> + 'a,
+) -> Row<'a> {
+    (
+        label.into(),
+        Box::new(move |s| cell(s).unwrap_or_else(|| "-".into())),
+    )
+}
+
+/// The oracle's rows: label and cell.
+const ORACLE_ROWS: [(&str, fn(&OracleReport) -> String); 5] = [
+    ("oracle: expected image ×1e4", |o| {
+        format!("{:.2}", o.expected_x1e4.mean)
+    }),
+    ("oracle: point ×1e4", |o| {
+        format!("{:.2}", o.point_x1e4.mean)
+    }),
+    ("oracle: noise floor ×1e4", |o| {
+        format!("{:.2}", o.noise_floor_x1e4.mean)
+    }),
+    ("model / expected-image oracle", |o| {
+        format!("{:.3}", o.model_ratio)
+    }),
+    ("baseline / expected-image oracle", |o| {
+        format!("{:.3}", o.baseline_ratio)
+    }),
+];
+
+/// The rows of each direction of time, labelled after the direction's name.
+const DIRECTION_ROWS: [(&str, fn(&DirectionReport) -> String); 5] = [
+    ("window MSE", |d| format!("{:.3e}", d.window_mse)),
+    ("window l2_norm", |d| format!("{:.3e}", d.window_l2_norm)),
+    ("extrapolation MSE", |d| {
+        format!(
+            "{} ({} fr)",
+            optional(d.extrapolation_mse),
+            d.extrapolation_frames
+        )
+    }),
+    ("extrapolation l2_norm", |d| {
+        optional(d.extrapolation_l2_norm)
+    }),
+    ("VPT abs / rel", |d| {
+        format!("{:.1} / {:.3}", d.vpt_abs, d.vpt_rel)
+    }),
+];
+
+/// The energy rows.
+const ENERGY_ROWS: [(&str, fn(&EnergyReport) -> String); 4] = [
+    ("energy: mean H", |e| format!("{:.4e}", e.mean_energy)),
+    ("energy: avg |Hi − Hj|", |e| {
+        format!("{:.3e}", e.avg_deficit)
+    }),
+    ("energy: max |Hi − Hj|", |e| {
+        format!("{:.3e}", e.max_deficit)
+    }),
+    ("energy: drift / step", |e| {
+        format!("{:+.2e}", e.drift_per_step)
+    }),
+];
+
+/// `x` in the table's scientific format, or "-".
+fn optional(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), |x| format!("{x:.3e}"))
+}
+
 impl EvalReport {
-    /// The report as an aligned text table: one row per figure, one column per split. (Long
-    /// because it lists every row in display order.)
+    /// The report as an aligned text table: one row per figure, one column per split; the
+    /// oracle, probe and refinement rows only where some split has them.
     pub fn table(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
@@ -190,173 +261,106 @@ impl EvalReport {
             self.dt,
             self.data.display()
         );
-        let col = |f: &dyn Fn(&SplitReport) -> String| -> String {
-            self.splits
-                .iter()
-                .map(|s| format!("{:>24}", f(s)))
-                .collect::<String>()
-        };
-        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.3e}"));
-        let rows: Vec<(String, String)> = vec![
-            ("".into(), col(&|s| s.split.clone())),
-            ("sequences".into(), col(&|s| s.sequences.to_string())),
-            (
-                "Table 1 MSE ×1e4 (95 % CI)".into(),
-                col(&|s| match s.table1_mse_x1e4.ci95 {
-                    Some(h) => format!("{:.2} ± {:.2}", s.table1_mse_x1e4.mean, h),
-                    None => format!("{:.2}", s.table1_mse_x1e4.mean),
-                }),
-            ),
-            (
-                "  frames averaged".into(),
-                col(&|s| s.table1_frames.to_string()),
-            ),
-            (
-                "mean-frame baseline ×1e4".into(),
-                col(&|s| format!("{:.2}", s.baseline_mse_x1e4)),
-            ),
+        let mut rows: Vec<Row> = vec![
+            row("", |s| Some(s.split.clone())),
+            row("sequences", |s| Some(s.sequences.to_string())),
+            row("Table 1 MSE ×1e4 (95 % CI)", |s| {
+                let m = &s.table1_mse_x1e4;
+                Some(match m.ci95 {
+                    Some(h) => format!("{:.2} ± {h:.2}", m.mean),
+                    None => format!("{:.2}", m.mean),
+                })
+            }),
+            row("  frames averaged", |s| Some(s.table1_frames.to_string())),
+            row("mean-frame baseline ×1e4", |s| {
+                Some(format!("{:.2}", s.baseline_mse_x1e4))
+            }),
         ];
-        let mut rows = rows;
-        let oracle = |f: &dyn Fn(&OracleReport) -> String| {
-            col(&|s| s.oracle.as_ref().map_or_else(|| "-".to_string(), f))
-        };
         if self.splits.iter().any(|s| s.oracle.is_some()) {
-            rows.push((
-                "oracle: expected image ×1e4".into(),
-                oracle(&|o| format!("{:.2}", o.expected_x1e4.mean)),
-            ));
-            rows.push((
-                "oracle: point ×1e4".into(),
-                oracle(&|o| format!("{:.2}", o.point_x1e4.mean)),
-            ));
-            rows.push((
-                "oracle: noise floor ×1e4".into(),
-                oracle(&|o| format!("{:.2}", o.noise_floor_x1e4.mean)),
-            ));
-            rows.push((
-                "model / expected-image oracle".into(),
-                oracle(&|o| format!("{:.3}", o.model_ratio)),
-            ));
-            rows.push((
-                "baseline / expected-image oracle".into(),
-                oracle(&|o| format!("{:.3}", o.baseline_ratio)),
-            ));
-            // The gap at step 0 of the Table 1 rollout, the frame the state is inferred at.
-            let first_step = |s: &SplitReport| match self.protocol {
-                Protocol::Forecast => s.forward.mse_per_step.first().copied(),
-                Protocol::Reconstruct => s.backward.mse_per_step.first().copied(),
-            };
-            rows.push((
-                "model − oracle, step 0 ×1e4".into(),
-                col(&|s| {
-                    let oracle = s
-                        .oracle
-                        .as_ref()
-                        .and_then(|o| o.expected_per_step_x1e4.first());
-                    match (first_step(s), oracle) {
-                        (Some(model), Some(oracle)) => format!("{:.2}", 1e4 * model - oracle),
-                        _ => "-".into(),
-                    }
-                }),
-            ));
-            if self
-                .splits
-                .iter()
-                .any(|s| s.oracle.as_ref().is_some_and(|o| o.failed > 0))
-            {
-                rows.push((
-                    "oracle: no answer (left out)".into(),
-                    oracle(&|o| o.failed.to_string()),
-                ));
+            rows.extend(self.oracle_rows());
+        }
+        if self.splits.iter().any(|s| s.probe.is_some()) {
+            rows.push(row("inferred state: positions R²", |s| {
+                s.probe.as_ref().map(|p| format!("{:.3}", p.positions_r2))
+            }));
+            rows.push(row("inferred state: momenta R²", |s| {
+                s.probe.as_ref().map(|p| format!("{:.3}", p.momenta_r2))
+            }));
+        }
+        if self.splits.iter().any(|s| s.refined.is_some()) {
+            rows.push(row("refined state: Table 1 ×1e4", |s| {
+                let r = s.refined.as_ref()?;
+                let (refined, inferred) = (r.refined_mse_x1e4.mean, r.inferred_mse_x1e4.mean);
+                Some(format!("{refined:.2} (from {inferred:.2})"))
+            }));
+            rows.push(row("  sequences / Adam steps", |s| {
+                s.refined
+                    .as_ref()
+                    .map(|r| format!("{} / {}", r.sequences, r.iterations))
+            }));
+        }
+        let directions: [(&str, fn(&SplitReport) -> &DirectionReport); 2] =
+            [("forward", |s| &s.forward), ("backward", |s| &s.backward)];
+        for (name, pick) in directions {
+            for (label, cell) in DIRECTION_ROWS {
+                rows.push(row(format!("{name}: {label}"), move |s| {
+                    Some(cell(pick(s)))
+                }));
             }
         }
-        let probe = |f: &dyn Fn(&crate::probe::ProbeReport) -> f64| {
-            col(&|s| {
-                s.probe
-                    .as_ref()
-                    .map_or_else(|| "-".to_string(), |p| format!("{:.3}", f(p)))
-            })
-        };
-        if self.splits.iter().any(|s| s.probe.is_some()) {
-            rows.push((
-                "inferred state: positions R²".into(),
-                probe(&|p| p.positions_r2),
-            ));
-            rows.push((
-                "inferred state: momenta R²".into(),
-                probe(&|p| p.momenta_r2),
-            ));
+        for (label, cell) in ENERGY_ROWS {
+            rows.push(row(label, move |s| Some(cell(&s.energy))));
         }
-        let refined = |f: &dyn Fn(&crate::eval::RefineReport) -> String| {
-            col(&|s| s.refined.as_ref().map_or_else(|| "-".to_string(), f))
-        };
-        if self.splits.iter().any(|s| s.refined.is_some()) {
-            rows.push((
-                "refined state: Table 1 ×1e4".into(),
-                refined(&|r| {
-                    format!(
-                        "{:.2} (inferred {:.2}; {} seq., {} Adam steps)",
-                        r.refined_mse_x1e4.mean,
-                        r.inferred_mse_x1e4.mean,
-                        r.sequences,
-                        r.iterations
-                    )
-                }),
-            ));
-        }
-        for (name, pick) in [
-            (
-                "forward",
-                (|s: &SplitReport| &s.forward) as fn(&SplitReport) -> &DirectionReport,
-            ),
-            ("backward", |s: &SplitReport| &s.backward),
-        ] {
-            rows.push((
-                format!("{name}: window MSE"),
-                col(&|s| format!("{:.3e}", pick(s).window_mse)),
-            ));
-            rows.push((
-                format!("{name}: window l2_norm"),
-                col(&|s| format!("{:.3e}", pick(s).window_l2_norm)),
-            ));
-            rows.push((
-                format!("{name}: extrapolation MSE"),
-                col(&|s| {
-                    format!(
-                        "{} ({} fr)",
-                        opt(pick(s).extrapolation_mse),
-                        pick(s).extrapolation_frames
-                    )
-                }),
-            ));
-            rows.push((
-                format!("{name}: extrapolation l2_norm"),
-                col(&|s| opt(pick(s).extrapolation_l2_norm)),
-            ));
-            rows.push((
-                format!("{name}: VPT abs / rel"),
-                col(&|s| format!("{:.1} / {:.3}", pick(s).vpt_abs, pick(s).vpt_rel)),
-            ));
-        }
-        rows.push((
-            "energy: mean H".into(),
-            col(&|s| format!("{:.4e}", s.energy.mean_energy)),
-        ));
-        rows.push((
-            "energy: avg |Hi − Hj|".into(),
-            col(&|s| format!("{:.3e}", s.energy.avg_deficit)),
-        ));
-        rows.push((
-            "energy: max |Hi − Hj|".into(),
-            col(&|s| format!("{:.3e}", s.energy.max_deficit)),
-        ));
-        rows.push((
-            "energy: drift / step".into(),
-            col(&|s| format!("{:+.2e}", s.energy.drift_per_step)),
-        ));
-        for (name, values) in rows {
-            let _ = writeln!(out, "{name:<30}{values}");
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(_, cell)| self.splits.iter().map(cell).collect())
+            .collect();
+        let label_width = rows
+            .iter()
+            .map(|(l, _)| l.chars().count())
+            .max()
+            .unwrap_or(0)
+            + 2;
+        let cell_width = cells
+            .iter()
+            .flatten()
+            .map(|c| c.chars().count() + 2)
+            .fold(24, usize::max);
+        for ((label, _), cells) in rows.iter().zip(cells) {
+            let _ = write!(out, "{label:<label_width$}");
+            for cell in cells {
+                let _ = write!(out, "{cell:>cell_width$}");
+            }
+            out.push('\n');
         }
         out
+    }
+
+    /// The oracle's rows: its figures, the model's gap to it at the inferred frame, and how
+    /// many sequences it could not answer (where any).
+    fn oracle_rows(&self) -> Vec<Row<'_>> {
+        let mut rows: Vec<Row> = ORACLE_ROWS
+            .into_iter()
+            .map(|(label, cell)| row(label, move |s| s.oracle.as_ref().map(cell)))
+            .collect();
+        // The gap at step 0 of the Table 1 rollout, the frame the state is inferred at.
+        rows.push(row("model − oracle, step 0 ×1e4", |s| {
+            let model = match self.protocol {
+                Protocol::Forecast => s.forward.mse_per_step.first(),
+                Protocol::Reconstruct => s.backward.mse_per_step.first(),
+            }?;
+            let oracle = s.oracle.as_ref()?.expected_per_step_x1e4.first()?;
+            Some(format!("{:.2}", 1e4 * model - oracle))
+        }));
+        if self
+            .splits
+            .iter()
+            .any(|s| s.oracle.as_ref().is_some_and(|o| o.failed > 0))
+        {
+            rows.push(row("oracle: no answer (left out)", |s| {
+                s.oracle.as_ref().map(|o| o.failed.to_string())
+            }));
+        }
+        rows
     }
 }

@@ -17,16 +17,21 @@ pub const GRID: Rgb = [225, 225, 225];
 /// Mid grey for axes and secondary text.
 pub const GREY: Rgb = [110, 110, 110];
 /// A colour-blind-safe palette (Okabe–Ito), for series.
-pub const PALETTE: [Rgb; 8] = [
-    [0, 114, 178],
-    [213, 94, 0],
-    [0, 158, 115],
-    [204, 121, 167],
-    [230, 159, 0],
-    [86, 180, 233],
-    [240, 228, 66],
-    [0, 0, 0],
-];
+pub const PALETTE: [Rgb; 8] = hex_colors([
+    0x0072B2, 0xD55E00, 0x009E73, 0xCC79A7, 0xE69F00, 0x56B4E9, 0xF0E442, 0x000000,
+]);
+
+/// Colours written as `0xRRGGBB`.
+pub const fn hex_colors<const N: usize>(hex: [u32; N]) -> [Rgb; N] {
+    let mut out = [[0; 3]; N];
+    let mut i = 0;
+    while i < N {
+        let [_, r, g, b] = hex[i].to_be_bytes();
+        out[i] = [r, g, b];
+        i += 1;
+    }
+    out
+}
 
 /// Width in pixels of `text` drawn at `scale`.
 pub fn text_width(text: &str, scale: usize) -> usize {
@@ -187,6 +192,12 @@ impl Canvas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_colours_read_as_red_green_blue() {
+        assert_eq!(hex_colors([0x0072B2, 0xFDE725]), [[0, 114, 178], [253, 231, 37]]);
+        assert_eq!(PALETTE[1], [213, 94, 0]);
+    }
 
     #[test]
     fn text_draws_inside_its_box() {

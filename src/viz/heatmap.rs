@@ -1,6 +1,6 @@
 //! Heat maps of a function on a 2-D grid (densities, potentials), viridis-coloured, with axes.
 
-use super::canvas::{BLACK, Canvas, GREY, Rgb, WHITE, text_width};
+use super::canvas::{BLACK, Canvas, GREY, Rgb, WHITE, hex_colors, text_width};
 use super::chart::{format_tick, linear_ticks};
 
 /// Values on a regular grid over `[x0, x1] × [y0, y1]`.
@@ -19,17 +19,9 @@ pub struct Heatmap {
 }
 
 /// Viridis, sampled at nine points.
-const VIRIDIS: [Rgb; 9] = [
-    [68, 1, 84],
-    [71, 44, 122],
-    [59, 81, 139],
-    [44, 113, 142],
-    [33, 144, 141],
-    [39, 173, 129],
-    [92, 200, 99],
-    [170, 220, 50],
-    [253, 231, 37],
-];
+const VIRIDIS: [Rgb; 9] = hex_colors([
+    0x440154, 0x472C7A, 0x3B518B, 0x2C718E, 0x21908D, 0x27AD81, 0x5CC863, 0xAADC32, 0xFDE725,
+]);
 
 /// The viridis colour at `t ∈ [0, 1]`.
 pub fn viridis(t: f64) -> Rgb {
