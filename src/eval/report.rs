@@ -187,8 +187,11 @@ fn row<'a>(
     )
 }
 
-/// The oracle's rows: label and cell.
-const ORACLE_ROWS: [(&str, fn(&OracleReport) -> String); 5] = [
+/// A row of figures of one part `T` of a split's report: its label and its cell.
+type Labelled<T> = (&'static str, fn(&T) -> String);
+
+/// The oracle's rows.
+const ORACLE_ROWS: [Labelled<OracleReport>; 5] = [
     ("oracle: expected image ×1e4", |o| {
         format!("{:.2}", o.expected_x1e4.mean)
     }),
@@ -207,7 +210,7 @@ const ORACLE_ROWS: [(&str, fn(&OracleReport) -> String); 5] = [
 ];
 
 /// The rows of each direction of time, labelled after the direction's name.
-const DIRECTION_ROWS: [(&str, fn(&DirectionReport) -> String); 5] = [
+const DIRECTION_ROWS: [Labelled<DirectionReport>; 5] = [
     ("window MSE", |d| format!("{:.3e}", d.window_mse)),
     ("window l2_norm", |d| format!("{:.3e}", d.window_l2_norm)),
     ("extrapolation MSE", |d| {
@@ -225,8 +228,15 @@ const DIRECTION_ROWS: [(&str, fn(&DirectionReport) -> String); 5] = [
     }),
 ];
 
+/// Picks a direction of time's part of a split's report.
+type PickDirection = fn(&SplitReport) -> &DirectionReport;
+
+/// The directions of time, each with its part of a split's report.
+const DIRECTIONS: [(&str, PickDirection); 2] =
+    [("forward", |s| &s.forward), ("backward", |s| &s.backward)];
+
 /// The energy rows.
-const ENERGY_ROWS: [(&str, fn(&EnergyReport) -> String); 4] = [
+const ENERGY_ROWS: [Labelled<EnergyReport>; 4] = [
     ("energy: mean H", |e| format!("{:.4e}", e.mean_energy)),
     ("energy: avg |Hi − Hj|", |e| {
         format!("{:.3e}", e.avg_deficit)
@@ -299,9 +309,7 @@ impl EvalReport {
                     .map(|r| format!("{} / {}", r.sequences, r.iterations))
             }));
         }
-        let directions: [(&str, fn(&SplitReport) -> &DirectionReport); 2] =
-            [("forward", |s| &s.forward), ("backward", |s| &s.backward)];
-        for (name, pick) in directions {
+        for (name, pick) in DIRECTIONS {
             for (label, cell) in DIRECTION_ROWS {
                 rows.push(row(format!("{name}: {label}"), move |s| {
                     Some(cell(pick(s)))

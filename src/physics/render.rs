@@ -139,6 +139,21 @@ pub(crate) mod tests {
         [sc / sw, sr / sw]
     }
 
+    /// The square `[-1, 1]²`.
+    const UNIT: Viewport = Viewport {
+        center: [0.0, 0.0],
+        half_size: 1.0,
+    };
+
+    /// A disc of radius 0.3 at the origin.
+    fn centred(color: [f64; 3]) -> Disc {
+        Disc {
+            position: [0.0, 0.0],
+            radius: 0.3,
+            color,
+        }
+    }
+
     #[test]
     fn palette_matches_hsv() {
         assert_eq!(hue_to_rgb(0.0), [1.0, 0.0, 0.0]);
@@ -149,12 +164,8 @@ pub(crate) mod tests {
 
     #[test]
     fn empty_canvas_is_background() {
-        let canvas = Viewport {
-            center: [0.0, 0.0],
-            half_size: 1.0,
-        };
         let mut img = vec![0u8; 8 * 8 * 3];
-        render_frame(&[], &canvas, 8, &mut img);
+        render_frame(&[], &UNIT, 8, &mut img);
         assert!(img.chunks(3).all(|p| p == [82, 89, 94]));
     }
 
@@ -185,17 +196,13 @@ pub(crate) mod tests {
 
     #[test]
     fn world_up_is_image_up() {
-        let canvas = Viewport {
-            center: [0.0, 0.0],
-            half_size: 1.0,
-        };
         let disc = Disc {
             position: [0.0, 0.6],
             radius: 0.2,
             color: [1.0, 1.0, 1.0],
         };
         let mut img = vec![0u8; 32 * 32 * 3];
-        render_frame(&[disc], &canvas, 32, &mut img);
+        render_frame(&[disc], &UNIT, 32, &mut img);
         let [_, row] = centroid(&img, 32);
         assert!(
             row < 10.0,
@@ -205,22 +212,9 @@ pub(crate) mod tests {
 
     #[test]
     fn front_disc_hides_the_one_behind() {
-        let canvas = Viewport {
-            center: [0.0, 0.0],
-            half_size: 1.0,
-        };
-        let front = Disc {
-            position: [0.0, 0.0],
-            radius: 0.3,
-            color: [1.0, 0.0, 0.0],
-        };
-        let back = Disc {
-            position: [0.0, 0.0],
-            radius: 0.3,
-            color: [0.0, 0.0, 1.0],
-        };
+        let (front, back) = (centred([1.0, 0.0, 0.0]), centred([0.0, 0.0, 1.0]));
         let mut img = vec![0u8; 33 * 33 * 3];
-        render_frame(&[front, back], &canvas, 33, &mut img);
+        render_frame(&[front, back], &UNIT, 33, &mut img);
         let centre = (16 * 33 + 16) * 3;
         assert_eq!(&img[centre..centre + 3], &[255, 0, 0]);
     }

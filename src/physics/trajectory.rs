@@ -394,6 +394,22 @@ mod tests {
         }
     }
 
+    /// A trajectory of `spec` at its own `dt` and noise, `frames` frames of `size`×`size`
+    /// pixels, drawn from `trajectory_rng(seed, split, index)`.
+    fn sample(
+        spec: &SystemSpec,
+        [seed, split, index]: [u64; 3],
+        frames: usize,
+        size: usize,
+    ) -> Trajectory {
+        let s = RenderSettings {
+            image_size: size,
+            ..settings(frames, spec.default_dt, spec.noise_std)
+        };
+        spec.sample_trajectory(&mut trajectory_rng(seed, split, index), &s)
+            .unwrap()
+    }
+
     fn relative_energy_drift(spec: &SystemSpec, seed: u64, frames: usize) -> f64 {
         let mut rng = trajectory_rng(seed, 0, 0);
         let (system, params) = spec.sample_system(&mut rng);
@@ -530,9 +546,7 @@ mod tests {
     #[test]
     fn every_system_samples_a_trajectory_that_stays_on_the_canvas() {
         for spec in SYSTEMS {
-            let mut rng = trajectory_rng(3, 0, 1);
-            let s = settings(30, spec.default_dt, spec.noise_std);
-            let t = spec.sample_trajectory(&mut rng, &s).unwrap();
+            let t = sample(spec, [3, 0, 1], 30, 32);
             let dim = 2 * spec.dof();
             assert_eq!(t.states.len(), 30 * dim, "{}", spec.name);
             assert_eq!(t.observed_states.len(), 30 * dim);
@@ -576,12 +590,7 @@ mod tests {
         for name in ["pendulum", "mass-spring", "pendulum-colors"] {
             let spec = find_system(name).unwrap();
             for size in [32, 64] {
-                let mut rng = trajectory_rng(21, 0, 0);
-                let s = RenderSettings {
-                    image_size: size,
-                    ..settings(20, spec.default_dt, spec.noise_std)
-                };
-                let t = spec.sample_trajectory(&mut rng, &s).unwrap();
+                let t = sample(spec, [21, 0, 0], 20, size);
                 let h = spec.canvas().half_size;
                 let offset = &t.params[t.params.len() - 2..];
                 for f in 0..20 {
@@ -613,9 +622,7 @@ mod tests {
         // Render each body alone with the dataset's canvas and compare the centroid with the
         // projection of the body's world position.
         for spec in SYSTEMS {
-            let mut rng = trajectory_rng(8, 1, 2);
-            let s = settings(5, spec.default_dt, spec.noise_std);
-            let t = spec.sample_trajectory(&mut rng, &s).unwrap();
+            let t = sample(spec, [8, 1, 2], 5, 32);
             let p = &t.params;
             let system = spec.system_from_params(p);
             let offset = [p[p.len() - 2], p[p.len() - 1]];

@@ -195,7 +195,10 @@ mod tests {
 
     #[test]
     fn hex_colours_read_as_red_green_blue() {
-        assert_eq!(hex_colors([0x0072B2, 0xFDE725]), [[0, 114, 178], [253, 231, 37]]);
+        assert_eq!(
+            hex_colors([0x0072B2, 0xFDE725]),
+            [[0, 114, 178], [253, 231, 37]]
+        );
         assert_eq!(PALETTE[1], [213, 94, 0]);
     }
 
