@@ -289,26 +289,7 @@ impl EvalReport {
         if self.splits.iter().any(|s| s.oracle.is_some()) {
             rows.extend(self.oracle_rows());
         }
-        if self.splits.iter().any(|s| s.probe.is_some()) {
-            rows.push(row("inferred state: positions R²", |s| {
-                s.probe.as_ref().map(|p| format!("{:.3}", p.positions_r2))
-            }));
-            rows.push(row("inferred state: momenta R²", |s| {
-                s.probe.as_ref().map(|p| format!("{:.3}", p.momenta_r2))
-            }));
-        }
-        if self.splits.iter().any(|s| s.refined.is_some()) {
-            rows.push(row("refined state: Table 1 ×1e4", |s| {
-                let r = s.refined.as_ref()?;
-                let (refined, inferred) = (r.refined_mse_x1e4.mean, r.inferred_mse_x1e4.mean);
-                Some(format!("{refined:.2} (from {inferred:.2})"))
-            }));
-            rows.push(row("  sequences / Adam steps", |s| {
-                s.refined
-                    .as_ref()
-                    .map(|r| format!("{} / {}", r.sequences, r.iterations))
-            }));
-        }
+        rows.extend(self.state_rows());
         for (name, pick) in DIRECTIONS {
             for (label, cell) in DIRECTION_ROWS {
                 rows.push(row(format!("{name}: {label}"), move |s| {
@@ -342,6 +323,33 @@ impl EvalReport {
             out.push('\n');
         }
         out
+    }
+
+    /// The inferred state's rows: the linear probe's R² and the refinement's error, where some
+    /// split has them.
+    fn state_rows(&self) -> Vec<Row<'_>> {
+        let mut rows = vec![];
+        if self.splits.iter().any(|s| s.probe.is_some()) {
+            rows.push(row("inferred state: positions R²", |s| {
+                s.probe.as_ref().map(|p| format!("{:.3}", p.positions_r2))
+            }));
+            rows.push(row("inferred state: momenta R²", |s| {
+                s.probe.as_ref().map(|p| format!("{:.3}", p.momenta_r2))
+            }));
+        }
+        if self.splits.iter().any(|s| s.refined.is_some()) {
+            rows.push(row("refined state: Table 1 ×1e4", |s| {
+                let r = s.refined.as_ref()?;
+                let (refined, inferred) = (r.refined_mse_x1e4.mean, r.inferred_mse_x1e4.mean);
+                Some(format!("{refined:.2} (from {inferred:.2})"))
+            }));
+            rows.push(row("  sequences / Adam steps", |s| {
+                s.refined
+                    .as_ref()
+                    .map(|r| format!("{} / {}", r.sequences, r.iterations))
+            }));
+        }
+        rows
     }
 
     /// The oracle's rows: its figures, the model's gap to it at the inferred frame, and how
