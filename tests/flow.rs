@@ -9,10 +9,11 @@ use burn::module::Param;
 use burn::tensor::{Device, Distribution, Tensor};
 use hgn::flow::config::{FlowData, FlowKind, new_config};
 use hgn::flow::eval::log_likelihoods;
+use hgn::flow::load::load_flow;
 use hgn::flow::mlp::{EnergyActivation, MlpConfig};
 use hgn::flow::net::FlowNet;
 use hgn::flow::nhf::{Nhf, NhfConfig};
-use hgn::flow::train::{FlowTrainOptions, load_flow, train_flow};
+use hgn::flow::train::{FlowTrainOptions, train_flow};
 
 /// The f64 CPU device of this binary, seeded with 11. Every test calls it first: the
 /// process-wide dtype must be set before anything (here or in `train_flow`) touches the device.
@@ -723,7 +724,7 @@ fn training_stops_when_the_validation_nll_stops_improving() {
         "1",
         "-q",
     ]));
-    let state = hgn::flow::train::early_stop_of(&run).unwrap().unwrap();
+    let state = hgn::flow::load::early_stop_of(&run).unwrap().unwrap();
     assert!(state.converged && state.halvings == 1, "{state:?}");
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let evals: Vec<serde_json::Value> = metrics

@@ -466,7 +466,7 @@ fn flow_sample(run: &Path, count: usize, out: &Path, seed: u64) -> Result<()> {
         out.display()
     );
     let device = hgn::device::DeviceChoice::Cpu.device()?;
-    let flow = hgn::flow::train::load_flow(run, &device)?;
+    let flow = hgn::flow::load::load_flow(run, &device)?;
     let d = flow.config.dim();
     let points = hgn::flow::eval::draw_samples(&flow.model, &flow.config, count, seed, &device);
     if ext == "npy" {

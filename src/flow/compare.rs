@@ -257,7 +257,7 @@ fn planned_config(
 fn train_to(run: &Path, config: FlowRunConfig, opts: &CompareOptions) -> Result<()> {
     let done = crate::run::RunDir::new(run).checkpoint_step().ok();
     if done.is_some() {
-        let converged = super::train::early_stop_of(run)?.is_some_and(|e| e.converged);
+        let converged = super::load::early_stop_of(run)?.is_some_and(|e| e.converged);
         if done == Some(opts.steps) || converged {
             return Ok(());
         }

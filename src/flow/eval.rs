@@ -11,11 +11,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::config::{FlowData, FlowKind, FlowRunConfig};
+use super::load::load_flow;
 use super::net::FlowNet;
 use super::nhf::LN_2PI;
 use super::points::read_points;
 use super::targets;
-use super::train::{EarlyStop, load_flow};
+use super::train::EarlyStop;
 use crate::device::DeviceChoice;
 use crate::physics::sampling::standard_normal;
 use crate::rng::{Stream, stream_rng};

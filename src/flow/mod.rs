@@ -20,6 +20,7 @@
 pub mod compare;
 pub mod config;
 pub mod eval;
+pub mod load;
 pub mod mlp;
 pub mod net;
 pub mod nhf;

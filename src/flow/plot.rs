@@ -16,9 +16,9 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::config::FlowData;
 use super::eval::{draw_samples, log_likelihoods, to_f64};
+use super::load::{LoadedFlow, load_flow};
 use super::points::read_points;
 use super::targets;
-use super::train::{LoadedFlow, load_flow};
 use crate::device::DeviceChoice;
 use crate::rng::{Stream, stream_rng};
 use crate::viz::canvas::{BLACK, PALETTE, WHITE};

@@ -1,4 +1,4 @@
-//! Training a density flow (`hgn flow train`), and loading a trained one.
+//! Training a density flow (`hgn flow train`); [`super::load`] loads a trained one.
 //!
 //! A flow run folder holds `config.json` (written before step 0), `metrics.jsonl`, `test.npy`
 //! (the held-out points, float64 `[N, d]`) and `checkpoint/` (model, Adam state, step,
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{FlowRunConfig, MIN_IMPROVEMENT, validate};
 use super::eval::log_likelihoods;
+use super::load::newest_checkpoint;
 use super::net::FlowNet;
 use super::points::{FlowPoints, flow_batch, flow_points, write_points};
 use crate::device::DeviceChoice;
@@ -81,16 +82,16 @@ const MAX_REWINDS: usize = 3;
 
 /// A flow checkpoint's bookkeeping; the default is a fresh run's, at step 0.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct FlowCheckpointState {
-    step: usize,
+pub(super) struct FlowCheckpointState {
+    pub(super) step: usize,
     /// Wall-clock seconds of training so far.
-    seconds: f64,
+    pub(super) seconds: f64,
     /// Factor on the learning rate after rewinds from instabilities (absent: 1).
     #[serde(default)]
     lr_scale: Option<f64>,
     /// Early stopping's bookkeeping (absent without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    early_stop: Option<EarlyStop>,
+    pub(super) early_stop: Option<EarlyStop>,
 }
 
 /// Where early stopping stands after an evaluation.
@@ -499,50 +500,6 @@ fn restore(
     let model = crate::run::load_weights(&dir, model)?;
     let optim = crate::run::load_optimizer(&dir, optim)?;
     Ok((model, optim, state))
-}
-
-/// The newest complete checkpoint folder of a flow run and its step.
-fn newest_checkpoint(run: &Path) -> Result<(PathBuf, usize)> {
-    crate::run::find_checkpoint(run)
-        .with_context(|| format!("{} has no checkpoint yet", run.display()))
-}
-
-/// A trained flow with its configuration and training bookkeeping.
-pub struct LoadedFlow {
-    /// The configuration.
-    pub config: FlowRunConfig,
-    /// The network.
-    pub model: FlowNet,
-    /// Steps trained.
-    pub step: usize,
-    /// Seconds of training.
-    pub seconds: f64,
-    /// Early stopping's state (runs with a patience).
-    pub early_stop: Option<EarlyStop>,
-}
-
-/// Early stopping's state in a flow run's newest complete checkpoint (`None` without a
-/// patience).
-pub fn early_stop_of(run: &Path) -> Result<Option<EarlyStop>> {
-    let (dir, _) = newest_checkpoint(run)?;
-    let state: FlowCheckpointState = crate::run::read_state(&dir)?;
-    Ok(state.early_stop)
-}
-
-/// Loads a flow run onto `device`.
-pub fn load_flow(run: &Path, device: &Device) -> Result<LoadedFlow> {
-    let config = FlowRunConfig::load(run)?;
-    validate(&config)?;
-    let (dir, _) = newest_checkpoint(run)?;
-    let model = crate::run::load_weights(&dir, FlowNet::init(&config, device))?;
-    let state: FlowCheckpointState = crate::run::read_state(&dir)?;
-    Ok(LoadedFlow {
-        config,
-        model,
-        step: state.step,
-        seconds: state.seconds,
-        early_stop: state.early_stop,
-    })
 }
 
 #[cfg(test)]
