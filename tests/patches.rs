@@ -341,10 +341,38 @@ fn stride_one_convolutions_and_their_input_gradients_equal_their_defining_sums()
             dilation: c.dilation,
             groups: 1,
         };
-        let y = conv2d(x.clone(), w.clone(), None, options);
-        let [want_y, want_dx] = c.defining_conv_and_input_grad(&xv, &wv, &gv);
+        // A bias, added as the output is copied out of the padded grid.
+        let bv = values(c.m, 5 * n as u64 + 103);
+        let b = Tensor::<1>::from_data(TensorData::new(bv.clone(), [c.m]), &device);
+        let y = conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone());
+        let [mut want_y, want_dx] = c.defining_conv_and_input_grad(&xv, &wv, &gv);
+        let plane = c.out(0) * c.out(1);
+        for (i, v) in want_y.iter_mut().enumerate() {
+            *v += bv[(i / plane) % c.m] as f64;
+        }
         let got_y = y.clone().into_data().try_to_vec::<f32>().unwrap();
         assert_close(&got_y, &want_y, &format!("conv2d {c:?}"));
+        // The transposed convolution adds its bias the same way.
+        let (_, t) = tensor([c.x[0], c.x[1], 6, 7], 5 * n as u64 + 104, &device);
+        let transpose = |bias| {
+            let options = ConvTransposeOptions::new([1, 1], [1, 1], [0, 0], [1, 1], 1);
+            let wt = Tensor::<4>::from_data(
+                TensorData::new(wv.clone(), [c.x[1], c.m, c.kernel[0], c.kernel[1]]),
+                &device,
+            );
+            conv_transpose2d(t.clone(), wt, bias, options)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let (with, without) = (transpose(Some(b.clone())), transpose(None));
+        let plane = with.len() / (c.x[0] * c.m);
+        let want: Vec<f64> = without
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v + bv[(i / plane) % c.m]) as f64)
+            .collect();
+        assert_close(&with, &want, &format!("conv_transpose2d with bias {c:?}"));
         let grads = (y * g).sum().backward();
         assert_close(
             &gradient(x, &grads),

@@ -26,6 +26,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::mem::{ManuallyDrop, MaybeUninit};
 
 use burn_backend::DType;
 use burn_backend::ops::{ConvOptions, ConvTransposeOptions};
@@ -33,7 +34,6 @@ use burn_std::{Bytes, Shape};
 
 use crate::{FlexTensor, Layout};
 
-use super::conv_common::add_bias;
 // The element types computed here: f32 and f64, those `gemm` multiplies natively.
 use super::weight_grad::WeightGradScalar as Scalar;
 
@@ -139,12 +139,12 @@ impl Geometry {
 }
 
 /// The images `first..first + items` of `x` (`[batch, c, h, w]`), zero-padded, into `xp`
-/// (`[c, ld]`: each channel's row holds the padded images one after the other, then zeros).
+/// (`[c, ld]`, all zeros on entry: each channel's row holds the padded images one after the
+/// other, then zeros).
 fn fill_padded<T: Scalar>(x: &[T], geo: &Geometry, first: usize, items: usize, xp: &mut [T]) {
     let [hp, wp] = geo.padded();
     let [top, left] = geo.pad_begin;
     let ld = xp.len() / geo.c;
-    xp.fill(T::ZERO);
     for (ch, row) in xp.chunks_mut(ld).enumerate() {
         for item in 0..items {
             let src = &x[((first + item) * geo.c + ch) * geo.h * geo.w..][..geo.h * geo.w];
@@ -156,8 +156,8 @@ fn fill_padded<T: Scalar>(x: &[T], geo: &Geometry, first: usize, items: usize, x
     }
 }
 
-/// As [`fill_padded`], channels last: `xp` is `[positions, c]`, position `p` of the padded
-/// grid holding its `c` channels side by side.
+/// As [`fill_padded`], channels last: `xp` (all zeros on entry) is `[positions, c]`, position
+/// `p` of the padded grid holding its `c` channels side by side.
 fn fill_padded_channels_last<T: Scalar>(
     x: &[T],
     geo: &Geometry,
@@ -168,7 +168,6 @@ fn fill_padded_channels_last<T: Scalar>(
     let [hp, wp] = geo.padded();
     let [top, left] = geo.pad_begin;
     let c = geo.c;
-    xp.fill(T::ZERO);
     for item in 0..items {
         let image = &x[(first + item) * c * geo.h * geo.w..][..c * geo.h * geo.w];
         for y in 0..geo.h {
@@ -182,9 +181,27 @@ fn fill_padded_channels_last<T: Scalar>(
     }
 }
 
+/// `len` elements, each written before it is read (no pass that zeroes them).
+fn unwritten<T>(len: usize) -> Vec<MaybeUninit<T>> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: `MaybeUninit` needs no initialisation; capacity is `len`.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// The vector of the values written into `v`.
+///
+/// # Safety
+/// Every element of `v` has been written.
+unsafe fn written<T>(v: Vec<MaybeUninit<T>>) -> Vec<T> {
+    let mut v = ManuallyDrop::new(v);
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and every element is initialised.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<T>(), v.len(), v.capacity()) }
+}
+
 /// Runs `task(first image, chunk of out)` over `out` cut into chunks of `per_image · images`
 /// elements, in parallel where the crate has threads.
-fn for_each_chunk<T: Scalar>(
+fn for_each_chunk<T: Send>(
     out: &mut [T],
     per_image: usize,
     images: usize,
@@ -266,8 +283,9 @@ unsafe fn product<T: Scalar>(
     }
 }
 
-/// The convolution (`[batch, m, oh, ow]`, row-major) of `x` by `weight` (`[m, c, kh, kw]`).
-pub(crate) fn conv2d<T: Scalar>(x: &[T], weight: &[T], geo: &Geometry) -> Vec<T> {
+/// The convolution (`[batch, m, oh, ow]`, row-major) of `x` by `weight` (`[m, c, kh, kw]`),
+/// plus `bias` (`[m]`) if given, added as the result is copied out of the grid.
+pub(crate) fn conv2d<T: Scalar>(x: &[T], weight: &[T], bias: Option<&[T]>, geo: &Geometry) -> Vec<T> {
     let [oh, ow] = geo
         .out()
         .expect("shifted conv2d: kernel larger than the padded input");
@@ -280,7 +298,7 @@ pub(crate) fn conv2d<T: Scalar>(x: &[T], weight: &[T], geo: &Geometry) -> Vec<T>
         let (row, ij) = (index / (kh * kw), index % (kh * kw));
         per_position[ij * m * c + row] = value;
     }
-    let mut out = vec![T::ZERO; geo.batch * m * oh * ow];
+    let mut out = unwritten::<T>(geo.batch * m * oh * ow);
     let images = geo.chunk_images();
     for_each_chunk(&mut out, m * oh * ow, images, |first, chunk| {
         let items = chunk.len() / (m * oh * ow);
@@ -288,7 +306,8 @@ pub(crate) fn conv2d<T: Scalar>(x: &[T], weight: &[T], geo: &Geometry) -> Vec<T>
         let ld = (n + geo.guard()).next_multiple_of(ALIGN);
         let mut xp = vec![T::ZERO; c * ld];
         fill_padded(x, geo, first, items, &mut xp);
-        let mut grid = vec![T::ZERO; m * n];
+        // Every element is written by the first product of its row block (no accumulation).
+        let mut grid = unwritten::<T>(m * n);
         for first_row in (0..m).step_by(ROW_BLOCK) {
             let rows = ROW_BLOCK.min(m - first_row);
             for i in 0..kh {
@@ -298,7 +317,7 @@ pub(crate) fn conv2d<T: Scalar>(x: &[T], weight: &[T], geo: &Geometry) -> Vec<T>
                     unsafe {
                         product(
                             [rows, n, c],
-                            Operand::rows(grid[first_row * n..].as_mut_ptr(), n),
+                            Operand::rows(grid[first_row * n..].as_mut_ptr().cast::<T>(), n),
                             ij > 0,
                             Operand::rows(per_position[ij * m * c + first_row * c..].as_ptr(), c),
                             Operand::rows(xp[geo.offset(i, j)..].as_ptr(), ld),
@@ -307,13 +326,20 @@ pub(crate) fn conv2d<T: Scalar>(x: &[T], weight: &[T], geo: &Geometry) -> Vec<T>
                 }
             }
         }
+        // SAFETY: the products above wrote all `m` rows of `n` elements.
+        let grid = unsafe { written(grid) };
         for (index, dst) in chunk.chunks_mut(ow).enumerate() {
             let (plane, y) = (index / oh, index % oh);
             let (item, channel) = (plane / m, plane % m);
-            dst.copy_from_slice(&grid[channel * n + item * hp * wp + y * wp..][..ow]);
+            let src = &grid[channel * n + item * hp * wp + y * wp..][..ow];
+            let b = bias.map_or(T::ZERO, |b| b[channel]);
+            for (d, &v) in dst.iter_mut().zip(src) {
+                d.write(v.add(b));
+            }
         }
     });
-    out
+    // SAFETY: the chunks cover `out`, and each chunk's rows of `ow` were all written above.
+    unsafe { written(out) }
 }
 
 /// The gradient (`[m, c, kh, kw]`, row-major) of [`conv2d`] with respect to the weight, given
@@ -472,41 +498,25 @@ pub(crate) fn try_conv2d(
     }
     let [oh, ow] = geo.out()?;
     let (x, weight) = (x.clone().to_contiguous(), weight.clone().to_contiguous());
+    let bias = bias.map(|b| b.clone().to_contiguous());
     let shape = [geo.batch, geo.m, oh, ow];
     Some(match x.dtype() {
         DType::F32 => tensor(
-            with_bias(
-                conv2d::<f32>(x.storage(), weight.storage(), &geo),
-                bias,
-                shape,
-            ),
+            conv2d::<f32>(x.storage(), weight.storage(), storage(&bias), &geo),
             shape,
             DType::F32,
         ),
         _ => tensor(
-            with_bias(
-                conv2d::<f64>(x.storage(), weight.storage(), &geo),
-                bias,
-                shape,
-            ),
+            conv2d::<f64>(x.storage(), weight.storage(), storage(&bias), &geo),
             shape,
             DType::F64,
         ),
     })
 }
 
-fn with_bias<T: Scalar>(mut out: Vec<T>, bias: Option<&FlexTensor>, shape: [usize; 4]) -> Vec<T> {
-    if let Some(bias) = bias {
-        let bias = bias.clone().to_contiguous();
-        add_bias(
-            &mut out,
-            bias.storage::<T>(),
-            shape[0],
-            shape[1],
-            shape[2] * shape[3],
-        );
-    }
-    out
+/// The elements of a contiguous bias, if any.
+fn storage<T: Scalar>(bias: &Option<FlexTensor>) -> Option<&[T]> {
+    bias.as_ref().map(|b| b.storage::<T>())
 }
 
 /// `conv2d_weight_backward` of the backend through this module, or `None` where it does not
@@ -582,23 +592,18 @@ pub(crate) fn try_conv_transpose2d(
     }
     let [oh, ow] = geo.out()?;
     let (x, weight) = (x.clone().to_contiguous(), weight.clone().to_contiguous());
+    let bias = bias.map(|b| b.clone().to_contiguous());
     let shape = [batch, m, oh, ow];
     Some(match x.dtype() {
         DType::F32 => {
             let kernel = transposed_kernel::<f32>(weight.storage(), [c, m, kh, kw]);
-            tensor(
-                with_bias(conv2d::<f32>(x.storage(), &kernel, &geo), bias, shape),
-                shape,
-                DType::F32,
-            )
+            let out = conv2d::<f32>(x.storage(), &kernel, storage(&bias), &geo);
+            tensor(out, shape, DType::F32)
         }
         _ => {
             let kernel = transposed_kernel::<f64>(weight.storage(), [c, m, kh, kw]);
-            tensor(
-                with_bias(conv2d::<f64>(x.storage(), &kernel, &geo), bias, shape),
-                shape,
-                DType::F64,
-            )
+            let out = conv2d::<f64>(x.storage(), &kernel, storage(&bias), &geo);
+            tensor(out, shape, DType::F64)
         }
     })
 }
@@ -694,7 +699,7 @@ mod tests {
             let x = values(geo.batch * geo.c * geo.h * geo.w, 1);
             let weight = values(geo.m * geo.c * geo.kernel[0] * geo.kernel[1], 2);
             let want = direct(&x, &weight, &geo);
-            let got = conv2d(&x, &weight, &geo);
+            let got = conv2d(&x, &weight, None, &geo);
             assert_eq!(got.len(), want.len());
             for (a, b) in got.iter().zip(&want) {
                 assert!(
@@ -781,7 +786,7 @@ mod tests {
             ..geo
         };
         let kernel = transposed_kernel(&weight, [geo.m, geo.c, 3, 3]);
-        let back = conv2d(&g, &kernel, &transposed);
+        let back = conv2d(&g, &kernel, None, &transposed);
         let rhs: f64 = back.iter().zip(&x).map(|(a, b)| a * b).sum();
         assert!(
             (lhs - rhs).abs() <= 1e-10 * lhs.abs().max(1.0),
