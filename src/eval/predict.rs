@@ -4,6 +4,7 @@
 
 use burn::tensor::Tensor;
 
+use crate::device::host_values;
 use crate::model::Hgn;
 use crate::model::LatentHamiltonian;
 use crate::protocol::{Direction, Window};
@@ -49,19 +50,19 @@ pub fn predict_from_state(
     let b = q.dims()[0];
     let trajectory =
         crate::model::integrator::rollout(&model.hamiltonian, model.integrator, q, p, dt, steps);
-    let decoded = to_vec(model.decode_all(&trajectory.q).reshape([b as i32, -1]));
+    let decoded = host_values::<f32, _>(model.decode_all(&trajectory.q).reshape([b as i32, -1]));
     let per_seq = decoded.len() / b;
     let frames: Vec<Vec<f32>> = decoded.chunks_exact(per_seq).map(|c| c.to_vec()).collect();
     let mut energy = vec![Vec::with_capacity(steps + 1); b];
     let mut qs = vec![Vec::with_capacity(steps + 1); b];
     let mut ps = vec![Vec::with_capacity(steps + 1); b];
     for (q, p) in trajectory.q.iter().zip(&trajectory.p) {
-        let e = to_vec(model.hamiltonian.energy(q.clone(), p.clone()));
+        let e = host_values::<f32, _>(model.hamiltonian.energy(q.clone(), p.clone()));
         for (i, v) in e.into_iter().enumerate() {
             energy[i].push(v as f64);
         }
         for (store, x) in [(&mut qs, q), (&mut ps, p)] {
-            let flat = to_vec(x.clone().reshape([b as i32, -1]));
+            let flat = host_values::<f32, _>(x.clone().reshape([b as i32, -1]));
             let d = flat.len() / b;
             for (i, row) in flat.chunks_exact(d).enumerate() {
                 store[i].push(row.iter().map(|&v| v as f64).collect());
@@ -74,8 +75,4 @@ pub fn predict_from_state(
         q: qs,
         p: ps,
     }
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    crate::device::host_values(t)
 }

@@ -285,7 +285,12 @@ unsafe fn product<T: Scalar>(
 
 /// The convolution (`[batch, m, oh, ow]`, row-major) of `x` by `weight` (`[m, c, kh, kw]`),
 /// plus `bias` (`[m]`) if given, added as the result is copied out of the grid.
-pub(crate) fn conv2d<T: Scalar>(x: &[T], weight: &[T], bias: Option<&[T]>, geo: &Geometry) -> Vec<T> {
+pub(crate) fn conv2d<T: Scalar>(
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    geo: &Geometry,
+) -> Vec<T> {
     let [oh, ow] = geo
         .out()
         .expect("shifted conv2d: kernel larger than the padded input");
