@@ -509,3 +509,25 @@ fn geco_pushes_lambda_up_by_the_constraint_and_elbo_weighs_the_kl() {
     assert!((scalar(elbo.total) - (mse + beta * kl)).abs() < 1e-12);
     assert_eq!(scalar(elbo.lambda), 1.0);
 }
+
+/// The decoder's leaky ReLU in f64: value `max(x, a·x)` and gradient `1` for `x > 0`, `a`
+/// elsewhere, through the patched burn-autodiff override and burn-flex's one-pass backward.
+#[test]
+fn leaky_relu_value_and_gradient_in_f64() {
+    let device = f64_device().autodiff();
+    let n = 4 * 3 * 5 * 5;
+    let w: Vec<f64> = (0..n).map(|k| 1.0 + k as f64 / 7.0).collect();
+    let weights = Tensor::<4>::from_data(TensorData::new(w.clone(), [4, 3, 5, 5]), &device);
+    for slope in [0.01, 0.2] {
+        let x = normal([4, 3, 5, 5], &device).require_grad();
+        let y = hgn::model::networks::leaky(x.clone(), slope);
+        let grads = (y.clone() * weights.clone()).sum().backward();
+        let grad = values(x.grad(&grads).expect("x is tracked"));
+        let (xs, ys) = (values(x), values(y));
+        for i in 0..n {
+            assert_eq!(ys[i], xs[i].max(slope * xs[i]), "value at {}", xs[i]);
+            let want = if xs[i] > 0.0 { w[i] } else { slope * w[i] };
+            assert_eq!(grad[i], want, "gradient at {}", xs[i]);
+        }
+    }
+}

@@ -1,7 +1,7 @@
-//! The patched dependency (`patches/burn-flex`, see `patches/README.md`): burn's f32 `tanh` on
-//! the CPU backend is `burn_flex::ops::unary::tanh_f32`, within a few ulp of the exact value
-//! everywhere, and the weight gradients of its 2-D convolutions and transposed convolutions
-//! equal their defining sums. A separate test binary: it needs the default f32 device.
+//! The patched dependencies (`patches/`, see `patches/README.md`): burn's f32 `tanh` on the CPU
+//! backend is `burn_flex::ops::unary::tanh_f32`, within a few ulp of the exact value
+//! everywhere; its 2-D convolutions, transposed convolutions and their gradients equal their
+//! defining sums; `leaky_relu` and its own backward equal their definitions. A separate test binary: it needs the default f32 device.
 
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -384,5 +384,31 @@ fn stride_one_convolutions_and_their_input_gradients_equal_their_defining_sums()
             &c.defining_sum(&xv, &gv),
             &format!("weight gradient {c:?}"),
         );
+    }
+}
+
+/// burn's `leaky_relu` on the autodiff CPU device, f32, through the patched burn-autodiff
+/// override (forward burn-flex's one pass, backward `leaky_relu_backward`): value and gradient
+/// against their definitions, on a tensor large enough for every parallel path, zeros included.
+#[test]
+fn leaky_relu_and_its_backward_equal_their_definitions() {
+    let device = Device::flex().autodiff();
+    let shape = [8, 16, 32, 32];
+    let (mut xs, _) = tensor(shape, 41, &device);
+    for v in xs.iter_mut().step_by(97) {
+        *v = 0.0;
+    }
+    let (w, weights) = tensor(shape, 43, &device);
+    for slope in [0.01f32, 0.2] {
+        let x = Tensor::<4>::from_data(TensorData::new(xs.clone(), shape), &device).require_grad();
+        let y = burn::tensor::activation::leaky_relu(x.clone(), slope as f64);
+        let grads = (y.clone() * weights.clone()).sum().backward();
+        let grad = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+        let ys = y.into_data().to_vec::<f32>().unwrap();
+        for i in 0..xs.len() {
+            assert_eq!(ys[i], xs[i].max(slope * xs[i]), "value at {}", xs[i]);
+            let want = if xs[i] > 0.0 { w[i] } else { slope * w[i] };
+            assert_eq!(grad[i], want, "slope {slope}: gradient at {}", xs[i]);
+        }
     }
 }

@@ -55,6 +55,25 @@ impl ActivationOps<Flex> for Flex {
         )
     }
 
+    fn leaky_relu_backward(
+        tensor: FloatTensor<Flex>,
+        grad: FloatTensor<Flex>,
+        negative_slope: Scalar,
+    ) -> FloatTensor<Flex> {
+        // One pass instead of the trait default's comparison, scaling and select. As
+        // PyTorch: the gradient passes where the input is positive and is scaled elsewhere
+        // (at zero and NaN too).
+        let ns32 = negative_slope.to_f32().unwrap();
+        let ns64 = negative_slope.to_f64().unwrap();
+        binary_op(
+            tensor,
+            grad,
+            move |x: f32, g| if x > 0.0 { g } else { ns32 * g },
+            move |x: f64, g| if x > 0.0 { g } else { ns64 * g },
+            None,
+        )
+    }
+
     fn prelu(tensor: FloatTensor<Flex>, alpha: FloatTensor<Flex>) -> FloatTensor<Flex> {
         // x if x >= 0, alpha * x otherwise
         binary_op(
