@@ -403,8 +403,8 @@ fn leaky_relu_and_its_backward_equal_their_definitions() {
         let x = Tensor::<4>::from_data(TensorData::new(xs.clone(), shape), &device).require_grad();
         let y = burn::tensor::activation::leaky_relu(x.clone(), slope as f64);
         let grads = (y.clone() * weights.clone()).sum().backward();
-        let grad = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
-        let ys = y.into_data().to_vec::<f32>().unwrap();
+        let grad = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let ys = y.into_data().try_to_vec::<f32>().unwrap();
         for i in 0..xs.len() {
             assert_eq!(ys[i], xs[i].max(slope * xs[i]), "value at {}", xs[i]);
             let want = if xs[i] > 0.0 { w[i] } else { slope * w[i] };
