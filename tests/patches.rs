@@ -1,7 +1,9 @@
 //! The patched dependencies (`patches/`, see `patches/README.md`): burn's f32 `tanh` on the CPU
 //! backend is `burn_flex::ops::unary::tanh_f32`, within a few ulp of the exact value
 //! everywhere; its 2-D convolutions, transposed convolutions and their gradients equal their
-//! defining sums; `leaky_relu` and its own backward equal their definitions. A separate test binary: it needs the default f32 device.
+//! defining sums; `leaky_relu` and its own backward equal their definitions; matrix products
+//! write every element of their (unzeroed) output. A separate test binary: it needs the default
+//! f32 device.
 
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -403,12 +405,99 @@ fn leaky_relu_and_its_backward_equal_their_definitions() {
         let x = Tensor::<4>::from_data(TensorData::new(xs.clone(), shape), &device).require_grad();
         let y = burn::tensor::activation::leaky_relu(x.clone(), slope as f64);
         let grads = (y.clone() * weights.clone()).sum().backward();
-        let grad = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let grad = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let ys = y.into_data().try_to_vec::<f32>().unwrap();
         for i in 0..xs.len() {
             assert_eq!(ys[i], xs[i].max(slope * xs[i]), "value at {}", xs[i]);
             let want = if xs[i] > 0.0 { w[i] } else { slope * w[i] };
             assert_eq!(grad[i], want, "slope {slope}: gradient at {}", xs[i]);
+        }
+    }
+}
+
+/// `lhs · rhs` for `[batch, m, k] · [batch or 1, k, n]`, summed in f64.
+fn matmul_sum(lhs: &[f32], rhs: &[f32], [b, m, k, n]: [usize; 4], rhs_batch: usize) -> Vec<f64> {
+    let mut out = vec![0.0; b * m * n];
+    for bi in 0..b {
+        let r = if rhs_batch == 1 { 0 } else { bi };
+        for i in 0..m {
+            for j in 0..n {
+                out[(bi * m + i) * n + j] = (0..k)
+                    .map(|l| lhs[(bi * m + i) * k + l] as f64 * rhs[(r * k + l) * n + j] as f64)
+                    .sum();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn matrix_products_write_every_element_of_their_uninitialised_output() {
+    // burn-flex's matmul allocates its output without zeroing it. An element it did not
+    // write differs from the defining sum; for k = 0, where the sum is zero, each case first
+    // frees a NaN-filled buffer of the output's size, which the allocator tends to hand out
+    // again, so that an unwritten element shows up as NaN rather than as a fresh page's zero.
+    // The cases cover the 2-D path, the
+    // batched one (serial, parallel over the batch, parallel inside each product), a
+    // broadcast right-hand side, a transposed (strided) one, and k = 0 (all zeros).
+    let device = Device::flex();
+    let cases = [
+        // (batch or 0 for 2-D, m, k, n, right-hand batch, right-hand side transposed)
+        (0, 7, 5, 9, 1, false),
+        (0, 200, 200, 200, 1, true),
+        (0, 4, 0, 6, 1, false),
+        (3, 7, 5, 9, 3, false),
+        (8, 64, 64, 64, 1, false),
+        (8, 64, 64, 64, 8, true),
+        (2, 200, 200, 200, 2, false),
+        (3, 4, 0, 6, 3, false),
+    ];
+    for (seed, (batch, m, k, n, rhs_batch, transposed)) in cases.into_iter().enumerate() {
+        let b = batch.max(1);
+        let lhs = values(b * m * k, 2 * seed as u64 + 1);
+        let rhs = values(rhs_batch * k * n, 2 * seed as u64 + 2);
+        let want = matmul_sum(&lhs, &rhs, [b, m, k, n], rhs_batch);
+        // The right-hand side stored as [n, k] and transposed back: a strided operand.
+        let stored: Vec<f32> = if transposed {
+            (0..rhs_batch * n * k)
+                .map(|i| {
+                    let (r, j, l) = (i / (n * k), i / k % n, i % k);
+                    rhs[(r * k + l) * n + j]
+                })
+                .collect()
+        } else {
+            rhs.clone()
+        };
+        let what = format!("batch {batch}, {m}×{k}·{k}×{n}, transposed {transposed}");
+        let got = if batch == 0 {
+            let l = Tensor::<2>::from_data(TensorData::new(lhs.clone(), [m, k]), &device);
+            let r = if transposed {
+                Tensor::<2>::from_data(TensorData::new(stored, [n, k]), &device).transpose()
+            } else {
+                Tensor::<2>::from_data(TensorData::new(stored, [k, n]), &device)
+            };
+            drop(vec![f32::NAN; m * n]);
+            l.matmul(r).into_data()
+        } else {
+            let l = Tensor::<3>::from_data(TensorData::new(lhs.clone(), [b, m, k]), &device);
+            let r = if transposed {
+                Tensor::<3>::from_data(TensorData::new(stored, [rhs_batch, n, k]), &device)
+                    .swap_dims(1, 2)
+            } else {
+                Tensor::<3>::from_data(TensorData::new(stored, [rhs_batch, k, n]), &device)
+            };
+            drop(vec![f32::NAN; b * m * n]);
+            l.matmul(r).into_data()
+        };
+        let got = got.try_to_vec::<f32>().unwrap();
+        assert_close(&got, &want, &what);
+        if k == 0 {
+            assert!(got.iter().all(|v| *v == 0.0), "{what}: {got:?}");
         }
     }
 }

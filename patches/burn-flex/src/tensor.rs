@@ -229,11 +229,21 @@ impl FlexTensor {
             .map(|(start, end)| &storage[start..end])
     }
 
-    /// Create an empty tensor with given shape and dtype.
+    /// Create an empty tensor with given shape and dtype (all bytes zero).
+    ///
+    /// The buffer is allocated as a vector of unsigned integers of the element's size, so that
+    /// `Bytes` adopts it as it is: `Bytes::from_bytes_vec` would copy a `Vec<u8>` into a fresh
+    /// 16-byte-aligned allocation, and `into_data` could not hand that one back as a `Vec<E>`
+    /// without another copy.
     pub fn empty(shape: Shape, dtype: DType) -> Self {
-        let num_elements = shape.num_elements();
-        let elem_size = dtype_size(dtype);
-        let bytes = Bytes::from_bytes_vec(alloc::vec![0u8; num_elements * elem_size]);
+        let n = shape.num_elements();
+        let bytes = match dtype_size(dtype) {
+            1 => Bytes::from_elems(alloc::vec![0u8; n]),
+            2 => Bytes::from_elems(alloc::vec![0u16; n]),
+            4 => Bytes::from_elems(alloc::vec![0u32; n]),
+            8 => Bytes::from_elems(alloc::vec![0u64; n]),
+            size => Bytes::from_bytes_vec(alloc::vec![0u8; n * size]),
+        };
         let layout = Layout::contiguous(shape);
         Self {
             data: Arc::new(bytes),

@@ -1,8 +1,10 @@
 //! Backend operations implementations.
 
 use alloc::borrow::Cow;
+use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_std::{bf16, f16};
+use core::mem::{ManuallyDrop, MaybeUninit};
 
 use crate::FlexTensor;
 
@@ -55,6 +57,147 @@ impl<T> SendMutPtr<T> {
     pub(crate) unsafe fn ptr_add(&self, offset: usize) -> *mut T {
         unsafe { self.0.add(offset) }
     }
+}
+
+/// Elements per task of the element-wise helpers below (64 KiB of f32). Each task copies the
+/// operation (`Copy`) into a local, so that what it captures is known not to change and its
+/// loop vectorises.
+#[cfg(feature = "rayon")]
+const ELEMENTWISE_CHUNK: usize = 16 * 1024;
+
+/// `x = op(x)` for every element, in parallel chunks from [`PARALLEL_THRESHOLD`] elements on.
+pub(crate) fn map_inplace<E: Send, Op: Fn(E) -> E + Sync + Copy>(xs: &mut [E], op: Op)
+where
+    E: Copy,
+{
+    #[cfg(feature = "rayon")]
+    if xs.len() >= PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        xs.par_chunks_mut(ELEMENTWISE_CHUNK).for_each(|xs| {
+            let op = op;
+            xs.iter_mut().for_each(|x| *x = op(*x))
+        });
+        return;
+    }
+    xs.iter_mut().for_each(|x| *x = op(*x));
+}
+
+/// `[op(x) for x in xs]`, in parallel chunks from [`PARALLEL_THRESHOLD`] elements on.
+pub(crate) fn map<E: Copy + Sync, R: Send, Op: Fn(E) -> R + Sync + Copy>(
+    xs: &[E],
+    op: Op,
+) -> Vec<R> {
+    #[cfg(feature = "rayon")]
+    if xs.len() >= PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        let mut out = unwritten::<R>(xs.len());
+        out.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(xs.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|(out, xs)| {
+                let op = op;
+                for (o, &x) in out.iter_mut().zip(xs) {
+                    o.write(op(x));
+                }
+            });
+        // SAFETY: the chunks of `out` and `xs` pair up one to one, so every element was written.
+        return unsafe { written(out) };
+    }
+    xs.iter().map(|&x| op(x)).collect()
+}
+
+/// `l = op(l, r)` element by element (`r` at least as long as `ls`), in parallel chunks from
+/// [`PARALLEL_THRESHOLD`] elements on.
+pub(crate) fn zip_inplace<E: Copy + Send + Sync, Op: Fn(E, E) -> E + Sync + Copy>(
+    ls: &mut [E],
+    rs: &[E],
+    op: Op,
+) {
+    #[cfg(feature = "rayon")]
+    if ls.len() >= PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        ls.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(rs.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|(ls, rs)| {
+                let op = op;
+                for (l, &r) in ls.iter_mut().zip(rs) {
+                    *l = op(*l, r);
+                }
+            });
+        return;
+    }
+    for (l, &r) in ls.iter_mut().zip(rs) {
+        *l = op(*l, r);
+    }
+}
+
+/// `[op(l, r) for (l, r) in zip(ls, rs)]` (as long as the shorter), in parallel chunks from
+/// [`PARALLEL_THRESHOLD`] elements on.
+pub(crate) fn zip_map<E: Copy + Sync, R: Send, Op: Fn(E, E) -> R + Sync + Copy>(
+    ls: &[E],
+    rs: &[E],
+    op: Op,
+) -> Vec<R> {
+    let n = ls.len().min(rs.len());
+    #[cfg(feature = "rayon")]
+    if n >= PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        let mut out = unwritten::<R>(n);
+        out.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(ls[..n].par_chunks(ELEMENTWISE_CHUNK))
+            .zip(rs[..n].par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|((out, ls), rs)| {
+                let op = op;
+                for ((o, &l), &r) in out.iter_mut().zip(ls).zip(rs) {
+                    o.write(op(l, r));
+                }
+            });
+        // SAFETY: the chunks of `out`, `ls` and `rs` pair up one to one (all `n` long), so
+        // every element was written.
+        return unsafe { written(out) };
+    }
+    ls[..n]
+        .iter()
+        .zip(&rs[..n])
+        .map(|(&l, &r)| op(l, r))
+        .collect()
+}
+
+/// `kernel(l, r)` on matching chunks of `ls` and `rs` (of equal length), in parallel from
+/// [`PARALLEL_THRESHOLD`] elements on: for in-place kernels that vectorise by themselves.
+#[cfg(feature = "simd")]
+pub(crate) fn zip_chunks_inplace<E: Send + Sync>(
+    ls: &mut [E],
+    rs: &[E],
+    kernel: impl Fn(&mut [E], &[E]) + Sync,
+) {
+    debug_assert_eq!(ls.len(), rs.len());
+    #[cfg(feature = "rayon")]
+    if ls.len() >= PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        ls.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(rs.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|(ls, rs)| kernel(ls, rs));
+        return;
+    }
+    kernel(ls, rs);
+}
+
+/// `len` elements, each written before it is read (no pass that zeroes them).
+pub(crate) fn unwritten<T>(len: usize) -> Vec<MaybeUninit<T>> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: `MaybeUninit` needs no initialisation; capacity is `len`.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// The vector of the values written into `v`.
+///
+/// # Safety
+/// Every element of `v` has been written.
+pub(crate) unsafe fn written<T>(v: Vec<MaybeUninit<T>>) -> Vec<T> {
+    let mut v = ManuallyDrop::new(v);
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and every element is initialised.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<T>(), v.len(), v.capacity()) }
 }
 
 /// Read a float tensor's storage as f32 values, regardless of source dtype.

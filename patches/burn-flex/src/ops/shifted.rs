@@ -26,7 +26,6 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::mem::{ManuallyDrop, MaybeUninit};
 
 use burn_backend::DType;
 use burn_backend::ops::{ConvOptions, ConvTransposeOptions};
@@ -36,6 +35,7 @@ use crate::{FlexTensor, Layout};
 
 // The element types computed here: f32 and f64, those `gemm` multiplies natively.
 use super::weight_grad::WeightGradScalar as Scalar;
+use super::{unwritten, written};
 
 /// Padded-buffer elements per chunk of images (at least one image per chunk).
 const CHUNK_ELEMENTS: usize = 1 << 19;
@@ -179,24 +179,6 @@ fn fill_padded_channels_last<T: Scalar>(
             }
         }
     }
-}
-
-/// `len` elements, each written before it is read (no pass that zeroes them).
-fn unwritten<T>(len: usize) -> Vec<MaybeUninit<T>> {
-    let mut v = Vec::with_capacity(len);
-    // SAFETY: `MaybeUninit` needs no initialisation; capacity is `len`.
-    unsafe { v.set_len(len) };
-    v
-}
-
-/// The vector of the values written into `v`.
-///
-/// # Safety
-/// Every element of `v` has been written.
-unsafe fn written<T>(v: Vec<MaybeUninit<T>>) -> Vec<T> {
-    let mut v = ManuallyDrop::new(v);
-    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and every element is initialised.
-    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<T>(), v.len(), v.capacity()) }
 }
 
 /// Runs `task(first image, chunk of out)` over `out` cut into chunks of `per_image · images`
