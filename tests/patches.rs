@@ -2,7 +2,8 @@
 //! backend is `burn_flex::ops::unary::tanh_f32`, within a few ulp of the exact value
 //! everywhere; its 2-D convolutions, transposed convolutions and their gradients equal their
 //! defining sums; `leaky_relu` and its own backward equal their definitions; matrix products
-//! write every element of their (unzeroed) output. A separate test binary: it needs the default
+//! write every element of their (unzeroed) output; element-wise operations on large tensors
+//! (run in parallel chunks) equal their definitions. A separate test binary: it needs the default
 //! f32 device.
 
 use burn::tensor::module::{conv_transpose2d, conv2d};
@@ -442,9 +443,9 @@ fn matrix_products_write_every_element_of_their_uninitialised_output() {
     // write differs from the defining sum; for k = 0, where the sum is zero, each case first
     // frees a NaN-filled buffer of the output's size, which the allocator tends to hand out
     // again, so that an unwritten element shows up as NaN rather than as a fresh page's zero.
-    // The cases cover the 2-D path, the
-    // batched one (serial, parallel over the batch, parallel inside each product), a
-    // broadcast right-hand side, a transposed (strided) one, and k = 0 (all zeros).
+    // The cases cover the 2-D path, the batched one (serial, parallel over the batch, parallel
+    // inside each product), a broadcast right-hand side, a transposed (strided) one, and k = 0
+    // (all zeros).
     let device = Device::flex();
     let cases = [
         // (batch or 0 for 2-D, m, k, n, right-hand batch, right-hand side transposed)
@@ -500,4 +501,62 @@ fn matrix_products_write_every_element_of_their_uninitialised_output() {
             assert!(got.iter().all(|v| *v == 0.0), "{what}: {got:?}");
         }
     }
+}
+
+#[test]
+fn element_wise_operations_on_large_tensors_equal_their_definitions() {
+    // From 256 Ki elements burn-flex runs unary, binary and scalar element-wise operations in
+    // parallel chunks of 16 Ki. A length that is no multiple of the chunk, and every path:
+    // in place on a uniquely owned operand (either side), into a new buffer when both are
+    // shared, through a SIMD kernel (subtraction) and through a closure (remainder).
+    let device = Device::flex();
+    let n = 600_001;
+    let (xs, ys) = (values(n, 51), values(n, 52));
+    let fresh = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [n]), &device);
+    let (x, y) = (fresh(&xs), fresh(&ys));
+    let vec = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+    let check = |got: Vec<f32>, want: &dyn Fn(usize) -> f32, what: &str| {
+        assert_eq!(got.len(), n, "{what}");
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(g.to_bits(), want(i).to_bits(), "{what}: element {i}");
+        }
+    };
+    let leaky = |i: usize| xs[i].max(0.1 * xs[i]);
+    let rem = |a: f32, b: f32| {
+        let r = a % b;
+        if r != 0.0 && (r < 0.0) != (b < 0.0) {
+            r + b
+        } else {
+            r
+        }
+    };
+    use burn::tensor::activation::leaky_relu;
+    check(vec(leaky_relu(fresh(&xs), 0.1)), &leaky, "leaky, in place");
+    check(vec(leaky_relu(x.clone(), 0.1)), &leaky, "leaky, new buffer");
+    let sub = |i: usize| xs[i] - ys[i];
+    check(vec(fresh(&xs) - y.clone()), &sub, "sub, in place on lhs");
+    check(vec(x.clone() - fresh(&ys)), &sub, "sub, in place on rhs");
+    check(vec(x.clone() - y.clone()), &sub, "sub, new buffer");
+    let remainder = |i: usize| rem(xs[i], ys[i]);
+    check(
+        vec(fresh(&xs).remainder(y.clone())),
+        &remainder,
+        "remainder, in place",
+    );
+    check(
+        vec(x.clone().remainder(y.clone())),
+        &remainder,
+        "remainder, new buffer",
+    );
+    let scalar = |i: usize| rem(xs[i], 0.3);
+    check(
+        vec(fresh(&xs).remainder_scalar(0.3)),
+        &scalar,
+        "scalar, in place",
+    );
+    check(
+        vec(x.clone().remainder_scalar(0.3)),
+        &scalar,
+        "scalar, new buffer",
+    );
 }

@@ -59,111 +59,85 @@ impl<T> SendMutPtr<T> {
     }
 }
 
-/// Elements per task of the element-wise helpers below (64 KiB of f32). Each task copies the
-/// operation (`Copy`) into a local, so that what it captures is known not to change and its
-/// loop vectorises.
+/// Elements per task of [`for_each_chunk`] (64 KiB of f32).
 #[cfg(feature = "rayon")]
 const ELEMENTWISE_CHUNK: usize = 16 * 1024;
 
-/// `x = op(x)` for every element, in parallel chunks from [`PARALLEL_THRESHOLD`] elements on.
-pub(crate) fn map_inplace<E: Send, Op: Fn(E) -> E + Sync + Copy>(xs: &mut [E], op: Op)
-where
-    E: Copy,
-{
+/// `task(start, chunk)` over `xs` cut into chunks of [`ELEMENTWISE_CHUNK`] elements, `start`
+/// being the chunk's first index, in parallel from [`PARALLEL_THRESHOLD`] elements on (one
+/// call over all of `xs` below that). The tasks read their inputs at `start..`.
+///
+/// The element-wise helpers below copy their operation (`Copy`) into a local inside the task,
+/// so that what it captures is known not to change and the loop vectorises.
+fn for_each_chunk<A: Send>(xs: &mut [A], task: impl Fn(usize, &mut [A]) + Sync) {
     #[cfg(feature = "rayon")]
     if xs.len() >= PARALLEL_THRESHOLD {
         use rayon::prelude::*;
-        xs.par_chunks_mut(ELEMENTWISE_CHUNK).for_each(|xs| {
-            let op = op;
-            xs.iter_mut().for_each(|x| *x = op(*x))
-        });
+        xs.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .enumerate()
+            .for_each(|(i, chunk)| task(i * ELEMENTWISE_CHUNK, chunk));
         return;
     }
-    xs.iter_mut().for_each(|x| *x = op(*x));
+    task(0, xs);
 }
 
-/// `[op(x) for x in xs]`, in parallel chunks from [`PARALLEL_THRESHOLD`] elements on.
+/// `x = op(x)` for every element (see [`for_each_chunk`]).
+pub(crate) fn map_inplace<E: Copy + Send, Op: Fn(E) -> E + Sync + Copy>(xs: &mut [E], op: Op) {
+    for_each_chunk(xs, |_, xs| {
+        let op = op;
+        xs.iter_mut().for_each(|x| *x = op(*x));
+    });
+}
+
+/// `[op(x) for x in xs]` (see [`for_each_chunk`]).
 pub(crate) fn map<E: Copy + Sync, R: Send, Op: Fn(E) -> R + Sync + Copy>(
     xs: &[E],
     op: Op,
 ) -> Vec<R> {
-    #[cfg(feature = "rayon")]
-    if xs.len() >= PARALLEL_THRESHOLD {
-        use rayon::prelude::*;
-        let mut out = unwritten::<R>(xs.len());
-        out.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(xs.par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|(out, xs)| {
-                let op = op;
-                for (o, &x) in out.iter_mut().zip(xs) {
-                    o.write(op(x));
-                }
-            });
-        // SAFETY: the chunks of `out` and `xs` pair up one to one, so every element was written.
-        return unsafe { written(out) };
-    }
-    xs.iter().map(|&x| op(x)).collect()
+    let mut out = unwritten::<R>(xs.len());
+    for_each_chunk(&mut out, |start, out| {
+        let op = op;
+        for (o, &x) in out.iter_mut().zip(&xs[start..]) {
+            o.write(op(x));
+        }
+    });
+    // SAFETY: `out` is as long as `xs`, and every chunk was written in full.
+    unsafe { written(out) }
 }
 
-/// `l = op(l, r)` element by element (`r` at least as long as `ls`), in parallel chunks from
-/// [`PARALLEL_THRESHOLD`] elements on.
+/// `l = op(l, r)` element by element, `rs` at least as long as `ls` (see [`for_each_chunk`]).
 pub(crate) fn zip_inplace<E: Copy + Send + Sync, Op: Fn(E, E) -> E + Sync + Copy>(
     ls: &mut [E],
     rs: &[E],
     op: Op,
 ) {
-    #[cfg(feature = "rayon")]
-    if ls.len() >= PARALLEL_THRESHOLD {
-        use rayon::prelude::*;
-        ls.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(rs.par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|(ls, rs)| {
-                let op = op;
-                for (l, &r) in ls.iter_mut().zip(rs) {
-                    *l = op(*l, r);
-                }
-            });
-        return;
-    }
-    for (l, &r) in ls.iter_mut().zip(rs) {
-        *l = op(*l, r);
-    }
+    for_each_chunk(ls, |start, ls| {
+        let op = op;
+        for (l, &r) in ls.iter_mut().zip(&rs[start..]) {
+            *l = op(*l, r);
+        }
+    });
 }
 
-/// `[op(l, r) for (l, r) in zip(ls, rs)]` (as long as the shorter), in parallel chunks from
-/// [`PARALLEL_THRESHOLD`] elements on.
+/// `[op(l, r) for (l, r) in zip(ls, rs)]`, as long as the shorter (see [`for_each_chunk`]).
 pub(crate) fn zip_map<E: Copy + Sync, R: Send, Op: Fn(E, E) -> R + Sync + Copy>(
     ls: &[E],
     rs: &[E],
     op: Op,
 ) -> Vec<R> {
-    let n = ls.len().min(rs.len());
-    #[cfg(feature = "rayon")]
-    if n >= PARALLEL_THRESHOLD {
-        use rayon::prelude::*;
-        let mut out = unwritten::<R>(n);
-        out.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(ls[..n].par_chunks(ELEMENTWISE_CHUNK))
-            .zip(rs[..n].par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|((out, ls), rs)| {
-                let op = op;
-                for ((o, &l), &r) in out.iter_mut().zip(ls).zip(rs) {
-                    o.write(op(l, r));
-                }
-            });
-        // SAFETY: the chunks of `out`, `ls` and `rs` pair up one to one (all `n` long), so
-        // every element was written.
-        return unsafe { written(out) };
-    }
-    ls[..n]
-        .iter()
-        .zip(&rs[..n])
-        .map(|(&l, &r)| op(l, r))
-        .collect()
+    let mut out = unwritten::<R>(ls.len().min(rs.len()));
+    for_each_chunk(&mut out, |start, out| {
+        let op = op;
+        for ((o, &l), &r) in out.iter_mut().zip(&ls[start..]).zip(&rs[start..]) {
+            o.write(op(l, r));
+        }
+    });
+    // SAFETY: `out` is no longer than `ls` or `rs`, and every chunk was written in full.
+    unsafe { written(out) }
 }
 
-/// `kernel(l, r)` on matching chunks of `ls` and `rs` (of equal length), in parallel from
-/// [`PARALLEL_THRESHOLD`] elements on: for in-place kernels that vectorise by themselves.
+/// `kernel(l, r)` on matching chunks of `ls` and `rs` (of equal length), for in-place kernels
+/// that vectorise by themselves (see [`for_each_chunk`]).
 #[cfg(feature = "simd")]
 pub(crate) fn zip_chunks_inplace<E: Send + Sync>(
     ls: &mut [E],
@@ -171,15 +145,7 @@ pub(crate) fn zip_chunks_inplace<E: Send + Sync>(
     kernel: impl Fn(&mut [E], &[E]) + Sync,
 ) {
     debug_assert_eq!(ls.len(), rs.len());
-    #[cfg(feature = "rayon")]
-    if ls.len() >= PARALLEL_THRESHOLD {
-        use rayon::prelude::*;
-        ls.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(rs.par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|(ls, rs)| kernel(ls, rs));
-        return;
-    }
-    kernel(ls, rs);
+    for_each_chunk(ls, |start, ls| kernel(ls, &rs[start..start + ls.len()]));
 }
 
 /// `len` elements, each written before it is read (no pass that zeroes them).
