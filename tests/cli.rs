@@ -1,6 +1,8 @@
 //! End-to-end tests of the `hgn` binary: generate → inspect round trips, reproducibility, and
 //! every bad input getting a one-line error without damaging what is on disk.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -242,6 +244,63 @@ fn a_killed_run_leaves_no_complete_looking_dataset_and_keeps_the_old_one() {
     assert!(
         !fresh.exists(),
         "an interrupted run left a folder under the final name"
+    );
+}
+
+/// Every file below `dir`, hidden ones included, as relative paths with their bytes.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((path.strip_prefix(root).unwrap().to_path_buf(), bytes));
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn a_generate_killed_at_any_moment_and_rerun_ends_with_the_files_of_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Each folder starts with another dataset, which the command replaces.
+    let (straight, killed) = (tmp.path().join("straight"), tmp.path().join("killed"));
+    for parent in [&straight, &killed] {
+        assert!(
+            generate(&parent.join("ds"), &["--seed", "1"])
+                .status
+                .success()
+        );
+    }
+    let args = |parent: &Path| -> Vec<String> {
+        let out = parent.join("ds").to_str().unwrap().to_string();
+        let args = [
+            "generate", "--out", &out, "--train", "3000", "--test", "300",
+        ];
+        let more = ["--overwrite", "-q"];
+        args.iter().chain(&more).map(|s| s.to_string()).collect()
+    };
+    let started = std::time::Instant::now();
+    let out = hgn(&args(&straight)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let full = started.elapsed();
+    let kills = common::run_with_kills(full, || args(&killed));
+    assert!(kills >= 2, "only {kills} attempts were killed");
+    let names = |t: &[(PathBuf, Vec<u8>)]| t.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    let (expected, got) = (tree(&straight), tree(&killed));
+    assert_eq!(names(&got), names(&expected));
+    assert!(
+        got == expected,
+        "the files differ from an uninterrupted run's"
     );
 }
 

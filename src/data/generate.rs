@@ -6,9 +6,13 @@
 //! however large the dataset. Everything is written into a hidden sibling folder
 //! (`.NAME.partial-PID`) that is renamed into place only once every file and `meta.json` are
 //! complete and synced: an interrupted run never leaves a folder that looks like a dataset, and an
-//! existing dataset is replaced only with `--overwrite` (and only if it is an hgn dataset).
+//! existing dataset is replaced only with `--overwrite` (and only if it is an hgn dataset). A call
+//! locks its hidden folders while it works and first removes those no running call holds (a
+//! killed call's), so a killed run rerun ends with exactly the files of an uninterrupted one.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -173,6 +177,8 @@ pub struct GenerateSummary {
 struct PartialDir {
     path: PathBuf,
     committed: bool,
+    /// Held while this call works, so that no other call removes the folder as a leftover.
+    _lock: Option<File>,
 }
 
 impl Drop for PartialDir {
@@ -199,16 +205,19 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
     std::fs::create_dir_all(&parent)
         .with_context(|| format!("cannot create the output folder {}", parent.display()))?;
     check_replaceable(out, opts.overwrite)?;
+    remove_leftovers(&parent, &name)?;
 
-    let partial = PartialDir {
+    let mut partial = PartialDir {
         path: parent.join(format!(".{name}.partial-{}", std::process::id())),
         committed: false,
+        _lock: None,
     };
     if partial.path.exists() {
         std::fs::remove_dir_all(&partial.path).ok();
     }
     std::fs::create_dir(&partial.path)
         .with_context(|| format!("cannot write into {}", parent.display()))?;
+    partial._lock = lock_dir(&partial.path);
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.unwrap_or(0))
@@ -236,10 +245,11 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
 
     let meta = build_meta(opts, splits);
     write_preview(&partial.path.join(PREVIEW_FILE), &preview, opts)?;
+    sync(&partial.path.join(PREVIEW_FILE))?;
     let meta_tmp = partial.path.join(format!("{META_FILE}.tmp"));
-    std::fs::write(&meta_tmp, serde_json::to_string_pretty(&meta)? + "\n")
-        .with_context(|| format!("cannot write {}", meta_tmp.display()))?;
+    write_synced(&meta_tmp, serde_json::to_string_pretty(&meta)? + "\n")?;
     std::fs::rename(&meta_tmp, partial.path.join(META_FILE))?;
+    sync(&partial.path)?;
 
     commit(partial, out)?;
     Ok(GenerateSummary {
@@ -248,6 +258,55 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
         seconds,
         sequences_per_second: total as f64 / seconds.max(1e-9),
     })
+}
+
+/// An open handle on the folder `path` holding an exclusive lock on it until dropped, or `None`
+/// when another process holds one (or the system cannot lock folders). The lock dies with its
+/// process, so a folder left by a killed call can be locked, and one in use by a running call
+/// cannot.
+fn lock_dir(path: &Path) -> Option<File> {
+    let file = File::open(path).ok()?;
+    file.try_lock().ok()?;
+    Some(file)
+}
+
+/// Removes the `.NAME.partial-PID` and `.NAME.old-PID` folders beside the dataset that no running
+/// call holds: those a killed call left.
+fn remove_leftovers(parent: &Path, name: &str) -> Result<()> {
+    let prefixes = [format!(".{name}.partial-"), format!(".{name}.old-")];
+    let entries =
+        std::fs::read_dir(parent).with_context(|| format!("cannot read {}", parent.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", parent.display()))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| file_name.starts_with(p))
+            && let Some(_lock) = lock_dir(&entry.path())
+        {
+            std::fs::remove_dir_all(entry.path()).with_context(|| {
+                format!(
+                    "cannot remove {}, left by a killed run",
+                    entry.path().display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path` and `fsync`s it.
+fn write_synced(path: &Path, text: String) -> Result<()> {
+    let mut file =
+        File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `fsync`s a file, or a folder so that the creations and renames inside it are durable.
+fn sync(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync {}", path.display()))
 }
 
 /// Refuses to replace anything but an hgn dataset, and that only with `--overwrite`.
@@ -291,6 +350,8 @@ fn commit(mut partial: PartialDir, out: &Path) -> Result<()> {
         std::process::id()
     ));
     let replacing = out.exists();
+    // Held until the old dataset is removed, so that no other call takes it for a leftover.
+    let _old_lock = replacing.then(|| lock_dir(out)).flatten();
     if replacing {
         std::fs::rename(out, &old)
             .with_context(|| format!("cannot move the old dataset {} aside", out.display()))?;
@@ -307,7 +368,11 @@ fn commit(mut partial: PartialDir, out: &Path) -> Result<()> {
         std::fs::remove_dir_all(&old)
             .with_context(|| format!("cannot remove the old dataset at {}", old.display()))?;
     }
-    Ok(())
+    sync(
+        out.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
 }
 
 /// Writes one split and returns its metadata and its first trajectories (for the preview).
