@@ -581,6 +581,78 @@ fn an_evaluation_killed_at_any_moment_and_rerun_writes_the_report_of_an_uninterr
     assert_eq!(report(&killed), report(&straight));
 }
 
+/// Every file below `dir`, as paths relative to it, sorted.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn a_table1_killed_at_any_moment_and_rerun_ends_with_the_files_of_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (straight, killed) = (tmp.path().join("straight"), tmp.path().join("killed"));
+    let args = |out: &Path| -> Vec<String> {
+        let out = out.to_str().unwrap();
+        let args = ["table1", "--scale", "tiny", "--systems", "pendulum"];
+        let more = ["--variants", "deterministic", "--out", out, "-q"];
+        args.iter().chain(&more).map(|s| s.to_string()).collect()
+    };
+    let started = std::time::Instant::now();
+    ok(hgn(&args(&straight)));
+    let full = started.elapsed();
+    // The same command, rerun as it is until it completes.
+    let kills = common::run_with_kills(full, || args(&killed));
+    assert!(kills >= 2, "only {kills} attempts were killed");
+
+    let files = files_below(&straight);
+    assert_eq!(files_below(&killed), files);
+    let (from, to) = (killed.to_str().unwrap(), straight.to_str().unwrap());
+    for file in &files {
+        let read = |root: &Path| std::fs::read(root.join(file)).unwrap();
+        let name = file.file_name().unwrap().to_str().unwrap();
+        match name {
+            // Burn gives every parameter a random id; the weights are compared through eval.json.
+            "model.bpk" | "optim.bpk" => {}
+            // Throughput differs from run to run; every other figure must not.
+            "metrics.jsonl" => {
+                let lines = |root: &Path| -> Vec<serde_json::Value> {
+                    let text = String::from_utf8(read(root)).unwrap();
+                    let line = |l: &str| {
+                        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        v.as_object_mut().unwrap().remove("steps_per_second");
+                        v
+                    };
+                    text.lines().map(line).collect()
+                };
+                assert_eq!(lines(&killed), lines(&straight), "{}", file.display());
+            }
+            // The same files, naming their own folder.
+            _ if name.ends_with(".json") || name.ends_with(".md") => {
+                let text = |root: &Path| String::from_utf8(read(root)).unwrap();
+                assert_eq!(
+                    text(&killed).replace(from, to),
+                    text(&straight),
+                    "{}",
+                    file.display()
+                );
+            }
+            _ => assert!(read(&killed) == read(&straight), "{}", file.display()),
+        }
+    }
+}
+
 #[test]
 fn table1_tiny_runs_end_to_end_and_writes_the_side_by_side_table() {
     let tmp = tempfile::tempdir().unwrap();

@@ -182,6 +182,25 @@ pub fn save_checkpoint<M: Module>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::DeviceChoice;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::AdamConfig;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    /// Where the kill test's child process writes its checkpoints.
+    const KILL_TEST_RUN: &str = "HGN_CHECKPOINT_KILL_TEST_RUN";
+
+    /// A layer whose every weight is `step`, so a loaded checkpoint shows which step wrote it.
+    fn layer_of_step(step: usize, device: &burn::tensor::Device) -> Linear {
+        let layer = LinearConfig::new(64, 64).init(device);
+        Linear {
+            weight: layer.weight.map(|w| w.ones_like().mul_scalar(step as f64)),
+            bias: layer
+                .bias
+                .map(|b| b.map(|b| b.ones_like().mul_scalar(step as f64))),
+        }
+    }
 
     fn fake(dir: &Path, step: Option<usize>) {
         std::fs::create_dir_all(dir).unwrap();
@@ -223,5 +242,77 @@ mod tests {
         let err = restore_checkpoint(run).unwrap_err().to_string();
         assert!(err.contains("damaged"), "{err}");
         assert!(run.join("checkpoint").join(MODEL_FILE).is_file());
+    }
+
+    /// The child process of the test below (run only by it): resumes the run in
+    /// `$HGN_CHECKPOINT_KILL_TEST_RUN` and saves checkpoints of steps 1, 2, … after it until it
+    /// is killed.
+    #[test]
+    #[ignore = "the child process of a_kill_at_any_instant_of_a_checkpoint_swap_keeps_the_newest_complete_one"]
+    fn checkpoint_writer_killed_by_the_kill_test() {
+        let run = PathBuf::from(std::env::var(KILL_TEST_RUN).unwrap());
+        let device = DeviceChoice::Cpu.device().unwrap();
+        let first = restore_checkpoint(&run).unwrap().unwrap_or(0) + 1;
+        let optim = AdamConfig::new().init();
+        for step in first.. {
+            let layer = layer_of_step(step, &device);
+            save_checkpoint(&run, &layer, &optim, &serde_json::json!({ "step": step })).unwrap();
+        }
+    }
+
+    /// SIGKILLs a process that saves checkpoints back to back at spread-out instants until at
+    /// least five kills have landed inside a swap (a complete `checkpoint.partial`, a
+    /// `checkpoint.old`, or no `checkpoint`); after every kill the recovered checkpoint is whole
+    /// (its weights are those of the step its `state.json` names) and no older than the one
+    /// recovered before.
+    #[test]
+    fn a_kill_at_any_instant_of_a_checkpoint_swap_keeps_the_newest_complete_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        let device = DeviceChoice::Cpu.device().unwrap();
+        let (mut in_swap, mut recovered) = (0, 0);
+        for attempt in 0..300u64 {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "--ignored", "--test-threads=1"])
+                .arg("run::checkpoint::tests::checkpoint_writer_killed_by_the_kill_test")
+                .env(KILL_TEST_RUN, run)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            // Spread the kills over the first few saves (the child starts in a few ms).
+            std::thread::sleep(Duration::from_micros(20_000 + attempt * 7_919 % 40_000));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let partial_complete = complete_step(&run.join("checkpoint.partial")).is_some();
+            if recovered > 0
+                && (partial_complete
+                    || run.join("checkpoint.old").exists()
+                    || !run.join(CHECKPOINT).exists())
+            {
+                in_swap += 1;
+            }
+            let Some(step) = restore_checkpoint(run).unwrap() else {
+                assert_eq!(recovered, 0, "a completed checkpoint was lost");
+                continue;
+            };
+            assert!(
+                step >= recovered,
+                "step {step} recovered after step {recovered}"
+            );
+            recovered = step;
+            let dir = run.join(CHECKPOINT);
+            assert_eq!(read_state::<Step>(&dir).unwrap().step, step);
+            let layer = load_weights(&dir, layer_of_step(0, &device)).unwrap();
+            let weights: Vec<f32> = crate::device::host_values(layer.weight.val());
+            assert!(
+                weights.iter().all(|&w| w == step as f32),
+                "weights not of step {step}"
+            );
+            if in_swap >= 5 {
+                return;
+            }
+        }
+        panic!("only {in_swap} of 300 kills landed inside a swap");
     }
 }
