@@ -19,34 +19,34 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Training sequences (the paper uses 50000).
-    #[arg(long, default_value = "5000", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "5000")]
     pub train: usize,
     /// Test sequences (the paper uses 10000).
-    #[arg(long, default_value = "1000", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "1000")]
     pub test: usize,
     /// Frames per training sequence (the authors: 5 inference + 30 target frames, overlapping by one).
-    #[arg(long, default_value = "34", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "34")]
     pub seq_len: usize,
     /// Frames per test sequence [default: seq-len + 60, room for 60-step extrapolation].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub test_seq_len: Option<usize>,
     /// Time between frames [default: the system's, 0.125 for the paper's systems].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub dt: Option<f64>,
     /// Seed of every random draw; recorded in meta.json.
     #[arg(long, default_value = "0")]
     pub seed: u64,
     /// Image height and width in pixels.
-    #[arg(long, default_value = "32", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "32")]
     pub image_size: usize,
     /// Observation noise σ on every state coordinate [default: the system's, e.g. 0.1 for pendulum].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub noise: Option<f64>,
     /// Replace an existing dataset in the output folder.
     #[arg(long)]
     pub overwrite: bool,
     /// Worker threads [default: all cores]; the output does not depend on it.
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub threads: Option<usize>,
     /// No progress bar.
     #[arg(long, short)]

@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::*;
-
 /// Which splits `hgn eval` measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SplitArg {
@@ -32,7 +30,7 @@ pub struct EvalArgs {
     #[arg(long, value_enum, default_value = "both")]
     pub split: SplitArg,
     /// At most this many sequences per split (the first ones).
-    #[arg(long, default_value = "1000", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "1000")]
     pub sequences: usize,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
@@ -44,14 +42,14 @@ pub struct EvalArgs {
     #[arg(long)]
     pub no_oracle: bool,
     /// Posterior draws per sequence for the oracle's expected image.
-    #[arg(long, default_value = "64", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "64")]
     pub oracle_draws: usize,
     /// Keep each sequence's Table 1 figures (model, baseline, oracles) in the report.
     #[arg(long)]
     pub per_sequence: bool,
     /// Also refine each inferred state by N Adam steps on the Table 1 error, every weight
     /// fixed: how much of the error is the encoder's (slow: a backward pass per step).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, value_name = "N")]
     pub refine: Option<usize>,
     /// Adam's learning rate for --refine, in latent units.
     #[arg(long, default_value = "0.01")]
@@ -71,17 +69,17 @@ pub struct OracleArgs {
     #[arg(long, value_enum, default_value = "test")]
     pub split: SplitArg,
     /// At most this many sequences (the first ones).
-    #[arg(long, default_value = "200", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "200")]
     pub sequences: usize,
     /// forecast (fit frames 0..K, score the 30 from K − 1) or reconstruct (fit and score the
     /// first K frames).
     #[arg(long, default_value = "forecast", value_parser = super::protocol_choices())]
     pub protocol: String,
     /// K: frames fitted [default: 5 for forecast, 31 for reconstruct].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub inference_frames: Option<usize>,
     /// Posterior draws per sequence for the expected image.
-    #[arg(long, default_value = "64", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "64")]
     pub draws: usize,
     /// Print JSON instead of a table.
     #[arg(long)]

@@ -21,7 +21,7 @@ pub enum FlowCommand {
         #[arg(long)]
         data: Option<PathBuf>,
         /// NHF importance samples per point [default: the run's, 16].
-        #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+        #[arg(long)]
         samples: Option<usize>,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -33,7 +33,7 @@ pub enum FlowCommand {
         #[arg(long)]
         run: PathBuf,
         /// Number of samples.
-        #[arg(long, default_value = "10000", allow_negative_numbers = true, value_parser = parse_count)]
+        #[arg(long, default_value = "10000")]
         count: usize,
         /// Output: FILE.npy (float64 [N, d]) or FILE.png (scatter plot).
         #[arg(long)]
@@ -57,23 +57,23 @@ pub enum FlowCommand {
         #[arg(long, value_delimiter = ',')]
         targets: Option<Vec<String>>,
         /// The cap on every run's training steps.
-        #[arg(long, default_value = "40000", allow_negative_numbers = true, value_parser = parse_count)]
+        #[arg(long, default_value = "40000")]
         steps: usize,
         /// Evaluations without a gain in validation NLL that make a plateau.
-        #[arg(long, default_value = "4", allow_negative_numbers = true, value_parser = parse_count)]
+        #[arg(long, default_value = "4")]
         patience: usize,
         /// Plateaus answered by halving the learning rate before the next stops a run.
-        #[arg(long, default_value = "2", allow_negative_numbers = true, value_parser = parse_count)]
+        #[arg(long, default_value = "2")]
         plateau_halvings: usize,
         /// Steps between evaluations.
-        #[arg(long, default_value = "250", allow_negative_numbers = true, value_parser = parse_count)]
+        #[arg(long, default_value = "250")]
         eval_every: usize,
         /// Seed of every run.
         #[arg(long, default_value = "0")]
         seed: u64,
         /// Posterior samples of the NHF's importance-weighted test NLL (more: a tighter
         /// estimate of the same model's likelihood).
-        #[arg(long, default_value = "128", allow_negative_numbers = true, value_parser = parse_count)]
+        #[arg(long, default_value = "128")]
         iw_samples: usize,
         /// Working and output folder.
         #[arg(long, default_value = "flow-compare")]
@@ -120,10 +120,10 @@ pub struct FlowTrainArgs {
 #[command(next_help_heading = "Training")]
 pub struct FlowTrainingFlags {
     /// Optimisation steps [default: 3000].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub steps: Option<usize>,
     /// Points per batch [default: 256].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub batch_size: Option<usize>,
     /// Adam learning rate [default: 5e-3].
     #[arg(long)]
@@ -132,15 +132,15 @@ pub struct FlowTrainingFlags {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Steps between held-out evaluations and checkpoints [default: 500].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub eval_every: Option<usize>,
     /// Stop once N evaluations in a row have not improved the NLL of validation points set
     /// aside for it (--steps stays the cap) [default: train all steps].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub patience: Option<usize>,
     /// With --patience: plateaus answered by halving the learning rate before the next one
     /// stops training [default: 0].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub plateau_halvings: Option<usize>,
 }
 
@@ -149,13 +149,13 @@ pub struct FlowTrainingFlags {
 #[command(next_help_heading = "NHF")]
 pub struct NhfFlags {
     /// Hamiltonian stages [default: 4].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub stages: Option<usize>,
     /// Leapfrog steps per stage [default: 2].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub leapfrog_steps: Option<usize>,
     /// Leapfrog step size (with --step-size learned: its starting value) [default: 0.3].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub dt: Option<f64>,
     /// Each stage's step size fixed at --dt, or learned from it [default: learned].
     #[arg(long, value_enum)]
@@ -169,11 +169,11 @@ pub struct NhfFlags {
     pub activation: Option<hgn::flow::mlp::EnergyActivation>,
     /// Affine couplings conditioned on the position after the momentum posterior's Gaussian
     /// draw (0: a diagonal Gaussian posterior) [default: 2].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub posterior_couplings: Option<usize>,
     /// Posterior draws per point of the training objective; more than 1 trains on the
     /// importance-weighted bound instead of the ELBO [default: 1].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub objective_samples: Option<usize>,
 }
 
@@ -182,13 +182,13 @@ pub struct NhfFlags {
 #[command(next_help_heading = "Networks")]
 pub struct FlowNetworkFlags {
     /// Width of every hidden layer [default: NHF 56, RealNVP 64].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub hidden: Option<usize>,
     /// Hidden layers of every network [default: 2].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub depth: Option<usize>,
     /// RealNVP: coupling layers [default: 8].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub couplings: Option<usize>,
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use hgn::data::inspect;
 use hgn::physics::SYSTEMS;
@@ -78,10 +78,10 @@ pub enum Command {
         #[arg(long, conflicts_with = "preset")]
         config: Option<PathBuf>,
         /// Sequences per step [default: the preset's or the config file's].
-        #[arg(long, value_parser = parse_count)]
+        #[arg(long)]
         batch_size: Option<usize>,
         /// Timed steps (after 2 untimed warm-up steps).
-        #[arg(long, default_value = "5", value_parser = parse_count)]
+        #[arg(long, default_value = "5")]
         steps: usize,
         /// Device: cpu, wgpu or vulkan (wgpu:N, vulkan:N: device N).
         #[arg(long, default_value = "cpu")]
@@ -106,7 +106,7 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Test sequences in the energy and phase plots (1 to 32).
-        #[arg(long, default_value = "8", allow_negative_numbers = true, value_parser = parse_count)]
+        #[arg(long, default_value = "8")]
         sequences: usize,
         /// Device of the rollouts (and of an evaluation, if the run has none): cpu, wgpu or
         /// vulkan (wgpu:N, vulkan:N: device N) (GPU devices need --features gpu).
@@ -199,9 +199,35 @@ fn parse_count(s: &str) -> std::result::Result<usize, String> {
     }
 }
 
+/// The whole command tree, with two settings made once for every argument: an option that
+/// takes a value reads a value that looks like a negative number as its value (`--dt -0.1`
+/// parses) instead of as an unknown flag, and every whole-number argument is read by
+/// [`parse_count`] (so `--steps -3` gets its message).
+fn command() -> clap::Command {
+    fn prepare(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|arg| {
+            let takes_value = arg.get_action().takes_values();
+            let whole_number = arg.get_value_parser().type_id() == std::any::TypeId::of::<usize>();
+            let arg = arg.allow_negative_numbers(takes_value);
+            if whole_number {
+                arg.value_parser(parse_count)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(prepare)
+    }
+    prepare(Cli::command())
+}
+
+/// Parses the process's arguments.
+fn parse() -> clap::error::Result<Cli> {
+    Cli::from_arg_matches(&command().try_get_matches()?)
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(err) => {
             use clap::error::ErrorKind;

@@ -19,13 +19,13 @@ pub struct RolloutArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Test sequence to show.
-    #[arg(long, default_value = "0", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "0")]
     pub index: usize,
     /// Integration steps [default: as far as the recorded sequence goes; 60 with --prior].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub steps: Option<usize>,
     /// Multiply the model's dt: 2 runs the dynamics twice as fast, 0.5 in slow motion.
-    #[arg(long, default_value = "1", allow_negative_numbers = true)]
+    #[arg(long, default_value = "1")]
     pub dt_scale: f64,
     /// Infer the state at the last frame and integrate backward in time.
     #[arg(long)]
@@ -34,13 +34,13 @@ pub struct RolloutArgs {
     #[arg(long)]
     pub prior: bool,
     /// Trajectories drawn with --prior (1 to 64).
-    #[arg(long, default_value = "4", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "4")]
     pub count: usize,
     /// Seed of the prior draws.
     #[arg(long, default_value = "0")]
     pub seed: u64,
     /// Upscaling of each 32×32 frame (1 to 16).
-    #[arg(long, default_value = "4", allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value = "4")]
     pub scale: usize,
     /// Hundredths of a second per GIF frame.
     #[arg(long, default_value = "10")]

@@ -29,10 +29,10 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
     /// Optimisation steps [default: the preset's].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub steps: Option<usize>,
     /// Sequences per batch [default: 16].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub batch_size: Option<usize>,
     /// Seed of the weights, batches and noise [default: 0].
     #[arg(long)]
@@ -51,11 +51,11 @@ pub struct TrainArgs {
     pub integrator: Option<String>,
     /// Rollout curriculum: grow the trained rollout from 1 step to the full length over this
     /// many steps [default: the preset's; 0 turns it off].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub curriculum: Option<usize>,
     /// Rollout steps after the inferred state [default: the preset's; under reconstruct,
     /// --inference-frames − 1].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub rollout_steps: Option<usize>,
     /// Window protocol: forecast (K frames in, roll forward) or reconstruct (the whole window in,
     /// state at its last frame, roll backward over it; the paper's Table 1) [default: the
@@ -63,7 +63,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = super::protocol_choices())]
     pub protocol: Option<String>,
     /// Frames the encoder sees (K; under reconstruct the whole window) [default: the preset's].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub inference_frames: Option<usize>,
     /// Train both directions of time: half the steps infer the state at a window's last frame
     /// and integrate backward [default: the preset's: on for vector and tiny; off elsewhere, and a
@@ -72,7 +72,7 @@ pub struct TrainArgs {
     pub bidirectional: bool,
     /// Make q and p vectors of this many dimensions, with MLP energies, instead of latent maps
     /// [default: the preset's: 2 for vector, latent maps for the others].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub latent_dim: Option<usize>,
     /// How the encoder takes the inference frames: stacked (all frames into its first
     /// convolution, DeepMind's encoder), per-frame (each frame through the same convolutions,
@@ -81,7 +81,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(hgn::model::EncoderInput::ALL.map(|e| e.name())))]
     pub encoder_input: Option<String>,
     /// Hidden channels of the encoder alone [default: the preset's width, as the other networks].
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long)]
     pub encoder_hidden: Option<usize>,
     /// The paper's "deterministic" ablation: z = encoder mean, no KL.
     #[arg(long, conflicts_with = "variational")]
@@ -92,7 +92,7 @@ pub struct TrainArgs {
     pub variational: bool,
     /// Weigh the KL by this fixed β (loss = MSE + β·KL) instead of balancing it with GECO
     /// (ReScience trained its Table 1 with β = 0.01) [default: GECO, κ = 1e-3].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub beta: Option<f64>,
     /// The paper's "no f_ψ" ablation: the encoder output is split into q and p directly.
     #[arg(long)]

@@ -31,11 +31,12 @@ use crate::data::dataset::{SequenceDataset, batch_tensor};
 use crate::data::format::Split;
 use crate::metrics;
 use crate::model::Hgn;
-use crate::oracle::{OracleData, OracleFrames, OracleOptions};
+use crate::oracle::{OracleData, OracleOptions};
 use crate::protocol::{Direction, Protocol};
 use crate::run::{EVAL_FILE, RunDir, write_atomic};
 use crate::train::RunConfig;
 
+mod physics;
 mod predict;
 pub mod refine;
 mod report;
@@ -158,22 +159,16 @@ pub fn evaluate_run_in_memory(opts: &EvalOptions) -> Result<EvalReport> {
             &device,
         )?;
         if let Some(oracle) = &opts.oracle {
-            // The split's states and parameters, read once for the oracle and the probe.
             let physics = OracleData::open(&data, split)?;
-            let (summary, scores) =
-                oracle_report(&physics, split, &config, &report, oracle, &opts.reporter)?;
-            report.oracle = Some(summary);
-            // Eight sequences at least: half fit the probe, half score it.
-            if latents.len() >= 8 {
-                report.probe = Some(encoder_probe(&physics, &config, &latents)?);
-            }
-            if let Some(per) = report.per_sequence.as_mut() {
-                per.oracle_expected = scores
-                    .iter()
-                    .map(|s| s.as_ref().map(|s| s.expected))
-                    .collect();
-                per.oracle_point = scores.iter().map(|s| s.as_ref().map(|s| s.point)).collect();
-            }
+            physics::add_oracle_and_probe(
+                &mut report,
+                split,
+                &physics,
+                &latents,
+                &config,
+                oracle,
+                &opts.reporter,
+            )?;
         }
         if let (Some(refine), Some((model, autodiff))) = (opts.refine, &refiner) {
             report.refined = Some(refine::refine_split(
@@ -253,90 +248,6 @@ impl DirectionSums {
             mse_per_step: self.mse_per_step.into_iter().map(|s| s / n).collect(),
         }
     }
-}
-
-/// The linear probe from the state the model inferred for each sequence (at frame `K − 1`) to
-/// the true positions and momenta there.
-fn encoder_probe(
-    oracle: &OracleData,
-    config: &RunConfig,
-    latents: &[Vec<f64>],
-) -> Result<crate::probe::ProbeReport> {
-    let frame = config.model.num_inference_frames - 1;
-    let mut names = vec![];
-    let mut positions = 0;
-    let truths: Vec<Vec<f64>> = (0..latents.len())
-        .map(|i| {
-            let (n, values, count) = oracle.observables(i, frame);
-            (names, positions) = (n, count);
-            values
-        })
-        .collect();
-    crate::probe::linear_probe(latents, &truths, names, positions)
-}
-
-/// The physics oracle on the Table 1 frames of `report`'s sequences, and each sequence's scores.
-pub fn oracle_report(
-    oracle: &OracleData,
-    split: Split,
-    config: &RunConfig,
-    report: &SplitReport,
-    opts: &OracleOptions,
-    reporter: &crate::progress::Reporter,
-) -> Result<(OracleReport, Vec<Option<crate::oracle::SequenceOracle>>)> {
-    let frames = OracleFrames::of(
-        config.protocol,
-        config.model.num_inference_frames,
-        report.table1_frames,
-    );
-    let n = report.sequences;
-    let bar = reporter.task(
-        &format!("oracle {:5}", split.name()),
-        "sequences",
-        n as u64,
-        0,
-    );
-    let all = oracle.sequences(n, &frames, opts, &|done| bar.set_position(done as u64))?;
-    drop(bar);
-    // Ratios compare the model and the oracle on the sequences the physics answered.
-    let answered: Vec<usize> = (0..all.len()).filter(|&i| all[i].is_some()).collect();
-    ensure!(
-        !answered.is_empty(),
-        "the oracle's fit failed on every {} sequence",
-        split.name()
-    );
-    let per = report
-        .per_sequence
-        .as_ref()
-        .context("the split's per-sequence figures are missing")?;
-    let on_answered =
-        |v: &[f64]| metrics::mean(&answered.iter().map(|&i| v[i]).collect::<Vec<_>>());
-    let pick = |f: fn(&crate::oracle::SequenceOracle) -> f64| -> Vec<f64> {
-        all.iter().flatten().map(f).collect()
-    };
-    let expected = Interval::of(&pick(|s| s.expected));
-    let answers: Vec<&crate::oracle::SequenceOracle> = all.iter().flatten().collect();
-    let mut expected_per_step: Vec<f64> = (0..frames.scored.len())
-        .map(|f| {
-            answers.iter().map(|s| s.expected_per_frame[f]).sum::<f64>() / answers.len() as f64
-        })
-        .collect();
-    // The scored frames run in recorded order; a reconstruction runs backward from the last.
-    if config.protocol == Protocol::Reconstruct {
-        expected_per_step.reverse();
-    }
-    let summary = OracleReport {
-        frames,
-        draws: opts.draws,
-        failed: all.len() - answered.len(),
-        point_x1e4: Interval::of(&pick(|s| s.point)),
-        model_ratio: on_answered(&per.model) / expected.mean,
-        baseline_ratio: on_answered(&per.baseline) / expected.mean,
-        expected_x1e4: expected,
-        noise_floor_x1e4: Interval::of(&pick(|s| s.noise_floor)),
-        expected_per_step_x1e4: expected_per_step,
-    };
-    Ok((summary, all))
 }
 
 /// Steps of the forward evaluation rollouts for sequences of `seq_len` frames.
