@@ -249,21 +249,13 @@ fn a_killed_run_leaves_no_complete_looking_dataset_and_keeps_the_old_one() {
 
 /// Every file below `dir`, hidden ones included, as relative paths with their bytes.
 fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    fn walk(dir: &Path, root: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, root, out);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                out.push((path.strip_prefix(root).unwrap().to_path_buf(), bytes));
-            }
-        }
-    }
-    let mut out = vec![];
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
+    common::files_below(dir)
+        .into_iter()
+        .map(|file| {
+            let bytes = std::fs::read(dir.join(&file)).unwrap();
+            (file, bytes)
+        })
+        .collect()
 }
 
 #[test]

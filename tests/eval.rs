@@ -581,24 +581,6 @@ fn an_evaluation_killed_at_any_moment_and_rerun_writes_the_report_of_an_uninterr
     assert_eq!(report(&killed), report(&straight));
 }
 
-/// Every file below `dir`, as paths relative to it, sorted.
-fn files_below(dir: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, root, out);
-            } else {
-                out.push(path.strip_prefix(root).unwrap().to_path_buf());
-            }
-        }
-    }
-    let mut out = vec![];
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
 #[test]
 fn a_table1_killed_at_any_moment_and_rerun_ends_with_the_files_of_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -616,8 +598,8 @@ fn a_table1_killed_at_any_moment_and_rerun_ends_with_the_files_of_an_uninterrupt
     let kills = common::run_with_kills(full, || args(&killed));
     assert!(kills >= 2, "only {kills} attempts were killed");
 
-    let files = files_below(&straight);
-    assert_eq!(files_below(&killed), files);
+    let files = common::files_below(&straight);
+    assert_eq!(common::files_below(&killed), files);
     let (from, to) = (killed.to_str().unwrap(), straight.to_str().unwrap());
     for file in &files {
         let read = |root: &Path| std::fs::read(root.join(file)).unwrap();
