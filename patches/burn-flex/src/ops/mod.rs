@@ -232,3 +232,4 @@ mod transaction;
 pub mod unary;
 pub mod unfold;
 mod weight_grad;
+mod winograd;

@@ -35,6 +35,7 @@ use crate::{FlexTensor, Layout};
 
 // The element types computed here: f32 and f64, those `gemm` multiplies natively.
 use super::weight_grad::WeightGradScalar as Scalar;
+use super::winograd::{self, Real};
 use super::{unwritten, written};
 
 /// Padded-buffer elements per chunk of images (at least one image per chunk).
@@ -127,7 +128,12 @@ impl Geometry {
     /// thread where the batch allows.
     fn chunk_images(&self) -> usize {
         let [hp, wp] = self.padded();
-        let by_size = CHUNK_ELEMENTS / (self.c.max(self.m) * hp * wp);
+        self.images_per_chunk(CHUNK_ELEMENTS / (self.c.max(self.m) * hp * wp))
+    }
+
+    /// `by_size` images per chunk, fewer where that leaves under four chunks per thread, and
+    /// between one and the batch.
+    pub fn images_per_chunk(&self, by_size: usize) -> usize {
         #[cfg(feature = "rayon")]
         let threads = rayon::current_num_threads();
         #[cfg(not(feature = "rayon"))]
@@ -183,7 +189,7 @@ fn fill_padded_channels_last<T: Scalar>(
 
 /// Runs `task(first image, chunk of out)` over `out` cut into chunks of `per_image · images`
 /// elements, in parallel where the crate has threads.
-fn for_each_chunk<T: Send>(
+pub(super) fn for_each_chunk<T: Send>(
     out: &mut [T],
     per_image: usize,
     images: usize,
@@ -202,10 +208,34 @@ fn for_each_chunk<T: Send>(
     }
 }
 
+/// The element-wise sum of `partial(0)`, …, `partial(chunks − 1)` (at least one), computed in
+/// parallel where the crate has threads and added in chunk order, so that the result does not
+/// depend on how the chunks were scheduled.
+pub(super) fn sum_of_chunks<T: Scalar>(
+    chunks: usize,
+    partial: impl Fn(usize) -> Vec<T> + Send + Sync,
+) -> Vec<T> {
+    let sum = |mut a: Vec<T>, b: Vec<T>| {
+        for (a, b) in a.iter_mut().zip(b) {
+            *a = a.add(b);
+        }
+        a
+    };
+    #[cfg(feature = "rayon")]
+    let total = {
+        use rayon::prelude::*;
+        let parts: Vec<Vec<T>> = (0..chunks).into_par_iter().map(partial).collect();
+        parts.into_iter().reduce(sum)
+    };
+    #[cfg(not(feature = "rayon"))]
+    let total = (0..chunks).map(partial).reduce(sum);
+    total.expect("at least one chunk")
+}
+
 /// A matrix operand: its first element and the distance between neighbours along its rows
 /// (from one column to the next) and along its columns (from one row to the next).
 #[derive(Clone, Copy)]
-struct Operand<T> {
+pub(super) struct Operand<T> {
     at: *const T,
     column_step: isize,
     row_step: isize,
@@ -213,7 +243,7 @@ struct Operand<T> {
 
 impl<T> Operand<T> {
     /// Row-major with rows `ld` elements apart.
-    fn rows(at: *const T, ld: usize) -> Self {
+    pub(super) fn rows(at: *const T, ld: usize) -> Self {
         Operand {
             at,
             column_step: 1,
@@ -222,7 +252,7 @@ impl<T> Operand<T> {
     }
 
     /// Column-major with columns `ld` elements apart.
-    fn columns(at: *const T, ld: usize) -> Self {
+    pub(super) fn columns(at: *const T, ld: usize) -> Self {
         Operand {
             at,
             column_step: ld as isize,
@@ -233,7 +263,7 @@ impl<T> Operand<T> {
 
 /// `dst[rows, n] (+)= lhs[rows, k] · rhs[k, n]` on this thread; `dst.at` comes from a mutable
 /// pointer.
-unsafe fn product<T: Scalar>(
+pub(super) unsafe fn product<T: Scalar>(
     [rows, n, k]: [usize; 3],
     dst: Operand<T>,
     accumulate: bool,
@@ -388,21 +418,7 @@ pub(crate) fn conv2d_weight_grad<T: Scalar>(x: &[T], g: &[T], geo: &Geometry) ->
         }
         dw
     };
-    let sum = |mut a: Vec<T>, b: Vec<T>| {
-        for (a, b) in a.iter_mut().zip(b) {
-            *a = a.add(b);
-        }
-        a
-    };
-    #[cfg(feature = "rayon")]
-    let total = {
-        use rayon::prelude::*;
-        let parts: Vec<Vec<T>> = (0..chunks).into_par_iter().map(partial).collect();
-        parts.into_iter().reduce(sum)
-    };
-    #[cfg(not(feature = "rayon"))]
-    let total = (0..chunks).map(partial).reduce(sum);
-    let total = total.expect("at least one chunk");
+    let total = sum_of_chunks(chunks, partial);
     // [kh·kw][m, c] → [m, c, kh, kw].
     let mut grad = vec![T::ZERO; m * c * kh * kw];
     for (ij, block) in total.chunks(m * c).enumerate() {
@@ -489,16 +505,35 @@ pub(crate) fn try_conv2d(
     let shape = [geo.batch, geo.m, oh, ow];
     Some(match x.dtype() {
         DType::F32 => tensor(
-            conv2d::<f32>(x.storage(), weight.storage(), storage(&bias), &geo),
+            convolve::<f32>(x.storage(), weight.storage(), storage(&bias), &geo),
             shape,
             DType::F32,
         ),
         _ => tensor(
-            conv2d::<f64>(x.storage(), weight.storage(), storage(&bias), &geo),
+            convolve::<f64>(x.storage(), weight.storage(), storage(&bias), &geo),
             shape,
             DType::F64,
         ),
     })
+}
+
+/// The convolution of `x` by `weight` (as [`conv2d`]): by Winograd's F(2 × 2, 3 × 3) where
+/// [`winograd::applies`], by shifted products otherwise.
+fn convolve<T: Real>(x: &[T], weight: &[T], bias: Option<&[T]>, geo: &Geometry) -> Vec<T> {
+    if winograd::applies(geo) {
+        winograd::conv2d(x, weight, bias, geo)
+    } else {
+        conv2d(x, weight, bias, geo)
+    }
+}
+
+/// The weight gradient of [`convolve`] (as [`conv2d_weight_grad`]), by the same algorithm.
+fn weight_grad_of<T: Real>(x: &[T], g: &[T], geo: &Geometry) -> Vec<T> {
+    if winograd::applies(geo) {
+        winograd::conv2d_weight_grad(x, g, geo)
+    } else {
+        conv2d_weight_grad(x, g, geo)
+    }
 }
 
 /// The elements of a contiguous bias, if any.
@@ -525,12 +560,12 @@ pub(crate) fn try_conv2d_weight_grad(
     let shape = [geo.m, geo.c, geo.kernel[0], geo.kernel[1]];
     Some(match x.dtype() {
         DType::F32 => tensor(
-            conv2d_weight_grad::<f32>(x.storage(), g.storage(), &geo),
+            weight_grad_of::<f32>(x.storage(), g.storage(), &geo),
             shape,
             DType::F32,
         ),
         _ => tensor(
-            conv2d_weight_grad::<f64>(x.storage(), g.storage(), &geo),
+            weight_grad_of::<f64>(x.storage(), g.storage(), &geo),
             shape,
             DType::F64,
         ),
@@ -584,12 +619,12 @@ pub(crate) fn try_conv_transpose2d(
     Some(match x.dtype() {
         DType::F32 => {
             let kernel = transposed_kernel::<f32>(weight.storage(), [c, m, kh, kw]);
-            let out = conv2d::<f32>(x.storage(), &kernel, storage(&bias), &geo);
+            let out = convolve::<f32>(x.storage(), &kernel, storage(&bias), &geo);
             tensor(out, shape, DType::F32)
         }
         _ => {
             let kernel = transposed_kernel::<f64>(weight.storage(), [c, m, kh, kw]);
-            let out = conv2d::<f64>(x.storage(), &kernel, storage(&bias), &geo);
+            let out = convolve::<f64>(x.storage(), &kernel, storage(&bias), &geo);
             tensor(out, shape, DType::F64)
         }
     })
