@@ -279,10 +279,7 @@ fn a_generate_killed_at_any_moment_and_rerun_ends_with_the_files_of_an_uninterru
         args.iter().chain(&more).map(|s| s.to_string()).collect()
     };
     let started = std::time::Instant::now();
-    let out = hgn(&args(&straight)
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let out = common::hgn(&args(&straight));
     assert!(out.status.success(), "{}", stderr(&out));
     let full = started.elapsed();
     let kills = common::run_with_kills(full, || args(&killed));

@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -29,6 +28,7 @@ use crate::physics::render::BACKGROUND;
 use crate::physics::sampling::trajectory_rng;
 use crate::physics::trajectory::RenderSettings;
 use crate::physics::{SystemSpec, Trajectory};
+use crate::run::fs::{sync_dir, sync_file, write_atomic};
 
 /// Largest accepted sequence length.
 pub const MAX_SEQ_LEN: usize = 100_000;
@@ -245,11 +245,12 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
 
     let meta = build_meta(opts, splits);
     write_preview(&partial.path.join(PREVIEW_FILE), &preview, opts)?;
-    sync(&partial.path.join(PREVIEW_FILE))?;
-    let meta_tmp = partial.path.join(format!("{META_FILE}.tmp"));
-    write_synced(&meta_tmp, serde_json::to_string_pretty(&meta)? + "\n")?;
-    std::fs::rename(&meta_tmp, partial.path.join(META_FILE))?;
-    sync(&partial.path)?;
+    sync_file(&partial.path.join(PREVIEW_FILE))?;
+    // meta.json last: written whole, then the folder synced, before the folder is renamed.
+    write_atomic(
+        &partial.path.join(META_FILE),
+        serde_json::to_string_pretty(&meta)? + "\n",
+    )?;
 
     commit(partial, out)?;
     Ok(GenerateSummary {
@@ -291,22 +292,6 @@ fn remove_leftovers(parent: &Path, name: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes `text` to `path` and `fsync`s it.
-fn write_synced(path: &Path, text: String) -> Result<()> {
-    let mut file =
-        File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// `fsync`s a file, or a folder so that the creations and renames inside it are durable.
-fn sync(path: &Path) -> Result<()> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("cannot sync {}", path.display()))
 }
 
 /// Refuses to replace anything but an hgn dataset, and that only with `--overwrite`.
@@ -368,11 +353,7 @@ fn commit(mut partial: PartialDir, out: &Path) -> Result<()> {
         std::fs::remove_dir_all(&old)
             .with_context(|| format!("cannot remove the old dataset at {}", old.display()))?;
     }
-    sync(
-        out.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-    )
+    sync_dir(out.parent().unwrap_or(Path::new(".")))
 }
 
 /// Writes one split and returns its metadata and its first trajectories (for the preview).

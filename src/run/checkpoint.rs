@@ -250,7 +250,9 @@ mod tests {
     #[test]
     #[ignore = "the child process of a_kill_at_any_instant_of_a_checkpoint_swap_keeps_the_newest_complete_one"]
     fn checkpoint_writer_killed_by_the_kill_test() {
-        let run = PathBuf::from(std::env::var(KILL_TEST_RUN).unwrap());
+        let run = PathBuf::from(
+            std::env::var(KILL_TEST_RUN).expect("run by the kill test, which names the run"),
+        );
         let device = DeviceChoice::Cpu.device().unwrap();
         let first = restore_checkpoint(&run).unwrap().unwrap_or(0) + 1;
         let optim = AdamConfig::new().init();
