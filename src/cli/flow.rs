@@ -52,36 +52,40 @@ pub enum FlowCommand {
         out: Option<PathBuf>,
     },
     /// Train and evaluate NHF and RealNVP on each built-in target, side by side.
-    Compare {
-        /// Targets, comma-separated [default: the six benchmark targets].
-        #[arg(long, value_delimiter = ',')]
-        targets: Option<Vec<String>>,
-        /// The cap on every run's training steps.
-        #[arg(long, default_value = "40000")]
-        steps: usize,
-        /// Evaluations without a gain in validation NLL that make a plateau.
-        #[arg(long, default_value = "4")]
-        patience: usize,
-        /// Plateaus answered by halving the learning rate before the next stops a run.
-        #[arg(long, default_value = "2")]
-        plateau_halvings: usize,
-        /// Steps between evaluations.
-        #[arg(long, default_value = "250")]
-        eval_every: usize,
-        /// Seed of every run.
-        #[arg(long, default_value = "0")]
-        seed: u64,
-        /// Posterior samples of the NHF's importance-weighted test NLL (more: a tighter
-        /// estimate of the same model's likelihood).
-        #[arg(long, default_value = "128")]
-        iw_samples: usize,
-        /// Working and output folder.
-        #[arg(long, default_value = "flow-compare")]
-        out: PathBuf,
-        /// No progress bars.
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    Compare(FlowCompareArgs),
+}
+
+/// Flags of `hgn flow compare`.
+#[derive(Debug, Args)]
+pub struct FlowCompareArgs {
+    /// Targets, comma-separated [default: the six benchmark targets].
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Option<Vec<String>>,
+    /// The cap on every run's training steps.
+    #[arg(long, default_value = "40000")]
+    pub steps: usize,
+    /// Evaluations without a gain in validation NLL that make a plateau.
+    #[arg(long, default_value = "4")]
+    pub patience: usize,
+    /// Plateaus answered by halving the learning rate before the next stops a run.
+    #[arg(long, default_value = "2")]
+    pub plateau_halvings: usize,
+    /// Steps between evaluations.
+    #[arg(long, default_value = "250")]
+    pub eval_every: usize,
+    /// Seed of every run.
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+    /// Posterior samples of the NHF's importance-weighted test NLL (more: a tighter
+    /// estimate of the same model's likelihood).
+    #[arg(long, default_value = "128")]
+    pub iw_samples: usize,
+    /// Working and output folder.
+    #[arg(long, default_value = "flow-compare")]
+    pub out: PathBuf,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Flags of `hgn flow train`.
@@ -251,39 +255,7 @@ pub fn run_flow(command: FlowCommand) -> Result<()> {
             }
             Ok(())
         }
-        FlowCommand::Compare {
-            targets,
-            steps,
-            patience,
-            plateau_halvings,
-            eval_every,
-            seed,
-            iw_samples,
-            out,
-            quiet,
-        } => {
-            let targets = targets.unwrap_or_else(|| {
-                hgn::flow::targets::BENCHMARK_TARGETS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            });
-            let (_, markdown) =
-                hgn::flow::compare::run_compare(&hgn::flow::compare::CompareOptions {
-                    targets,
-                    steps,
-                    patience,
-                    plateau_halvings,
-                    eval_every,
-                    seed,
-                    iw_samples,
-                    out: out.clone(),
-                    reporter: stderr_reporter(quiet),
-                })?;
-            print!("{markdown}");
-            println!("wrote {}", out.join("compare.md").display());
-            Ok(())
-        }
+        FlowCommand::Compare(args) => flow_compare(args),
     }
 }
 
@@ -485,5 +457,29 @@ fn flow_sample(run: &Path, count: usize, out: &Path, seed: u64) -> Result<()> {
         chart.render(600, 600).save_png(out)?;
     }
     println!("wrote {count} samples to {}", out.display());
+    Ok(())
+}
+
+/// `hgn flow compare`: trains both flows on every target and prints the table.
+fn flow_compare(args: FlowCompareArgs) -> Result<()> {
+    let targets = args.targets.unwrap_or_else(|| {
+        hgn::flow::targets::BENCHMARK_TARGETS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+    let (_, markdown) = hgn::flow::compare::run_compare(&hgn::flow::compare::CompareOptions {
+        targets,
+        steps: args.steps,
+        patience: args.patience,
+        plateau_halvings: args.plateau_halvings,
+        eval_every: args.eval_every,
+        seed: args.seed,
+        iw_samples: args.iw_samples,
+        out: args.out.clone(),
+        reporter: stderr_reporter(args.quiet),
+    })?;
+    print!("{markdown}");
+    println!("wrote {}", args.out.join("compare.md").display());
     Ok(())
 }
