@@ -22,5 +22,19 @@ fn main() -> std::process::ExitCode {
         // SAFETY: sets one integer option; mimalloc reads it at its next purge.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
-    cli::main()
+    // The command runs on a worker of rayon's global pool rather than on the main thread: burn's
+    // parallel operations then split their work with the other workers directly, instead of
+    // handing it to the pool and sleeping until a worker wakes the main thread again (two thread
+    // wake-ups per operation). The workers get the main thread's stack size or more.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .stack_size(WORKER_STACK_BYTES)
+        .build_global();
+    match pool {
+        Ok(()) => rayon::scope(|_| cli::main()),
+        // Only fails when the pool was already built: run where we are.
+        Err(_) => cli::main(),
+    }
 }
+
+/// Stack of each rayon worker, which runs the command itself (Linux gives the main thread 8 MiB).
+const WORKER_STACK_BYTES: usize = 16 << 20;
