@@ -31,7 +31,7 @@ fn main() -> std::process::ExitCode {
         .build_global();
     match pool {
         Ok(()) => rayon::scope(|_| cli::main()),
-        // Only fails when the pool was already built: run where we are.
+        // The pool could not start its threads: run on this thread (burn then starts its own).
         Err(_) => cli::main(),
     }
 }

@@ -324,12 +324,13 @@ fn stride_one_convolutions_and_their_input_gradients_equal_their_defining_sums()
         case([2, 5, 16, 14], 3, [4, 4], [(1, 2), (1, 2)], [1, 1]),
         case([1, 3, 20, 20], 4, [3, 3], [(2, 2); 2], [2, 2]),
         case([12, 16, 32, 32], 16, [3, 3], [(1, 1); 2], [1, 1]),
-        // 3×3 kernels between 16 or more channels run by Winograd's F(2×2, 3×3): odd output
-        // sizes (a tile row and column half outside), more output channels than a product's
-        // row block, "valid" and asymmetric padding.
-        case([3, 17, 9, 7], 50, [3, 3], [(1, 1); 2], [1, 1]),
-        case([2, 16, 8, 8], 16, [3, 3], [(0, 0); 2], [1, 1]),
-        case([2, 20, 6, 5], 16, [3, 3], [(2, 1), (0, 2)], [1, 1]),
+        // 3×3 kernels between 16 or more channels on each side and 2,048 or more channel pairs
+        // run by Winograd's F(2×2, 3×3), forward and input gradient alike: odd output sizes (a
+        // tile row and column half outside), more output channels than a product's row block,
+        // "valid" and asymmetric padding.
+        case([3, 48, 9, 7], 50, [3, 3], [(1, 1); 2], [1, 1]),
+        case([2, 32, 8, 8], 64, [3, 3], [(0, 0); 2], [1, 1]),
+        case([2, 40, 6, 5], 64, [3, 3], [(2, 1), (0, 2)], [1, 1]),
     ];
     for (n, c) in cases.iter().enumerate() {
         let (xv, x) = tensor(c.x, 5 * n as u64 + 100, &device);

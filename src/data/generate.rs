@@ -212,9 +212,6 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
         committed: false,
         _lock: None,
     };
-    if partial.path.exists() {
-        std::fs::remove_dir_all(&partial.path).ok();
-    }
     std::fs::create_dir(&partial.path)
         .with_context(|| format!("cannot write into {}", parent.display()))?;
     partial._lock = lock_dir(&partial.path);
