@@ -567,3 +567,116 @@ fn element_wise_operations_on_large_tensors_equal_their_definitions() {
         "scalar, new buffer",
     );
 }
+
+#[test]
+fn broadcast_element_wise_operations_on_large_tensors_equal_their_definitions() {
+    // From 256 Ki elements burn-flex cuts a broadcast operation's loop nest into blocks of its
+    // outermost dim and runs them in parallel: into a new buffer, in place on a uniquely owned
+    // operand (either side), against a row, a column and a transposed (strided) operand, and
+    // comparisons. 37 · 1,000 · 47 elements: blocks that are no multiple of anything.
+    let device = Device::flex();
+    let [a, b, c] = [37, 1000, 47];
+    let n = a * b * c;
+    let xs = values(n, 61);
+    let rows = values(c, 62);
+    let cols = values(a * b, 63);
+    let ts = values(n, 64); // laid out [a, c, b]
+    let x = |v: &[f32]| Tensor::<3>::from_data(TensorData::new(v.to_vec(), [a, b, c]), &device);
+    let row = Tensor::<3>::from_data(TensorData::new(rows.clone(), [1, 1, c]), &device);
+    let col = Tensor::<3>::from_data(TensorData::new(cols.clone(), [a, b, 1]), &device);
+    let transposed =
+        Tensor::<3>::from_data(TensorData::new(ts.clone(), [a, c, b]), &device).swap_dims(1, 2);
+    let shared = x(&xs);
+    let at = |i: usize| (i / (b * c), i / c % b, i % c);
+    let check = |got: Tensor<3>, want: &dyn Fn(usize) -> f32, what: &str| {
+        let got = got.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(got.len(), n, "{what}");
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(g.to_bits(), want(i).to_bits(), "{what}: element {i} of {n}");
+        }
+    };
+    let minus_row = |i: usize| xs[i] - rows[at(i).2];
+    check(x(&xs) - row.clone(), &minus_row, "x - row, in place on x");
+    check(
+        shared.clone() - row.clone(),
+        &minus_row,
+        "x - row, new buffer",
+    );
+    let row_minus = |i: usize| rows[at(i).2] - xs[i];
+    check(row.clone() - x(&xs), &row_minus, "row - x, in place on x");
+    let times_col = |i: usize| xs[i] * cols[i / c];
+    check(shared.clone() * col.clone(), &times_col, "x * column");
+    let outer = |i: usize| cols[i / c] + rows[at(i).2];
+    check(col.clone() + row.clone(), &outer, "column + row");
+    let plus_t = |i: usize| {
+        let (p, q, r) = at(i);
+        xs[i] + ts[(p * c + r) * b + q]
+    };
+    check(
+        x(&xs) + transposed.clone(),
+        &plus_t,
+        "x + transposed, in place",
+    );
+    check(
+        shared.clone() + transposed,
+        &plus_t,
+        "x + transposed, new buffer",
+    );
+    let greater = shared.greater(row).int().into_data().convert::<i64>();
+    let greater = greater.try_to_vec::<i64>().unwrap();
+    for (i, g) in greater.iter().enumerate() {
+        assert_eq!(*g == 1, xs[i] > rows[at(i).2], "x > row: element {i}");
+    }
+}
+
+#[test]
+fn sums_over_leading_and_middle_dims_equal_their_definitions_on_any_thread_count() {
+    // From 256 Ki terms burn-flex sums a leading or middle dim in parallel blocks of outputs,
+    // each output summed in one task in the serial order: the result is the serial one, bit
+    // for bit, whatever the number of threads.
+    let device = Device::flex();
+    let [a, b, c] = [23, 700, 47];
+    let xs = values(a * b * c, 71);
+    let x = Tensor::<3>::from_data(TensorData::new(xs.clone(), [a, b, c]), &device);
+    let wide = Tensor::<3>::from_data(TensorData::new(xs.clone(), [1, a, b * c]), &device);
+    let sums = || {
+        [
+            x.clone().sum_dim(0),
+            x.clone().sum_dim(1),
+            wide.clone().sum_dim(1),
+        ]
+        .map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+    };
+    let pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    };
+    let one = pool(1).install(sums);
+    let three = pool(3).install(sums);
+    let v = |p: usize, q: usize, r: usize| xs[(p * b + q) * c + r] as f64;
+    let over_first: Vec<f64> = (0..b * c)
+        .map(|i| (0..a).map(|p| v(p, i / c, i % c)).sum())
+        .collect();
+    let over_middle: Vec<f64> = (0..a * c)
+        .map(|i| (0..b).map(|q| v(i / c, q, i % c)).sum())
+        .collect();
+    let what = [
+        "sum over dim 0",
+        "sum over dim 1",
+        "sum over dim 1 of [1, a, b·c]",
+    ];
+    for (k, want) in [&over_first, &over_middle, &over_first]
+        .into_iter()
+        .enumerate()
+    {
+        assert_close(&one[k], want, what[k]);
+        let same = one[k].iter().zip(&three[k]);
+        assert!(
+            same.clone().all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{}: 1 and 3 threads differ",
+            what[k]
+        );
+    }
+}

@@ -23,6 +23,7 @@
 
 use crate::layout::Layout;
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 
 /// Max rank we're willing to handle without falling back to the
 /// strided iterator. Burn tensors are capped at 8 dims in practice.
@@ -187,7 +188,9 @@ pub(crate) fn collapse_for_zip(lhs: &Layout, rhs: &Layout) -> Option<ZipNest> {
 /// The inner loop is specialized on the collapsed innermost stride
 /// pair: both contiguous, one contiguous + one broadcast (stride 0),
 /// or general strided with loop-invariant strides. All variants are
-/// monomorphized per call site so LLVM autovectorizes them.
+/// monomorphized per call site so LLVM autovectorizes them. From
+/// `PARALLEL_THRESHOLD` elements on, blocks of the outermost collapsed
+/// dim run as parallel tasks ([`for_each_block`]).
 ///
 /// Returns `None` when the layout pair can't be collapsed (negative
 /// strides, rank too high); callers keep their `StridedIter` fallback
@@ -200,9 +203,10 @@ pub(crate) fn zip_map<L, R, Out, F>(
     op: F,
 ) -> Option<Vec<Out>>
 where
-    L: Copy,
-    R: Copy,
-    F: Fn(L, R) -> Out,
+    L: Copy + Sync,
+    R: Copy + Sync,
+    Out: Send,
+    F: Fn(L, R) -> Out + Sync,
 {
     let numel = lhs_layout.num_elements();
     if numel == 0 {
@@ -210,39 +214,71 @@ where
     }
     let nest = collapse_for_zip(lhs_layout, rhs_layout)?;
 
-    let mut out: Vec<Out> = Vec::with_capacity(numel);
     if nest.ndim == 0 {
         // All dims were size 1: a single element.
-        out.push(op(lhs[nest.lhs_offset], rhs[nest.rhs_offset]));
-        return Some(out);
+        return Some(alloc::vec![op(lhs[nest.lhs_offset], rhs[nest.rhs_offset])]);
     }
 
+    let mut out = crate::ops::unwritten::<Out>(numel);
+    for_each_block(&nest, &mut out, |block, out, _| {
+        zip_map_block(block, lhs, rhs, &op, out)
+    });
+    // SAFETY: the blocks cover the output once, and `zip_map_block` writes
+    // one element per element of its block.
+    Some(unsafe { crate::ops::written(out) })
+}
+
+/// [`zip_map`] over one block of the nest, written to `out` in order.
+fn zip_map_block<L, R, Out, F>(
+    nest: &ZipNest,
+    lhs: &[L],
+    rhs: &[R],
+    op: &F,
+    out: &mut [MaybeUninit<Out>],
+) where
+    L: Copy,
+    R: Copy,
+    F: Fn(L, R) -> Out,
+{
     let (len, l_st, r_st) = nest.inner();
+    // Each run writes the next `len` elements of `out`.
+    let mut at = 0;
+    let mut next = || {
+        at += len;
+        at - len..at
+    };
     match (l_st, r_st) {
         (1, 1) => nest.for_each_run(|lb, rb| {
-            out.extend(
-                lhs[lb..lb + len]
-                    .iter()
-                    .zip(&rhs[rb..rb + len])
-                    .map(|(&a, &b)| op(a, b)),
-            );
+            let out = &mut out[next()];
+            for ((o, &a), &b) in out
+                .iter_mut()
+                .zip(&lhs[lb..lb + len])
+                .zip(&rhs[rb..rb + len])
+            {
+                o.write(op(a, b));
+            }
         }),
         (1, 0) => nest.for_each_run(|lb, rb| {
+            let out = &mut out[next()];
             let b = rhs[rb];
-            out.extend(lhs[lb..lb + len].iter().map(|&a| op(a, b)));
+            for (o, &a) in out.iter_mut().zip(&lhs[lb..lb + len]) {
+                o.write(op(a, b));
+            }
         }),
         (0, 1) => nest.for_each_run(|lb, rb| {
+            let out = &mut out[next()];
             let a = lhs[lb];
-            out.extend(rhs[rb..rb + len].iter().map(|&b| op(a, b)));
+            for (o, &b) in out.iter_mut().zip(&rhs[rb..rb + len]) {
+                o.write(op(a, b));
+            }
         }),
         _ => nest.for_each_run(|lb, rb| {
-            out.extend(
-                (0..len).map(|i| op(lhs[lb + i * l_st as usize], rhs[rb + i * r_st as usize])),
-            );
+            let out = &mut out[next()];
+            for (i, o) in out.iter_mut().enumerate() {
+                o.write(op(lhs[lb + i * l_st as usize], rhs[rb + i * r_st as usize]));
+            }
         }),
     }
-    debug_assert_eq!(out.len(), numel);
-    Some(out)
 }
 
 /// Apply `op` over a collapsed nest *in place*, writing the result back
@@ -259,12 +295,13 @@ where
 ///
 /// Like [`zip_map`], the inner loop is specialized on the collapsed
 /// innermost src stride — contiguous, broadcast-scalar, or general
-/// strided — and monomorphized per call site so LLVM autovectorizes it.
+/// strided — and monomorphized per call site so LLVM autovectorizes it,
+/// and large nests run as parallel blocks ([`for_each_block`]).
 pub(crate) fn zip_apply_inplace<D, S, F>(nest: &ZipNest, dst: &mut [D], src: &[S], op: F)
 where
-    D: Copy,
-    S: Copy,
-    F: Fn(D, S) -> D,
+    D: Copy + Send,
+    S: Copy + Sync,
+    F: Fn(D, S) -> D + Sync,
 {
     debug_assert!(
         nest.lhs_is_dense(),
@@ -279,27 +316,95 @@ where
         // Empty tensor; `for_each_run` must not be entered.
         return;
     }
+    let numel: usize = nest.shape[..nest.ndim].iter().product();
+    // The destination is dense: relative to its first element, the
+    // destination index of an element is its output index, so a block's
+    // elements are `dst[base..]`.
+    let dst = &mut dst[nest.lhs_offset..nest.lhs_offset + numel];
+    let nest = ZipNest {
+        lhs_offset: 0,
+        ..*nest
+    };
+    for_each_block(&nest, dst, |block, dst, base| {
+        apply_block(block, dst, base, src, &op)
+    });
+}
 
+/// [`zip_apply_inplace`] over one block, whose destination elements are
+/// `dst`, starting at destination index `base`.
+fn apply_block<D, S, F>(nest: &ZipNest, dst: &mut [D], base: usize, src: &[S], op: &F)
+where
+    D: Copy,
+    S: Copy,
+    F: Fn(D, S) -> D,
+{
     let (len, l_st, r_st) = nest.inner();
     debug_assert_eq!(l_st, 1, "dense destination implies a contiguous inner run");
     match r_st {
         1 => nest.for_each_run(|lb, rb| {
+            let lb = lb - base;
             for (d, &s) in dst[lb..lb + len].iter_mut().zip(&src[rb..rb + len]) {
                 *d = op(*d, s);
             }
         }),
         0 => nest.for_each_run(|lb, rb| {
+            let lb = lb - base;
             let s = src[rb];
             for d in dst[lb..lb + len].iter_mut() {
                 *d = op(*d, s);
             }
         }),
         _ => nest.for_each_run(|lb, rb| {
+            let lb = lb - base;
             for (i, d) in dst[lb..lb + len].iter_mut().enumerate() {
                 *d = op(*d, src[rb + i * r_st as usize]);
             }
         }),
     }
+}
+
+impl ZipNest {
+    /// Indices `start..end` of the outermost collapsed dim, as a nest of
+    /// their own (the same strides, the offsets moved to `start`).
+    fn outer_slice(&self, start: usize, end: usize) -> ZipNest {
+        let mut block = *self;
+        block.shape[0] = end - start;
+        block.lhs_offset =
+            (self.lhs_offset as isize + start as isize * self.lhs_strides[0]) as usize;
+        block.rhs_offset =
+            (self.rhs_offset as isize + start as isize * self.rhs_strides[0]) as usize;
+        block
+    }
+}
+
+/// `task(block, out, base)` over the nest cut along its outermost
+/// collapsed dim into blocks of about `ELEMENTWISE_CHUNK` output
+/// elements, `out` being the block's part of the row-major output `out`
+/// (as long as the nest has elements) and `base` the index of its first
+/// element. The blocks run in parallel from `PARALLEL_THRESHOLD`
+/// elements on; below that, or without rayon, one call covers the nest.
+/// `nest` must have at least one dim and no empty one.
+fn for_each_block<T: Send>(
+    nest: &ZipNest,
+    out: &mut [T],
+    task: impl Fn(&ZipNest, &mut [T], usize) + Sync,
+) {
+    #[cfg(feature = "rayon")]
+    if out.len() >= crate::ops::PARALLEL_THRESHOLD && nest.shape[0] > 1 {
+        use rayon::prelude::*;
+        // Output elements per index of the outermost dim.
+        let row = out.len() / nest.shape[0];
+        let rows = crate::ops::ELEMENTWISE_CHUNK.div_ceil(row);
+        out.par_chunks_mut(rows * row)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let start = i * rows;
+                let block = nest.outer_slice(start, start + out.len() / row);
+                task(&block, out, start * row);
+            });
+        return;
+    }
+    task(nest, out, 0);
 }
 
 // ============================================================================

@@ -61,7 +61,7 @@ impl<T> SendMutPtr<T> {
 
 /// Elements per task of [`for_each_chunk`] (64 KiB of f32).
 #[cfg(feature = "rayon")]
-const ELEMENTWISE_CHUNK: usize = 16 * 1024;
+pub(crate) const ELEMENTWISE_CHUNK: usize = 16 * 1024;
 
 /// `task(start, chunk)` over `xs` cut into chunks of [`ELEMENTWISE_CHUNK`] elements, `start`
 /// being the chunk's first index, in parallel from [`PARALLEL_THRESHOLD`] elements on (one

@@ -1076,18 +1076,29 @@ fn reduce_middle_dim_f32(
 
     #[cfg(feature = "simd")]
     {
-        // Use aligned allocation for optimal SIMD scatter-add
-        let mut result = aligned::alloc_aligned_zeroed::<f32>(out_size);
-        kernels::scatter_add_batched(
-            &data[start_offset..],
-            &mut result,
-            outer_size,
-            dim_size,
-            inner_size,
-            outer_stride as usize,
-            dim_stride as usize,
-        );
-        aligned::to_vec(result)
+        let mut result = vec![0.0f32; out_size];
+        let src = &data[start_offset..];
+        let (outer_stride, dim_stride) = (outer_stride as usize, dim_stride as usize);
+        if outer_size > 1 {
+            // One task per batch of whole batches (see `for_each_output_block`).
+            for_each_output_block(&mut result, inner_size, dim_size, |first, dst| {
+                let batch = first / inner_size;
+                kernels::scatter_add_batched(
+                    &src[batch * outer_stride..],
+                    dst,
+                    dst.len() / inner_size,
+                    dim_size,
+                    inner_size,
+                    outer_stride,
+                    dim_stride,
+                );
+            });
+        } else {
+            for_each_output_block(&mut result, 1, dim_size, |first, dst| {
+                kernels::scatter_add_f32(&src[first..], dst, dim_size, dst.len(), dim_stride);
+            });
+        }
+        result
     }
 
     #[cfg(not(feature = "simd"))]
@@ -1109,6 +1120,33 @@ fn reduce_middle_dim_f32(
     }
 }
 
+/// Elements a task of [`for_each_output_block`] reads, about.
+#[cfg(feature = "simd")]
+const TASK_READS: usize = 64 * 1024;
+
+/// `task(first, block)` over the outputs of a sum of `rows` terms each, cut into blocks of
+/// whole `unit`s (at least 64 positions, or [`TASK_READS`] terms), `first` being the block's
+/// first position. The blocks run in parallel when the sum reads `PARALLEL_THRESHOLD`
+/// elements or more. Each output is still summed by one task in the order of one call over
+/// all of them, so the result does not depend on the threads.
+#[cfg(feature = "simd")]
+fn for_each_output_block(
+    out: &mut [f32],
+    unit: usize,
+    rows: usize,
+    task: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    #[cfg(feature = "rayon")]
+    if out.len().saturating_mul(rows) >= super::PARALLEL_THRESHOLD && out.len() > unit {
+        let block = TASK_READS.div_ceil(rows).max(64).div_ceil(unit) * unit;
+        out.par_chunks_mut(block)
+            .enumerate()
+            .for_each(|(i, out)| task(i * block, out));
+        return;
+    }
+    task(0, out);
+}
+
 /// Reduce first dimension with cache-friendly row iteration.
 /// Instead of iterating per-output (col) and gathering from rows (cache-unfriendly),
 /// iterate over rows (sequential access) and scatter-accumulate into outputs.
@@ -1122,16 +1160,12 @@ fn reduce_first_dim_f32(
 ) -> Vec<f32> {
     #[cfg(feature = "simd")]
     {
-        // Use aligned allocation for optimal SIMD scatter-add
-        let mut result = aligned::alloc_aligned_zeroed::<f32>(inner_size);
-        kernels::scatter_add_f32(
-            &data[start_offset..],
-            &mut result,
-            dim_size,
-            inner_size,
-            dim_stride as usize,
-        );
-        aligned::to_vec(result)
+        let mut result = vec![0.0f32; inner_size];
+        let src = &data[start_offset..];
+        for_each_output_block(&mut result, 1, dim_size, |first, dst| {
+            kernels::scatter_add_f32(&src[first..], dst, dim_size, dst.len(), dim_stride as usize);
+        });
+        result
     }
 
     #[cfg(not(feature = "simd"))]
