@@ -411,6 +411,47 @@ fn vector_latent_model_produces_the_documented_shapes() {
 }
 
 #[test]
+fn decoding_in_several_calls_gives_the_frames_of_one_call() {
+    // On a GPU `decode_all` splits many states into decoder calls of at most
+    // MAX_DECODED_PIXELS output pixels: every image must still decode to its own frame, in its
+    // own place.
+    use hgn::model::HgnConfig;
+    let device = f64_device();
+    for (what, config) in [
+        ("plain decoder", HgnConfig::tiny()),
+        ("residual decoder", HgnConfig::campusai()),
+        (
+            "broadcast decoder",
+            HgnConfig::tiny().with_latent_dim(Some(2)),
+        ),
+    ] {
+        let model = config.init(&device);
+        let frames = Tensor::<5>::random([3, 5, 3, 32, 32], Distribution::Default, &device);
+        let out = model.forward(frames, None, 0.125, 3);
+        let qs = &out.rollout.q; // 4 states of 3 sequences: 12 images
+        let one_call = model.decode_all_in_calls(qs, usize::MAX);
+        // Calls of 5, 5 and 2 images, and of one image each.
+        for max_pixels in [5 * 32 * 32, 1] {
+            let calls = model.decode_all_in_calls(qs, max_pixels);
+            assert_eq!(calls.dims(), [3, 4, 3, 32, 32], "{what}");
+            let [a, b] = [&calls, &one_call].map(|t| t.clone().reshape([12, 3, 32, 32]));
+            let error = relative_error(&values(a), &values(b));
+            assert!(
+                error < 1e-12,
+                "{what}, {max_pixels} pixels a call: {error:e}"
+            );
+        }
+        // `decode_all` (on the CPU one call, whatever the count) in the same layout.
+        let default = model.decode_all(qs).reshape([12, 3, 32, 32]);
+        assert_eq!(
+            values(default),
+            values(one_call.reshape([12, 3, 32, 32])),
+            "{what}"
+        );
+    }
+}
+
+#[test]
 fn campusai_preset_matches_the_published_parameter_counts_and_shapes() {
     // Reference §4.3/§4.5: encoder 262,880, transformer 83,104, H 50,657, decoder 196,739.
     use burn::module::Module;

@@ -293,6 +293,25 @@ enum DecoderLayout<'a> {
     Broadcast(&'a BroadcastDecoder),
 }
 
+impl DecoderLayout<'_> {
+    /// Height and width of the images decoded from states `s` wide: each upsampling block
+    /// doubles them; the broadcast decoder renders its configured size.
+    fn image_side(&self, s: usize) -> usize {
+        match self {
+            DecoderLayout::Plain(plain) => s << plain.blocks.len(),
+            DecoderLayout::Residual(residual) => s << residual.blocks.len(),
+            DecoderLayout::Broadcast(broadcast) => broadcast.image_size,
+        }
+    }
+}
+
+/// The most output pixels (images × height × width) one call of an HGN's decoder covers on a
+/// GPU ([`Hgn::decode_all`]). Burn's GPU backends launch a convolution's matrix product with a
+/// workgroup per 16 or 32 output pixels in one grid dimension, and Vulkan allows 65,535 in
+/// each: a call over 1,048,560 pixels (1,023 images of 32 × 32) or more does not launch. A
+/// `paper` batch of 16 (496 images) stays one call.
+pub const MAX_DECODED_PIXELS: usize = 1 << 19;
+
 /// Floating-point operations of one forward pass ([`Hgn::forward_flops`]), by network.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ForwardFlops {
@@ -385,20 +404,49 @@ impl Hgn {
         }
     }
 
-    /// Decodes every state of a rollout in one batch.
+    /// Decodes every state of a rollout: on the CPU backend in one decoder call, on a GPU in
+    /// calls of at most [`MAX_DECODED_PIXELS`] output pixels each
+    /// ([`Self::decode_all_in_calls`]).
     ///
     /// # Shapes
     /// - returns: `[batch, T, 3, S, S]` for `T` states of `[batch, L, s, s]`
     pub fn decode_all(&self, qs: &[Tensor<4>]) -> Tensor<5> {
+        let max_pixels = if qs[0].device() == Device::flex() {
+            usize::MAX
+        } else {
+            MAX_DECODED_PIXELS
+        };
+        self.decode_all_in_calls(qs, max_pixels)
+    }
+
+    /// [`Self::decode_all`] with decoder calls of at most `max_pixels` output pixels (images
+    /// × S², at least one image a call). Every image is decoded on its own, so the calls change
+    /// which images share a matrix product, not what an image decodes to.
+    ///
+    /// # Shapes
+    /// - returns: `[batch, T, 3, S, S]` for `T` states of `[batch, L, s, s]`
+    pub fn decode_all_in_calls(&self, qs: &[Tensor<4>], max_pixels: usize) -> Tensor<5> {
         let t = qs.len();
-        let [b, _, _, _] = qs[0].dims();
+        let [b, _, s, _] = qs[0].dims();
+        let layout = self.decoder_layout();
+        let side = layout.image_side(s);
+        let per_call = (max_pixels / (side * side)).max(1);
         let stacked = Tensor::cat(qs.to_vec(), 0);
-        let frames = match self.decoder_layout() {
-            DecoderLayout::Plain(plain) => plain.forward(stacked),
-            DecoderLayout::Residual(residual) => residual.forward(stacked),
-            DecoderLayout::Broadcast(broadcast) => broadcast.forward(stacked),
+        let decode = |states: Tensor<4>| match layout {
+            DecoderLayout::Plain(plain) => plain.forward(states),
+            DecoderLayout::Residual(residual) => residual.forward(states),
+            DecoderLayout::Broadcast(broadcast) => broadcast.forward(states),
+        };
+        let frames = if t * b <= per_call {
+            decode(stacked)
+        } else {
+            Tensor::cat(
+                stacked.split(per_call, 0).into_iter().map(decode).collect(),
+                0,
+            )
         };
         let [_, c, h, w] = frames.dims();
+        debug_assert_eq!([h, w], [side, side], "DecoderLayout::image_side");
         frames.reshape([t, b, c, h, w]).swap_dims(0, 1)
     }
 

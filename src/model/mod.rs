@@ -26,7 +26,7 @@ pub mod networks;
 pub use hamiltonian::{
     ConvEnergy, ConvEnergyConfig, HamiltonianNet, HamiltonianNetConfig, LatentHamiltonian,
 };
-pub use hgn::{ForwardFlops, Hgn, HgnConfig, HgnOutput};
+pub use hgn::{ForwardFlops, Hgn, HgnConfig, HgnOutput, MAX_DECODED_PIXELS};
 pub use integrator::{IntegratorKind, Rollout, gradient_evaluations, rollout};
 pub use loss::{LossParts, Objective, loss};
 pub use networks::{Architecture, EncoderInput};
