@@ -307,7 +307,7 @@ impl DecoderLayout<'_> {
 
 /// The most output pixels (images × height × width) one call of an HGN's decoder covers on a
 /// GPU ([`Hgn::decode_all`]). Burn's GPU backends launch a convolution's matrix product with a
-/// workgroup per 16 or 32 output pixels in one grid dimension, and Vulkan allows 65,535 in
+/// workgroup per 16 or more output pixels in one grid dimension, and Vulkan allows 65,535 in
 /// each: a call over 1,048,560 pixels (1,023 images of 32 × 32) or more does not launch. A
 /// `paper` batch of 16 (496 images) stays one call.
 pub const MAX_DECODED_PIXELS: usize = 1 << 19;
